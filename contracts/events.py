@@ -1,0 +1,251 @@
+"""Every event the four services exchange: one envelope, typed payloads, their subjects.
+
+Wire format: the envelope as JSON. `type` + `schema_version` select the payload model; old
+versions are upcast on decode (contracts.upcasters) so readers only ever see the newest shape.
+Secrets never appear here (ARCHITECTURE.md 6) and no ballot carries who cast it (7).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from contracts.campaign import Campaign
+
+Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+RespondentId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- campaign ----------------------------------------------------------------------------
+class CampaignDefined(Payload):
+    """A campaign version. Versions before the first wave amend; after it the campaign is frozen."""
+
+    campaign: Campaign
+
+
+class CampaignClosed(Payload):
+    reason: str = "closed by admin"
+
+
+# --- identity ----------------------------------------------------------------------------
+class RespondentRegistered(Payload):
+    respondent_id: RespondentId
+    username: str
+    full_name: str
+    email: str
+    unit_code: Code | None  # None for provincial delegates (form 01)
+    form_code: Code
+    roles: list[str] = Field(default_factory=list)
+    phone: str | None = None
+
+
+class RespondentUpdated(Payload):
+    respondent_id: RespondentId
+    full_name: str | None = None
+    email: str | None = None
+    unit_code: Code | None = None
+    phone: str | None = None
+
+
+class RespondentWithdrawn(Payload):
+    respondent_id: RespondentId
+    reason: str = ""
+
+
+class CredentialsIssued(Payload):
+    """A credential was (re)issued. Only the fact: the secret itself never enters the log."""
+
+    respondent_id: RespondentId
+    username: str
+    purpose: Literal["invitation", "reminder", "reset", "admin"] = "invitation"
+
+
+# --- survey ------------------------------------------------------------------------------
+class WaveOpened(Payload):
+    wave_id: str
+    opens_at: datetime
+
+
+class Answer(Payload):
+    unit_code: Code
+    question_id: Code
+    option_code: Code
+
+
+class BallotSubmitted(Payload):
+    """One counted ballot. No respondent identity, and only the day it was cast."""
+
+    ballot_id: str
+    form_code: Code
+    unit_code: Code | None  # the unit whose quota it counts towards; None for many-unit forms
+    submitted_on: date
+    answers: list[Answer] = Field(min_length=1)
+
+
+class DeadlineReached(Payload):
+    deadline: datetime
+
+
+# --- notify ------------------------------------------------------------------------------
+class InvitationSent(Payload):
+    respondent_id: RespondentId
+    wave_id: str
+    message_id: str
+
+
+class ReminderSent(Payload):
+    respondent_id: RespondentId
+    reminder: str  # e.g. "d-3"
+    message_id: str
+
+
+class DeliveryFailed(Payload):
+    respondent_id: RespondentId
+    purpose: str
+    attempts: int
+    error: str
+
+
+# --- scoring -----------------------------------------------------------------------------
+class ResultRow(Payload):
+    unit_code: Code
+    unit_kind: str
+    form_code: Code | None  # None: the unit's total row
+    received: int
+    quota: int | None
+    raw: str  # decimals as strings: exact, and the same digits on every machine
+    adjusted: str
+    rank: int | None = None
+
+
+class ResultsPublished(Payload):
+    digest: str  # sha256 hex over the canonical serialisation of `rows`
+    last_sequence: int  # the DeadlineReached sequence: ballots before it are counted
+    method: str = "parindex-2023.1"
+    rows: list[ResultRow]
+
+
+PAYLOADS: dict[str, type[Payload]] = {
+    cls.__name__: cls
+    for cls in (
+        CampaignDefined,
+        CampaignClosed,
+        RespondentRegistered,
+        RespondentUpdated,
+        RespondentWithdrawn,
+        CredentialsIssued,
+        WaveOpened,
+        BallotSubmitted,
+        DeadlineReached,
+        InvitationSent,
+        ReminderSent,
+        DeliveryFailed,
+        ResultsPublished,
+    )
+}
+CURRENT_VERSION: dict[str, int] = {name: 1 for name in PAYLOADS}
+CURRENT_VERSION["RespondentRegistered"] = 2  # v1 had one `name` field; see contracts.upcasters
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Envelope(BaseModel):
+    """The one envelope every event travels in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    type: str
+    schema_version: int = 1
+    occurred_at: datetime = Field(default_factory=_now)
+    campaign_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    producer: str
+    data: dict[str, Any]
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("occurred_at must carry a UTC offset")
+        return v.astimezone(timezone.utc)
+
+    def payload(self) -> Payload:
+        """The typed payload (already upcast by decode)."""
+        return PAYLOADS[self.type].model_validate(self.data)
+
+
+class EventError(ValueError):
+    """An event that cannot be read: the reason goes to the dead-letter subject."""
+
+
+_envelope = TypeAdapter(Envelope)
+
+
+def make(
+    payload: Payload,
+    *,
+    campaign_id: str,
+    producer: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    occurred_at: datetime | None = None,
+    event_id: str | None = None,
+) -> Envelope:
+    kwargs: dict[str, Any] = {}
+    if occurred_at is not None:
+        kwargs["occurred_at"] = occurred_at
+    if event_id is not None:
+        kwargs["event_id"] = event_id
+    name = type(payload).__name__
+    return Envelope(
+        type=name,
+        schema_version=CURRENT_VERSION[name],
+        campaign_id=campaign_id,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        producer=producer,
+        data=payload.model_dump(mode="json"),
+        **kwargs,
+    )
+
+
+def encode(envelope: Envelope) -> bytes:
+    return envelope.model_dump_json().encode()
+
+
+def decode(raw: bytes) -> tuple[Envelope, Payload]:
+    """Envelope and typed payload, upcast to the current version; EventError says why not."""
+    from contracts.upcasters import upcast
+
+    try:
+        env = _envelope.validate_json(raw)
+    except Exception as exc:  # pydantic ValidationError or bad JSON
+        raise EventError(f"invalid envelope: {_short(exc)}") from exc
+    if env.type not in PAYLOADS:
+        raise EventError(f"unknown event type {env.type!r}")
+    if env.schema_version > CURRENT_VERSION[env.type]:
+        raise EventError(f"{env.type} v{env.schema_version} is newer than this reader")
+    try:
+        data = upcast(env.type, env.schema_version, env.data)
+        payload = PAYLOADS[env.type].model_validate(data)
+    except Exception as exc:
+        raise EventError(f"invalid {env.type} v{env.schema_version}: {_short(exc)}") from exc
+    if data is not env.data:
+        env = env.model_copy(update={"data": data, "schema_version": CURRENT_VERSION[env.type]})
+    return env, payload
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).replace("\n", " ")
+    return text[:500]

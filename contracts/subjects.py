@@ -1,0 +1,60 @@
+"""Subjects and streams: where each event lives on the log.
+
+One stream holds every event of every campaign, so there is one total order: scoring counts
+exactly the ballots sequenced before DeadlineReached. Aggregates that must be decided once
+(a ballot per pseudonym, a wave, the deadline) have a subject of their own, written with
+Nats-Expected-Last-Subject-Sequence.
+"""
+
+from __future__ import annotations
+
+EVENTS_STREAM = "PARINDEX"
+EVENTS_SUBJECTS = ["par.evt.>"]
+DLQ_STREAM = "PARINDEX_DLQ"
+DLQ_SUBJECTS = ["par.dlq.>"]
+DUPLICATE_WINDOW_S = 24 * 3600  # a retried publish within a day is recognised by its Msg-Id
+
+
+def all_events(campaign_id: str | None = None) -> str:
+    return f"par.evt.{campaign_id}.>" if campaign_id else "par.evt.>"
+
+
+def campaign(campaign_id: str) -> str:
+    return f"par.evt.{campaign_id}.campaign"
+
+
+def respondent(campaign_id: str, respondent_id: str) -> str:
+    return f"par.evt.{campaign_id}.respondent.{respondent_id}"
+
+
+def wave(campaign_id: str, wave_id: str) -> str:
+    return f"par.evt.{campaign_id}.wave.{wave_id}"
+
+
+def deadline(campaign_id: str) -> str:
+    return f"par.evt.{campaign_id}.deadline"
+
+
+def ballot(campaign_id: str, pseudonym: str) -> str:
+    """The ballot aggregate: a keyed pseudonym, never the respondent id."""
+    return f"par.evt.{campaign_id}.ballot.{pseudonym}"
+
+
+def delivery(campaign_id: str, respondent_id: str) -> str:
+    return f"par.evt.{campaign_id}.delivery.{respondent_id}"
+
+
+def results(campaign_id: str) -> str:
+    return f"par.evt.{campaign_id}.results"
+
+
+def dead_letter(consumer: str) -> str:
+    return f"par.dlq.{consumer}"
+
+
+# Request-reply (core NATS, not stored): queries between services.
+RPC_IDENTITY_CREDENTIAL = "par.rpc.identity.credential"  # fresh plaintext credential, notify only
+RPC_IDENTITY_PUBLIC_KEY = "par.rpc.identity.public_key"  # token verification key
+RPC_IDENTITY_RESPONDENTS = "par.rpc.identity.respondents"  # respondents of a unit / wave
+RPC_SURVEY_NONRESPONDENTS = "par.rpc.survey.nonrespondents"  # who has not answered (no answers)
+RPC_SURVEY_PROGRESS = "par.rpc.survey.progress"
