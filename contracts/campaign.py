@@ -78,7 +78,8 @@ class Criterion(Strict):
         total = sum((q.max_points for q in self.questions), Decimal(0))
         if total != self.max_points:
             raise ValueError(
-                f"criterion {self.code}: questions' max_points sum to {total}, not {self.max_points}"
+                f"criterion {self.code}: questions' max_points sum to {total}, "
+                f"not {self.max_points}"
             )
         return self
 
@@ -233,4 +234,3 @@ class Campaign(Strict):
 
     def total_quota(self) -> int:
         return sum(q.ballots for q in self.quotas)
-

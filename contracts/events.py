@@ -8,7 +8,7 @@ Secrets never appear here (ARCHITECTURE.md 6) and no ballot carries who cast it 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -155,7 +155,7 @@ CURRENT_VERSION["RespondentRegistered"] = 2  # v1 had one `name` field; see cont
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Envelope(BaseModel):
@@ -178,7 +178,7 @@ class Envelope(BaseModel):
     def _utc(cls, v: datetime) -> datetime:
         if v.tzinfo is None:
             raise ValueError("occurred_at must carry a UTC offset")
-        return v.astimezone(timezone.utc)
+        return v.astimezone(UTC)
 
     def payload(self) -> Payload:
         """The typed payload (already upcast by decode)."""

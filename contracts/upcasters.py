@@ -13,7 +13,9 @@ Data = dict[str, Any]
 _UPCASTERS: dict[tuple[str, int], Callable[[Data], Data]] = {}
 
 
-def upcaster(event_type: str, from_version: int) -> Callable[[Callable[[Data], Data]], Callable[[Data], Data]]:
+def upcaster(
+    event_type: str, from_version: int
+) -> Callable[[Callable[[Data], Data]], Callable[[Data], Data]]:
     def register(fn: Callable[[Data], Data]) -> Callable[[Data], Data]:
         _UPCASTERS[(event_type, from_version)] = fn
         return fn

@@ -1,0 +1,144 @@
+"""Generate the published contract from the code: a JSON Schema per event version and AsyncAPI.
+
+The files are committed; a test regenerates them and fails on any difference, so downstream
+systems always read the contract the code actually speaks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from contracts import subjects
+from contracts.events import CURRENT_VERSION, PAYLOADS, Envelope
+
+HERE = Path(__file__).parent
+
+CHANNELS: dict[str, tuple[str, list[str]]] = {
+    # channel address: (description, event types published there)
+    "par.evt.{campaign}.campaign": (
+        "Campaign definition and closing",
+        ["CampaignDefined", "CampaignClosed"],
+    ),
+    "par.evt.{campaign}.respondent.{respondent}": (
+        "A respondent's registration and credentials (never the secret)",
+        ["RespondentRegistered", "RespondentUpdated", "RespondentWithdrawn", "CredentialsIssued"],
+    ),
+    "par.evt.{campaign}.wave.{wave}": ("A wave opening, once", ["WaveOpened"]),
+    "par.evt.{campaign}.deadline": ("The deadline, once", ["DeadlineReached"]),
+    "par.evt.{campaign}.ballot.{pseudonym}": (
+        "One ballot per keyed pseudonym; no respondent identity",
+        ["BallotSubmitted"],
+    ),
+    "par.evt.{campaign}.delivery.{respondent}": (
+        "E-mail deliveries (no credential)",
+        ["InvitationSent", "ReminderSent", "DeliveryFailed"],
+    ),
+    "par.evt.{campaign}.results": ("Published results with their digest", ["ResultsPublished"]),
+}
+
+
+def _schema_name(event_type: str, version: int) -> str:
+    return f"{event_type}.v{version}.json"
+
+
+def event_schema(event_type: str) -> dict[str, Any]:
+    """The envelope with `type`, `schema_version` fixed and `data` typed."""
+    payload = PAYLOADS[event_type].model_json_schema(mode="serialization")
+    env = Envelope.model_json_schema(mode="serialization")
+    defs = payload.pop("$defs", {})
+    env["properties"]["type"] = {"const": event_type, "title": "Type"}
+    env["properties"]["schema_version"] = {"const": CURRENT_VERSION[event_type]}
+    env["properties"]["data"] = payload
+    env["title"] = f"{event_type} v{CURRENT_VERSION[event_type]}"
+    env["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    env["$id"] = (
+        "https://parindex.example/contracts/"
+        + _schema_name(event_type, CURRENT_VERSION[event_type])
+    )
+    if defs:
+        env["$defs"] = defs
+    return env
+
+
+def asyncapi() -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for address, (description, types) in CHANNELS.items():
+        cid = address.replace("par.evt.", "").replace(".", "_").replace("{", "").replace("}", "")
+        params = {
+            p.strip("{}"): {"description": p.strip("{}")}
+            for p in address.split(".")
+            if p.startswith("{")
+        }
+        channels[cid] = {
+            "address": address,
+            "description": description,
+            "parameters": params,
+            "messages": {t: {"$ref": f"#/components/messages/{t}"} for t in types},
+        }
+        operations[f"receive_{cid}"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{cid}"},
+        }
+    for t in PAYLOADS:
+        v = CURRENT_VERSION[t]
+        messages[t] = {
+            "name": t,
+            "title": f"{t} v{v}",
+            "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "properties": {
+                    "Nats-Msg-Id": {"type": "string", "description": "= event_id (dedupe)"},
+                    "Parindex-Type": {"type": "string", "const": t},
+                },
+            },
+            "payload": {"$ref": f"schemas/{_schema_name(t, v)}"},
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "parindex events",
+            "version": "1.0.0",
+            "description": (
+                f"Every event is a JSON envelope on JetStream stream {subjects.EVENTS_STREAM} "
+                f"(subjects {', '.join(subjects.EVENTS_SUBJECTS)}), in one total order. "
+                "Read it with any NATS client from sequence 1. Undecodable messages a consumer "
+                f"met are copied to {subjects.DLQ_STREAM} ({', '.join(subjects.DLQ_SUBJECTS)})."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "embedded": {"host": "127.0.0.1:4222", "protocol": "nats"},
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    }
+
+
+def render_all() -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    for t in PAYLOADS:
+        files[Path("schemas") / _schema_name(t, CURRENT_VERSION[t])] = _dump(event_schema(t))
+    files[Path("asyncapi.json")] = _dump(asyncapi())
+    return files
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def write_all(out: Path | None = None) -> list[Path]:
+    out = out or HERE
+    changed = []
+    for rel, content in render_all().items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != content:
+            path.write_text(content)
+            changed.append(path)
+    return changed

@@ -1,0 +1,75 @@
+"""One way to connect to NATS and to provision the streams, idempotently."""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from contracts import subjects
+from parindex.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def connect(settings: Settings, name: str) -> Client:
+    """A connection that reconnects forever: a NATS restart must not kill a service."""
+    opts: dict = {
+        "servers": [u.strip() for u in settings.nats_url.split(",")],
+        "name": f"parindex-{name}",
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "connect_timeout": 5,
+    }
+    if settings.nats_user:
+        opts["user"] = settings.nats_user
+        opts["password"] = settings.nats_password
+    return await nats.connect(**opts)
+
+
+def stream_configs(replicas: int) -> list[StreamConfig]:
+    """The log (ARCHITECTURE.md 1): file storage, kept forever, no delete, no purge."""
+    common = dict(
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_age=0,
+        num_replicas=replicas,
+        duplicate_window=subjects.DUPLICATE_WINDOW_S,
+        deny_delete=True,
+        deny_purge=True,
+        allow_direct=True,
+    )
+    return [
+        StreamConfig(
+            name=subjects.EVENTS_STREAM,
+            subjects=subjects.EVENTS_SUBJECTS,
+            description="parindex events: the system of record",
+            **common,
+        ),
+        StreamConfig(
+            name=subjects.DLQ_STREAM,
+            subjects=subjects.DLQ_SUBJECTS,
+            description="messages a consumer could not read, with the reason",
+            **common,
+        ),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create the streams, or update them to this config; safe to run from every service."""
+    for cfg in stream_configs(replicas):
+        try:
+            await js.stream_info(cfg.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(cfg)
+                log.info("created stream %s (replicas=%d)", cfg.name, replicas)
+                continue
+            except BadRequestError:  # another service created it first
+                pass
+        await js.update_stream(cfg)

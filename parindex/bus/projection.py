@@ -1,0 +1,209 @@
+"""Projections: apply the log in order, in batches, exactly once in effect.
+
+Each projection stores the last stream sequence it applied in the same transaction as its rows
+(ARCHITECTURE.md 4), so a crash between batches re-reads at most one batch and skips what is
+already applied. The read position lives in PostgreSQL, not in a NATS consumer: dropping the
+rows and the offset rebuilds from sequence 1. A message that cannot be decoded goes to the
+dead-letter subject with its reason and the projection moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import subjects
+from contracts.events import Envelope, EventError, Payload, decode
+from parindex.bus.deadletter import dead_letter
+from parindex.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+OFFSETS_DDL = """
+CREATE TABLE IF NOT EXISTS projection_offsets (
+    name text PRIMARY KEY,
+    seq bigint NOT NULL
+)
+"""
+
+
+class Rejected(Exception):
+    """Raised by a projection for one event it cannot apply: it is dead-lettered, not retried."""
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seq = seq
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    subject: str
+    envelope: Envelope
+    payload: Payload
+
+
+class Projection(Protocol):
+    name: str
+
+    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """Apply a batch, in order, inside the caller's transaction."""
+
+    async def reset(self, session: AsyncSession) -> None:
+        """Delete every row this projection owns (rebuild from sequence 1)."""
+
+
+async def read_offset(session: AsyncSession, name: str) -> int:
+    await session.execute(text(OFFSETS_DDL))
+    seq = await session.scalar(
+        text("SELECT seq FROM projection_offsets WHERE name = :n"), {"n": name}
+    )
+    return int(seq or 0)
+
+
+async def _save_offset(session: AsyncSession, name: str, seq: int) -> None:
+    await session.execute(
+        text(
+            "INSERT INTO projection_offsets (name, seq) VALUES (:n, :s) "
+            "ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq"
+        ),
+        {"n": name, "s": seq},
+    )
+
+
+class ProjectionRunner:
+    """Single writer for one projection: fetch a batch, apply it, commit it with its offset."""
+
+    def __init__(
+        self,
+        nc: Client,
+        sessions: async_sessionmaker,
+        projection: Projection,
+        *,
+        filter_subject: str = "par.evt.>",
+        batch_size: int = 500,
+        on_batch: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.sessions = sessions
+        self.projection = projection
+        self.filter_subject = filter_subject
+        self.batch_size = batch_size
+        self.on_batch = on_batch
+        self.applied_seq = 0
+        self._stop = asyncio.Event()
+
+    async def reset(self) -> None:
+        async with self.sessions.begin() as session:
+            await read_offset(session, self.projection.name)
+            await self.projection.reset(session)
+            await _save_offset(session, self.projection.name, 0)
+        self.applied_seq = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until stop(): reconnects and resumes from the stored offset after any error."""
+        while not self._stop.is_set():
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "projection %s failed; resuming from its offset", self.projection.name
+                )
+                await asyncio.sleep(0.5)
+
+    async def catch_up(self, until_seq: int | None = None) -> int:
+        """Apply everything in the stream (or up to until_seq) and return; rebuild and audit."""
+        if until_seq is None:
+            info = await self.js.stream_info(subjects.EVENTS_STREAM)
+            until_seq = info.state.last_seq
+        while True:
+            await self._consume(until_seq=until_seq)
+            if self.applied_seq >= until_seq:
+                return self.applied_seq
+
+    async def _consume(self, until_seq: int | None = None) -> None:
+        async with self.sessions.begin() as session:
+            self.applied_seq = await read_offset(session, self.projection.name)
+        if until_seq is not None and self.applied_seq >= until_seq:
+            return
+        sub = await self.js.pull_subscribe(
+            self.filter_subject,
+            None,
+            stream=subjects.EVENTS_STREAM,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.NONE,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=self.applied_seq + 1,
+                inactive_threshold=60,
+            ),
+        )
+        try:
+            while not self._stop.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch_size, timeout=1.0)
+                except NatsTimeout:
+                    if until_seq is not None:
+                        return  # nothing more to read below until_seq
+                    continue
+                if until_seq is not None:
+                    msgs = [m for m in msgs if m.metadata.sequence.stream <= until_seq]
+                if msgs:
+                    await self._apply_batch(msgs)
+                if until_seq is not None and self.applied_seq >= until_seq:
+                    return
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # connection may be gone; the server drops it when inactive
+                pass
+
+    async def _apply_batch(self, msgs: list) -> None:
+        events: list[Event] = []
+        last = self.applied_seq
+        for m in msgs:
+            seq = m.metadata.sequence.stream
+            if seq <= self.applied_seq:
+                continue
+            last = seq
+            try:
+                env, payload = decode(m.data)
+            except EventError as exc:
+                await dead_letter(self.js, self.projection.name, m, str(exc))
+                metrics.events_failed.labels(self.projection.name).inc()
+                continue
+            events.append(Event(seq, m.subject, env, payload))
+        if last == self.applied_seq:
+            return
+        raw = {m.metadata.sequence.stream: m for m in msgs}
+        while True:
+            try:
+                async with self.sessions.begin() as session:
+                    if events:
+                        await self.projection.apply(session, events)
+                    await _save_offset(session, self.projection.name, last)
+                break
+            except Rejected as rej:  # the transaction rolled back; apply the batch without it
+                await dead_letter(self.js, self.projection.name, raw[rej.seq], rej.reason)
+                metrics.events_failed.labels(self.projection.name).inc()
+                events = [e for e in events if e.seq != rej.seq]
+        self.applied_seq = last
+        metrics.events_consumed.labels(self.projection.name).inc(len(events))
+        metrics.applied_seq.labels(self.projection.name).set(last)
+        if self.on_batch is not None:
+            await self.on_batch(last)

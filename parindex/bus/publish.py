@@ -1,0 +1,92 @@
+"""Publishing events: wait for the ack, retry with the same Msg-Id, decide aggregates once.
+
+Decision 2 of ARCHITECTURE.md: a retried publish with an expected subject sequence may be
+answered "wrong last sequence" (10071) because the first try did land. On that answer the
+subject's last message is read and compared by event_id before a conflict is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+
+from contracts import subjects
+from contracts.events import Envelope, encode
+
+log = logging.getLogger(__name__)
+WRONG_LAST_SEQUENCE = 10071
+
+
+class ConcurrencyConflict(Exception):
+    """Another event already decided this aggregate (e.g. the respondent already voted)."""
+
+    def __init__(self, subject: str, existing_event_id: str | None) -> None:
+        super().__init__(f"{subject} already holds event {existing_event_id}")
+        self.subject = subject
+        self.existing_event_id = existing_event_id
+
+
+@dataclass(frozen=True)
+class Published:
+    seq: int
+    duplicate: bool
+
+
+async def publish_event(
+    js: JetStreamContext,
+    subject: str,
+    envelope: Envelope,
+    *,
+    expected_last_subject_seq: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    attempts: int = 8,
+    timeout: float = 5.0,
+) -> Published:
+    """Publish and wait for the ack; safe to call again with the same envelope."""
+    hdrs = {"Nats-Msg-Id": envelope.event_id, "Parindex-Type": envelope.type}
+    if headers:
+        hdrs.update(headers)
+    if expected_last_subject_seq is not None:
+        hdrs["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
+    body = encode(envelope)
+    delay = 0.1
+    for attempt in range(1, attempts + 1):
+        try:
+            ack = await js.publish(
+                subject, body, timeout=timeout, stream=subjects.EVENTS_STREAM, headers=hdrs
+            )
+            return Published(seq=ack.seq, duplicate=bool(ack.duplicate))
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                existing = await last_on_subject(js, subject)
+                if existing is not None and existing[1] == envelope.event_id:
+                    return Published(seq=existing[0], duplicate=True)
+                raise ConcurrencyConflict(subject, existing[1] if existing else None) from exc
+            if exc.code is not None and 400 <= exc.code < 500 and exc.code != 408:
+                raise
+            err: Exception = exc
+        except (NatsTimeout, NoRespondersError, TimeoutError, ConnectionError) as exc:
+            err = exc
+        if attempt == attempts:
+            raise err
+        log.warning("publish to %s failed (%s), retry %d", subject, type(err).__name__, attempt)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+async def last_on_subject(js: JetStreamContext, subject: str) -> tuple[int, str] | None:
+    """(sequence, event_id) of the subject's last message, or None if it has none."""
+    try:
+        msg = await js.get_last_msg(subjects.EVENTS_STREAM, subject)
+    except NotFoundError:
+        return None
+    event_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+    return msg.seq, event_id

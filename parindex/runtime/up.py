@@ -1,0 +1,216 @@
+"""`parindex up`: the whole product on one machine with nothing but Python.
+
+Starts nats-server and PostgreSQL from pip (unless external URLs are given), then the four
+services as child processes, writes <state-dir>/endpoints.json, and stops everything on
+Ctrl-C / SIGTERM. A lock file refuses a second `up` on the same state dir.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from parindex.runtime.embedded import NatsServer, PostgresServer, free_port, wait_port
+from parindex.runtime.serve import SERVICES
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def _lock(state_dir: Path):  # type: ignore[no-untyped-def]
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(state_dir / "up.lock", "a+")  # noqa: SIM115 - held for the process lifetime
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise AlreadyRunning(
+            f"parindex is already running on {state_dir} (lock {state_dir / 'up.lock'}); "
+            "stop it first or pass another --state-dir"
+        ) from None
+    return fh
+
+
+def _secret(state_dir: Path, name: str) -> str:
+    """Secrets live in files under state_dir/secrets (mode 600), never in the log or database."""
+    path = state_dir / "secrets" / name
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    nats_url: str | None = None
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    base_port: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    nats: NatsServer | None = None
+    postgres: PostgresServer | None = None
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    _lockfh: object | None = None
+
+    def start(self, timeout: float = 60.0) -> dict:
+        self.state_dir = self.state_dir.resolve()
+        self._lockfh = _lock(self.state_dir)
+        if not self.nats_url:
+            self.nats = NatsServer(self.state_dir / "nats", port=_port(4222)).start()
+            self.nats_url = self.nats.url
+        if not self.database_url:
+            self.postgres = PostgresServer(self.state_dir / "postgres" / "data").start()
+            self.database_url = self.postgres.url
+        env = dict(os.environ)
+        env.update(
+            PARINDEX_NATS_URL=self.nats_url,
+            PARINDEX_DATABASE_URL=self.database_url,
+            PARINDEX_STATE_DIR=str(self.state_dir),
+            PARINDEX_BALLOT_KEY=os.environ.get("PARINDEX_BALLOT_KEY")
+            or _secret(self.state_dir, "ballot_key"),
+        )
+        env.update(self.extra_env)
+        logs = self.state_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        for i, name in enumerate(SERVICES):
+            port = self.base_port + i if self.base_port else free_port()
+            self.ports[name] = port
+            env_s = dict(env, PARINDEX_PUBLIC_URL=f"http://{self.host}:{port}")
+            self.procs[name] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    f"services.{name}",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(port),
+                ],
+                env=env_s,
+                stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self.procs[name]._parindex_env = env_s  # type: ignore[attr-defined]
+        endpoints = self.endpoints()
+        (self.state_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2))
+        self.wait_ready(timeout)
+        return endpoints
+
+    def endpoints(self) -> dict:
+        return {
+            "services": {n: f"http://{self.host}:{p}" for n, p in self.ports.items()},
+            "nats_url": self.nats_url,
+            "database_url": self.database_url,
+            "open": f"http://{self.host}:{self.ports['identity']}/",
+        }
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(self.procs)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                proc = self.procs[name]
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with {proc.returncode}; "
+                        f"see {self.state_dir}/logs/{name}.log"
+                    )
+                try:
+                    r = httpx.get(f"http://{self.host}:{self.ports[name]}/readyz", timeout=1)
+                    if r.status_code == 200:
+                        pending.discard(name)
+                except httpx.HTTPError:
+                    pass
+            if pending:
+                time.sleep(0.2)
+        if pending:
+            raise TimeoutError(f"not ready after {timeout}s: {', '.join(sorted(pending))}")
+
+    def restart_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill one service and start it again on the same port (fault tests)."""
+        proc = self.procs[name]
+        args = proc.args
+        proc.send_signal(sig)
+        proc.wait(15)
+        env = dict(os.environ)
+        log = open(self.state_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        new = subprocess.Popen(
+            args,
+            env=_env_of(proc, env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        new._parindex_env = _env_of(proc, env)  # type: ignore[attr-defined]
+        self.procs[name] = new
+        wait_port(self.ports[name], 30, self.procs[name])
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.postgres:
+            self.postgres.stop()
+        if self.nats:
+            self.nats.stop()
+        if self._lockfh is not None:
+            self._lockfh.close()  # type: ignore[attr-defined]
+            self._lockfh = None
+
+
+def _env_of(proc: subprocess.Popen, fallback: dict[str, str]) -> dict[str, str]:
+    return getattr(proc, "_parindex_env", fallback)
+
+
+def _port(preferred: int) -> int:
+    """The conventional port when free (so a restart finds the same URL), else any free one."""
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return free_port()
+
+
+def run_forever(stack: Stack) -> int:
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stopping:
+            for name, proc in stack.procs.items():
+                if proc.poll() is not None:
+                    print(f"parindex: {name} exited ({proc.returncode}); stopping", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        print("parindex: stopping…", file=sys.stderr)
+        stack.stop()
+    return 0

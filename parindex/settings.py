@@ -1,0 +1,55 @@
+"""Settings from PARINDEX_* environment variables, one place for every service."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(f"PARINDEX_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    nats_url: str = field(default_factory=lambda: _env("NATS_URL", "nats://127.0.0.1:4222"))
+    nats_user: str = field(default_factory=lambda: _env("NATS_USER"))
+    nats_password: str = field(default_factory=lambda: _env("NATS_PASSWORD"))
+    # A server URL without a database name; each service appends its own (parindex_<service>).
+    database_url: str = field(
+        default_factory=lambda: _env("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/")
+    )
+    stream_replicas: int = field(default_factory=lambda: int(_env("STREAM_REPLICAS", "1")))
+    state_dir: Path = field(default_factory=lambda: Path(_env("STATE_DIR", ".parindex")))
+    public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", ""))
+    # Secrets: from the environment or files under state_dir/secrets; never logged, never sent.
+    ballot_key: str = field(default_factory=lambda: _env("BALLOT_KEY"))
+    smtp_host: str = field(default_factory=lambda: _env("SMTP_HOST", "127.0.0.1"))
+    smtp_port: int = field(default_factory=lambda: int(_env("SMTP_PORT", "1025")))
+    smtp_user: str = field(default_factory=lambda: _env("SMTP_USER"))
+    smtp_password: str = field(default_factory=lambda: _env("SMTP_PASSWORD"))
+    smtp_tls: str = field(default_factory=lambda: _env("SMTP_TLS", "none"))  # none|starttls|tls
+    mail_from: str = field(default_factory=lambda: _env("MAIL_FROM", "khaosat@parindex.local"))
+    mail_rate_per_s: float = field(default_factory=lambda: float(_env("MAIL_RATE", "50")))
+    # Accelerated clock: campaign seconds per wall second (1 = real time). Demo and tests only.
+    clock_speed: float = field(default_factory=lambda: float(_env("CLOCK_SPEED", "1")))
+    clock_start: str = field(default_factory=lambda: _env("CLOCK_START"))
+    cookie_secure: bool = field(default_factory=lambda: _env("COOKIE_SECURE", "0") == "1")
+
+    def service_database_url(self, service: str) -> str:
+        """SQLAlchemy async URL of the service's own database (ARCHITECTURE.md 4)."""
+        return database_url_for(self.database_url, f"parindex_{service}")
+
+
+def database_url_for(server_url: str, dbname: str) -> str:
+    """Put `dbname` into a postgresql:// URL, keeping host, port, user and query (unix sockets)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(server_url)
+    scheme = "postgresql+asyncpg"
+    return urlunsplit((scheme, parts.netloc, f"/{dbname}", parts.query, ""))
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,139 @@
+"""The shape every service shares: NATS + its own database + HTTP edge + background consumers.
+
+A service module provides `SERVICE = ServiceSpec(...)`; this builds its FastAPI app, whose
+lifespan connects, provisions the streams, migrates the database, starts the consumers and
+stops them cleanly. /healthz, /readyz and /metrics come for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from parindex.bus.connection import connect, ensure_streams
+from parindex.db.engine import prepare, sessionmaker
+from parindex.settings import Settings, get_settings
+from parindex.telemetry import metrics
+from parindex.telemetry.tracing import setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a running service holds; handed to its start hook and stored on app.state.rt."""
+
+    name: str
+    settings: Settings
+    nc: Client
+    js: JetStreamContext
+    engine: AsyncEngine
+    sessions: async_sessionmaker
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+    stopping: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+
+    def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"{self.name}:{name}")
+        self.tasks.append(task)
+        return task
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    versions_dir: Path
+    routers: list[APIRouter] = field(default_factory=list)
+    start: Callable[[Runtime], Awaitable[None]] | None = None
+    title: str = ""
+    static_dir: Path | None = None
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_tracing(f"parindex-{spec.name}")
+        nc = await connect(settings, spec.name)
+        js = nc.jetstream()
+        await ensure_streams(js, settings.stream_replicas)
+        engine = await prepare(settings.service_database_url(spec.name), spec.versions_dir)
+        rt = Runtime(spec.name, settings, nc, js, engine, sessionmaker(engine))
+        app.state.rt = rt
+        if spec.start is not None:
+            await spec.start(rt)
+        log.info("%s started", spec.name)
+        try:
+            yield
+        finally:
+            for hook in rt.stopping:
+                res = hook()
+                if asyncio.iscoroutine(res):
+                    await res
+            for task in rt.tasks:
+                task.cancel()
+            await asyncio.gather(*rt.tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await nc.drain()
+            await engine.dispose()
+
+    app = FastAPI(title=spec.title or f"parindex {spec.name}", lifespan=lifespan)
+    app.state.spec = spec
+    app.state.settings = settings
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.http_latency.labels(
+            spec.name, request.method, getattr(route, "path", "?"), str(response.status_code)
+        ).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": spec.name}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        rt: Runtime | None = getattr(request.app.state, "rt", None)
+        checks = {"nats": False, "database": False}
+        if rt is not None:
+            checks["nats"] = rt.nc.is_connected
+            try:
+                async with rt.engine.connect() as conn:
+                    await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+                checks["database"] = True
+            except Exception:
+                checks["database"] = False
+        ok = all(checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in spec.routers:
+        app.include_router(router)
+    if spec.static_dir is not None:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/static", StaticFiles(directory=spec.static_dir), name="static")
+    return app

@@ -1,0 +1,6 @@
+"""python -m services.survey: run this service alone (PARINDEX_* settings, --port)."""
+
+from parindex.runtime.serve import main
+
+if __name__ == "__main__":
+    main("survey")

@@ -1,0 +1,95 @@
+"""Real servers for the tests: a JetStream nats-server and PostgreSQL.
+
+Order of preference: external URLs (PARINDEX_TEST_NATS_URL / PARINDEX_TEST_DATABASE_URL), then
+testcontainers when a Docker engine answers, then the embedded binaries from pip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+import pytest_asyncio
+
+from parindex.bus.connection import ensure_streams
+from parindex.runtime.embedded import NatsServer, PostgresServer
+
+
+def _docker_usable() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import os
+
+    if url := os.environ.get("PARINDEX_TEST_NATS_URL"):
+        yield url
+        return
+    if _docker_usable():
+        from testcontainers.nats import NatsContainer
+
+        with NatsContainer("nats:2.11", jetstream=True) as c:  # pragma: no cover - no engine here
+            yield c.nats_uri()
+        return
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server URL without a database name."""
+    import os
+
+    if url := os.environ.get("PARINDEX_TEST_DATABASE_URL"):
+        yield url
+        return
+    if _docker_usable():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as c:  # pragma: no cover
+            yield c.get_connection_url().rsplit("/", 1)[0] + "/"
+        return
+    server = PostgresServer(tmp_path_factory.mktemp("pg") / "data").start()
+    yield server.url
+    server.stop()
+
+
+@pytest_asyncio.fixture
+async def nc(nats_url: str) -> AsyncIterator[nats.NATS]:
+    client = await nats.connect(nats_url)
+    await ensure_streams(client.jetstream())
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+def campaign_id() -> str:
+    """A fresh campaign per test: tests share the stream but never each other's subjects."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def db_url(pg_url: str) -> str:
+    """A fresh database URL per test (created by the code under test)."""
+    from parindex.settings import database_url_for
+
+    return database_url_for(pg_url, f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    path = Path(__file__).parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
