@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -45,6 +46,9 @@ def _contracts(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVICE_CLIS = ("identity", "survey", "scoring", "notify")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parindex", description="PAR Index survey, event-sourced")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -61,6 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     con = sub.add_parser("contracts", help="regenerate contracts/schemas and asyncapi.json")
     con.add_argument("--out", help="directory (default: the contracts folder)")
     con.set_defaults(fn=_contracts)
+
+    for name in SERVICE_CLIS:  # each service adds its own commands (services/<name>/cli.py)
+        try:
+            module = importlib.import_module(f"services.{name}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"services.{name}.cli":
+                raise
+            continue
+        module.register(sub)
 
     args = parser.parse_args(argv)
     return int(args.fn(args))
