@@ -1,0 +1,135 @@
+"""Sessions every service verifies without calling identity (ARCHITECTURE.md 5).
+
+Identity signs a short-lived EdDSA (Ed25519) JWT with its private key; the public key is
+published over NATS request-reply (subjects.RPC_IDENTITY_PUBLIC_KEY) and cached by each
+service. The token rides in an HttpOnly, SameSite=Lax cookie, so one login serves every page.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import HTTPException, Request
+from nats.aio.client import Client
+
+from contracts import subjects
+
+COOKIE = "parindex_session"
+ISSUER = "parindex-identity"
+ROLES = ("respondent", "focal_point", "admin", "auditor")
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str  # respondent_id or user name
+    role: str
+    campaign_id: str | None = None
+    unit_code: str | None = None  # focal point's unit, respondent's unit
+    form_code: str | None = None
+    name: str = ""
+
+
+def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        return key
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    return key
+
+
+def public_pem(key: Ed25519PrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def issue_token(key: Ed25519PrivateKey, p: Principal, ttl_s: int = 8 * 3600) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": p.subject,
+        "role": p.role,
+        "cmp": p.campaign_id,
+        "unit": p.unit_code,
+        "form": p.form_code,
+        "name": p.name,
+        "iat": now,
+        "exp": now + ttl_s,
+    }
+    return jwt.encode(claims, key, algorithm="EdDSA")
+
+
+def verify_token(public_key_pem: str, token: str) -> Principal:
+    """Raises jwt.InvalidTokenError for a forged, expired or malformed token."""
+    claims = jwt.decode(
+        token, public_key_pem, algorithms=["EdDSA"], issuer=ISSUER, options={"require": ["exp"]}
+    )
+    if claims.get("role") not in ROLES:
+        raise jwt.InvalidTokenError("unknown role")
+    return Principal(
+        subject=claims["sub"],
+        role=claims["role"],
+        campaign_id=claims.get("cmp"),
+        unit_code=claims.get("unit"),
+        form_code=claims.get("form"),
+        name=claims.get("name", ""),
+    )
+
+
+class PublicKeyCache:
+    """Fetches identity's public key once over NATS; retried until identity answers."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self.pem: str | None = None
+
+    async def get(self) -> str:
+        if self.pem is None:
+            reply = await self.nc.request(subjects.RPC_IDENTITY_PUBLIC_KEY, b"{}", timeout=3)
+            self.pem = json.loads(reply.data)["public_key_pem"]
+        return self.pem
+
+
+async def current_principal(request: Request) -> Principal | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    cache: PublicKeyCache = request.app.state.rt.extras.setdefault(
+        "public_key", PublicKeyCache(request.app.state.rt.nc)
+    )
+    try:
+        return verify_token(await cache.get(), token)
+    except jwt.InvalidTokenError:
+        return None
+
+
+def require(*roles: str):  # type: ignore[no-untyped-def]
+    """FastAPI dependency: the caller's principal, 401 if anonymous, 403 if the wrong role."""
+
+    async def dependency(request: Request) -> Principal:
+        p = await current_principal(request)
+        if p is None:
+            raise HTTPException(401, "login required")
+        if roles and p.role not in roles:
+            raise HTTPException(403, "forbidden for role " + p.role)
+        return p
+
+    return dependency
