@@ -1,0 +1,238 @@
+"""The scoring projection: counters from the log, results recomputed per batch.
+
+Only ballots sequenced before the campaign's DeadlineReached count (ARCHITECTURE.md 8): the
+projection applies in stream order, so once it has seen DeadlineReached every later ballot is
+skipped. The same class fills the live database and the auditor's scratch database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.campaign import Campaign
+from contracts.events import (
+    BallotSubmitted,
+    CampaignDefined,
+    DeadlineReached,
+    ResultRow,
+    ResultsPublished,
+)
+from parindex.bus.projection import Event, Rejected
+from services.scoring.method import Tally, compute_results, result_rows
+
+TABLES = (
+    "scoring_results",
+    "scoring_ballot_counts",
+    "scoring_question_counts",
+    "scoring_deadlines",
+    "scoring_campaigns",
+    "scoring_published",
+)
+
+
+class ScoringProjection:
+    name = "scoring"
+
+    def __init__(self) -> None:
+        self._campaigns: dict[str, Campaign] = {}
+        self._deadlines: dict[str, int] = {}
+
+    async def reset(self, session: AsyncSession) -> None:
+        for table in TABLES:
+            await session.execute(text(f"DELETE FROM {table}"))
+        self._campaigns.clear()
+        self._deadlines.clear()
+
+    async def _campaign(self, session: AsyncSession, campaign_id: str) -> Campaign | None:
+        if campaign_id not in self._campaigns:
+            row = await session.scalar(
+                text("SELECT definition FROM scoring_campaigns WHERE campaign_id = :c"),
+                {"c": campaign_id},
+            )
+            if row is None:
+                return None
+            self._campaigns[campaign_id] = Campaign.model_validate(row)
+        return self._campaigns[campaign_id]
+
+    async def _deadline(self, session: AsyncSession, campaign_id: str) -> int | None:
+        if campaign_id not in self._deadlines:
+            seq = await session.scalar(
+                text("SELECT seq FROM scoring_deadlines WHERE campaign_id = :c"),
+                {"c": campaign_id},
+            )
+            if seq is None:
+                return None
+            self._deadlines[campaign_id] = int(seq)
+        return self._deadlines[campaign_id]
+
+    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        # Caches live for one batch: a rolled-back batch must not leave cached state behind.
+        self._campaigns.clear()
+        self._deadlines.clear()
+        deltas: dict[str, Tally] = {}
+        touched: set[str] = set()
+        for e in events:
+            cid = e.envelope.campaign_id
+            p = e.payload
+            if isinstance(p, CampaignDefined):
+                await self._flush(session, deltas)  # counters of an older version first
+                await session.execute(
+                    text(
+                        "INSERT INTO scoring_campaigns (campaign_id, version, definition) "
+                        "VALUES (:c, :v, CAST(:d AS jsonb)) ON CONFLICT (campaign_id) DO UPDATE "
+                        "SET version = EXCLUDED.version, definition = EXCLUDED.definition "
+                        "WHERE scoring_campaigns.version <= EXCLUDED.version"
+                    ),
+                    {"c": cid, "v": p.campaign.version, "d": p.campaign.model_dump_json()},
+                )
+                self._campaigns.pop(cid, None)
+                touched.add(cid)
+            elif isinstance(p, DeadlineReached):
+                if await self._deadline(session, cid) is None:
+                    await session.execute(
+                        text("INSERT INTO scoring_deadlines (campaign_id, seq) VALUES (:c, :s)"),
+                        {"c": cid, "s": e.seq},
+                    )
+                    self._deadlines[cid] = e.seq
+                touched.add(cid)
+            elif isinstance(p, BallotSubmitted):
+                if await self._deadline(session, cid) is not None:
+                    continue  # sequenced after the deadline: not counted
+                campaign = await self._campaign(session, cid)
+                if campaign is None:
+                    raise Rejected(e.seq, f"ballot for undefined campaign {cid}")
+                try:
+                    delta = Tally.of_ballot(campaign, p)
+                except ValueError as exc:
+                    raise Rejected(e.seq, str(exc)) from exc
+                deltas.setdefault(cid, Tally()).merge(delta)
+                touched.add(cid)
+            elif isinstance(p, ResultsPublished):
+                await session.execute(
+                    text(
+                        "INSERT INTO scoring_published (campaign_id, digest, last_sequence, seq) "
+                        "VALUES (:c, :d, :l, :s) ON CONFLICT (campaign_id) DO NOTHING"
+                    ),
+                    {"c": cid, "d": p.digest, "l": p.last_sequence, "s": e.seq},
+                )
+        await self._flush(session, deltas)
+        for cid in sorted(touched):
+            await self._recompute(session, cid)
+
+    async def _flush(self, session: AsyncSession, deltas: dict[str, Tally]) -> None:
+        for cid, tally in deltas.items():
+            q_rows = [
+                {"c": cid, "u": u, "f": f, "q": q, "a": a, "w": w, "d": d}
+                for u, f, q, a, w, d in tally.question_rows()
+            ]
+            if q_rows:
+                await session.execute(
+                    text(
+                        "INSERT INTO scoring_question_counts VALUES (:c, :u, :f, :q, :a, :w, :d) "
+                        "ON CONFLICT (campaign_id, unit_code, form_code, question_id) DO UPDATE "
+                        "SET answered_count = scoring_question_counts.answered_count "
+                        "+ EXCLUDED.answered_count, "
+                        "weight_sum = scoring_question_counts.weight_sum + EXCLUDED.weight_sum, "
+                        "dont_know_count = scoring_question_counts.dont_know_count "
+                        "+ EXCLUDED.dont_know_count"
+                    ),
+                    q_rows,
+                )
+            b_rows = [{"c": cid, "u": u, "f": f, "n": n} for u, f, n in tally.ballot_rows()]
+            if b_rows:
+                await session.execute(
+                    text(
+                        "INSERT INTO scoring_ballot_counts VALUES (:c, :u, :f, :n) "
+                        "ON CONFLICT (campaign_id, unit_code, form_code) DO UPDATE "
+                        "SET received = scoring_ballot_counts.received + EXCLUDED.received"
+                    ),
+                    b_rows,
+                )
+        deltas.clear()
+
+    async def _recompute(self, session: AsyncSession, cid: str) -> None:
+        campaign = await self._campaign(session, cid)
+        if campaign is None:
+            return
+        tally = await load_tally(session, cid)
+        rows = result_rows(compute_results(campaign, tally))
+        await session.execute(
+            text("DELETE FROM scoring_results WHERE campaign_id = :c"), {"c": cid}
+        )
+        if rows:
+            await session.execute(
+                text(
+                    "INSERT INTO scoring_results VALUES (:c, :u, :f, :k, :r, :q, :raw, :adj, :rank)"
+                ),
+                [
+                    {
+                        "c": cid,
+                        "u": r.unit_code,
+                        "f": r.form_code or "",
+                        "k": r.unit_kind,
+                        "r": r.received,
+                        "q": r.quota,
+                        "raw": r.raw,
+                        "adj": r.adjusted,
+                        "rank": r.rank,
+                    }
+                    for r in rows
+                ],
+            )
+
+
+async def load_tally(session: AsyncSession, cid: str) -> Tally:
+    q = await session.execute(
+        text(
+            "SELECT unit_code, form_code, question_id, answered_count, weight_sum, dont_know_count "
+            "FROM scoring_question_counts WHERE campaign_id = :c"
+        ),
+        {"c": cid},
+    )
+    b = await session.execute(
+        text(
+            "SELECT unit_code, form_code, received FROM scoring_ballot_counts "
+            "WHERE campaign_id = :c"
+        ),
+        {"c": cid},
+    )
+    return Tally.from_rows(q.all(), b.all())
+
+
+async def load_rows(session: AsyncSession, cid: str) -> list[ResultRow]:
+    res = await session.execute(
+        text(
+            "SELECT unit_code, unit_kind, form_code, received, quota, raw, adjusted, rank "
+            "FROM scoring_results WHERE campaign_id = :c"
+        ),
+        {"c": cid},
+    )
+    rows = [
+        ResultRow(
+            unit_code=u,
+            unit_kind=k,
+            form_code=f or None,
+            received=int(r),
+            quota=None if q is None else int(q),
+            raw=raw,
+            adjusted=adj,
+            rank=rank,
+        )
+        for u, k, f, r, q, raw, adj, rank in res.all()
+    ]
+    return sorted(rows, key=lambda r: (r.unit_code, r.form_code is None, r.form_code or ""))
+
+
+async def load_campaign(session: AsyncSession, cid: str) -> Campaign | None:
+    row = await session.scalar(
+        text("SELECT definition FROM scoring_campaigns WHERE campaign_id = :c"), {"c": cid}
+    )
+    return None if row is None else Campaign.model_validate(row)
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,100 @@
+"""The scoring service on real NATS and PostgreSQL: results from the log, published once, audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import nats
+from sqlalchemy import text
+
+from contracts import subjects
+from contracts.events import CampaignDefined, DeadlineReached, decode, make
+from parindex.bus.publish import publish_event
+from parindex.db.engine import make_engine
+from parindex.settings import Settings
+from parindex.web.service import create_app
+from services.scoring.audit import audit
+from services.scoring.service import SERVICE
+from tests.scoring.test_method import WORKED_BALLOTS, WORKED_DIGEST, ballot, worked_campaign
+from tests.waiting import eventually
+
+
+async def _publish_campaign_with_late_ballot(js, cid: str) -> None:
+    camp = worked_campaign().model_copy(update={"id": cid})
+    await publish_event(
+        js,
+        subjects.campaign(cid),
+        make(CampaignDefined(campaign=camp), campaign_id=cid, producer="t"),
+    )
+    for b in WORKED_BALLOTS:
+        await publish_event(
+            js, subjects.ballot(cid, b.ballot_id), make(b, campaign_id=cid, producer="survey")
+        )
+    await publish_event(
+        js,
+        subjects.deadline(cid),
+        make(DeadlineReached(deadline=datetime.now(UTC)), campaign_id=cid, producer="survey"),
+        expected_last_subject_seq=0,
+    )
+    late = ballot("b8", "S02", {"Q1": "T", "Q2": "T", "Q3": "T"})  # would lift S02 to its quota
+    await publish_event(
+        js, subjects.ballot(cid, "b8"), make(late, campaign_id=cid, producer="survey")
+    )
+
+
+async def _published(js, cid: str):
+    try:
+        msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.results(cid))
+    except nats.js.errors.NotFoundError:
+        return None
+    return decode(msg.data)[1]
+
+
+async def test_results_are_published_once_with_the_method_digest_and_audit_passes(
+    nc, nats_url, pg_url, campaign_id, tmp_path
+) -> None:
+    js = nc.jetstream()
+    await _publish_campaign_with_late_ballot(js, campaign_id)
+    settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
+    app = create_app(SERVICE, settings)
+    async with app.router.lifespan_context(app):
+        published = await eventually(lambda: _published(js, campaign_id), timeout=30)
+    # The independent computation of the worked example (docs/scoring-method.md) gives the same
+    # digest: the late ballot b8 is not counted.
+    assert published.digest == WORKED_DIGEST
+    s02 = next(r for r in published.rows if r.unit_code == "S02" and r.form_code is None)
+    assert s02.received == 3 and s02.adjusted == "2.41"
+
+    report = await audit(nc, settings, campaign_id)
+    assert report.ok, report.render()
+    assert report.digest == WORKED_DIGEST
+
+    engine = make_engine(settings.service_database_url("scoring"))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE scoring_results SET adjusted = '9.99' "
+                "WHERE campaign_id = :c AND unit_code = 'S02' AND form_code = ''"
+            ),
+            {"c": campaign_id},
+        )
+    await engine.dispose()
+    tampered = await audit(nc, settings, campaign_id)
+    assert not tampered.ok
+    assert any("unit S02 total: adjusted is 9.99" in d for d in tampered.differences)
+    assert "S02" in tampered.render() and "FAILED" in tampered.render()
+
+
+async def test_two_instances_publish_results_exactly_once(
+    nc, nats_url, pg_url, campaign_id, tmp_path
+):
+    js = nc.jetstream()
+    await _publish_campaign_with_late_ballot(js, campaign_id)
+    settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
+    a, b = create_app(SERVICE, settings), create_app(SERVICE, settings)
+    async with a.router.lifespan_context(a), b.router.lifespan_context(b):
+        await eventually(lambda: _published(js, campaign_id), timeout=30)
+    info = await js.stream_info(
+        subjects.EVENTS_STREAM, subjects_filter=subjects.results(campaign_id)
+    )
+    assert info.state.subjects == {subjects.results(campaign_id): 1}
