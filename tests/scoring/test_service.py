@@ -1,4 +1,4 @@
-"""The scoring service on real NATS and PostgreSQL: results from the log, published once, audited."""
+"""The scoring service on real NATS and PostgreSQL: results published once, then audited."""
 
 from __future__ import annotations
 
