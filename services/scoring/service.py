@@ -25,8 +25,9 @@ async def start(rt: Runtime) -> None:
 
 def _routers() -> list:
     from services.scoring.api import router
+    from services.scoring.web import router as web_router
 
-    return [router]
+    return [router, web_router]
 
 
 SERVICE = ServiceSpec(

@@ -59,6 +59,7 @@ async def test_results_are_published_once_with_the_method_digest_and_audit_passe
     app = create_app(SERVICE, settings)
     async with app.router.lifespan_context(app):
         published = await eventually(lambda: _published(js, campaign_id), timeout=30)
+        await _check_pages(app, campaign_id)
     # The independent computation of the worked example (docs/scoring-method.md) gives the same
     # digest: the late ballot b8 is not counted.
     assert published.digest == WORKED_DIGEST
@@ -98,3 +99,32 @@ async def test_two_instances_publish_results_exactly_once(
         subjects.EVENTS_STREAM, subjects_filter=subjects.results(campaign_id)
     )
     assert info.state.subjects == {subjects.results(campaign_id): 1}
+
+
+async def _check_pages(app, cid: str) -> None:
+    import io
+
+    import httpx
+    from openpyxl import load_workbook
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        api = (await http.get("/api/results", params={"campaign": cid})).json()
+        assert api["final"] and api["digest"] == WORKED_DIGEST
+        page = await http.get("/dashboard", params={"campaign": cid})
+        assert page.status_code == 200
+        assert "Kết quả điều tra xã hội học" in page.text
+        assert "3 / 4" in page.text and "−0,80" in page.text  # S02's quota penalty, vi format
+        en = await http.get("/dashboard", params={"campaign": cid, "lang": "en"})
+        assert "Survey results" in en.text and "−0.80" in en.text
+        unit = await http.get("/dashboard/units/S02", params={"campaign": cid, "lang": "vi"})
+        assert unit.status_code == 200 and "2,41" in unit.text
+        csv_text = (await http.get("/export/results.csv", params={"campaign": cid})).text
+        assert "S02,Sở S02,department,TOTAL,3,,3.21,,2.41,2" in csv_text
+        xlsx = await http.get("/export/results.xlsx", params={"campaign": cid})
+        wb = load_workbook(io.BytesIO(xlsx.content))
+        assert wb.sheetnames == ["Kết quả", "Câu hỏi"]
+        questions = (await http.get("/export/questions.csv", params={"campaign": cid})).text
+        assert "<10" in questions  # groups under the minimum reporting size are suppressed
+        missing = await http.get("/dashboard", params={"campaign": "nope"})
+        assert missing.status_code == 404
