@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +19,7 @@ from typing import Protocol
 from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import propagate, trace
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,6 +29,7 @@ from parindex.bus.deadletter import dead_letter
 from parindex.telemetry import metrics
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("parindex.projection")
 
 OFFSETS_DDL = """
 CREATE TABLE IF NOT EXISTS projection_offsets (
@@ -51,6 +54,7 @@ class Event:
     subject: str
     envelope: Envelope
     payload: Payload
+    headers: dict[str, str] | None = None
 
 
 class Projection(Protocol):
@@ -173,6 +177,22 @@ class ProjectionRunner:
             except Exception:  # connection may be gone; the server drops it when inactive
                 pass
 
+    def _trace(self, events: list[Event], started: int) -> None:
+        """One span per traced event, child of its publisher's span (headers carry context)."""
+        for e in events:
+            if not e.headers or "traceparent" not in e.headers:
+                continue
+            parent = propagate.extract(e.headers)
+            span = tracer.start_span(
+                f"{self.projection.name} apply {e.envelope.type}",
+                context=parent,
+                kind=trace.SpanKind.CONSUMER,
+                start_time=started,
+            )
+            span.set_attribute("messaging.nats.stream_sequence", e.seq)
+            span.set_attribute("parindex.event_id", e.envelope.event_id)
+            span.end()
+
     async def _apply_batch(self, msgs: list) -> None:
         events: list[Event] = []
         last = self.applied_seq
@@ -187,10 +207,11 @@ class ProjectionRunner:
                 await dead_letter(self.js, self.projection.name, m, str(exc))
                 metrics.events_failed.labels(self.projection.name).inc()
                 continue
-            events.append(Event(seq, m.subject, env, payload))
+            events.append(Event(seq, m.subject, env, payload, m.headers))
         if last == self.applied_seq:
             return
         raw = {m.metadata.sequence.stream: m for m in msgs}
+        started = time.time_ns()
         while True:
             try:
                 async with self.sessions.begin() as session:
@@ -203,6 +224,7 @@ class ProjectionRunner:
                 metrics.events_failed.labels(self.projection.name).inc()
                 events = [e for e in events if e.seq != rej.seq]
         self.applied_seq = last
+        self._trace(events, started)
         metrics.events_consumed.labels(self.projection.name).inc(len(events))
         metrics.applied_seq.labels(self.projection.name).set(last)
         if self.on_batch is not None:

@@ -16,11 +16,13 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
+from opentelemetry import propagate, trace
 
 from contracts import subjects
 from contracts.events import Envelope, encode
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("parindex.bus")
 WRONG_LAST_SEQUENCE = 10071
 
 
@@ -50,6 +52,30 @@ async def publish_event(
     timeout: float = 5.0,
 ) -> Published:
     """Publish and wait for the ack; safe to call again with the same envelope."""
+    with tracer.start_as_current_span(
+        f"publish {envelope.type}", kind=trace.SpanKind.PRODUCER
+    ) as span:
+        span.set_attribute("messaging.destination.name", subject)
+        span.set_attribute("parindex.event_id", envelope.event_id)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # consumers continue this trace (ARCHITECTURE.md 11)
+        merged = dict(headers or {}) | carrier
+        published = await _publish(
+            js, subject, envelope, expected_last_subject_seq, merged, attempts, timeout
+        )
+        span.set_attribute("messaging.nats.stream_sequence", published.seq)
+        return published
+
+
+async def _publish(
+    js: JetStreamContext,
+    subject: str,
+    envelope: Envelope,
+    expected_last_subject_seq: int | None,
+    headers: Mapping[str, str],
+    attempts: int,
+    timeout: float,
+) -> Published:
     hdrs = {"Nats-Msg-Id": envelope.event_id, "Parindex-Type": envelope.type}
     if headers:
         hdrs.update(headers)

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from nats.aio.client import Client
+from opentelemetry import propagate, trace
 from nats.js import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -31,6 +32,7 @@ from parindex.telemetry import metrics
 from parindex.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("parindex.http")
 
 
 @dataclass
@@ -100,7 +102,14 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
-        response: Response = await call_next(request)
+        with tracer.start_as_current_span(
+            f"{request.method} {request.url.path}",
+            context=propagate.extract(dict(request.headers)),
+            kind=trace.SpanKind.SERVER,
+        ) as span:
+            span.set_attribute("service.name", spec.name)
+            response: Response = await call_next(request)
+            span.set_attribute("http.response.status_code", response.status_code)
         route = request.scope.get("route")
         metrics.http_latency.labels(
             spec.name, request.method, getattr(route, "path", "?"), str(response.status_code)
