@@ -63,6 +63,8 @@ class Stack:
     nats: NatsServer | None = None
     postgres: PostgresServer | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    mail: subprocess.Popen | None = None
+    mail_url: str | None = None
     ports: dict[str, int] = field(default_factory=dict)
     _lockfh: object | None = None
 
@@ -76,6 +78,8 @@ class Stack:
             self.postgres = PostgresServer(self.state_dir / "postgres" / "data").start()
             self.database_url = self.postgres.url
         env = dict(os.environ)
+        if not env.get("PARINDEX_SMTP_HOST"):
+            self._start_mailcatcher(env)
         env.update(
             PARINDEX_NATS_URL=self.nats_url,
             PARINDEX_DATABASE_URL=self.database_url,
@@ -111,9 +115,28 @@ class Stack:
         self.wait_ready(timeout)
         return endpoints
 
+    def _start_mailcatcher(self, env: dict[str, str]) -> None:
+        """No SMTP server configured: catch mail locally and show it in the browser."""
+        smtp_port, http_port = free_port(), free_port()
+        self.mail = subprocess.Popen(
+            [
+                sys.executable, "-m", "parindex.runtime.mailcatcher",
+                "--smtp-port", str(smtp_port), "--http-port", str(http_port),
+                "--dir", str(self.state_dir / "mail"),
+            ],  # fmt: skip
+            stdout=open(self.state_dir / "mailcatcher.log", "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_port(smtp_port, 30, self.mail)
+        wait_port(http_port, 30, self.mail)
+        self.mail_url = f"http://{self.host}:{http_port}"
+        env.update(PARINDEX_SMTP_HOST="127.0.0.1", PARINDEX_SMTP_PORT=str(smtp_port))
+
     def endpoints(self) -> dict:
         return {
             "services": {n: f"http://{self.host}:{p}" for n, p in self.ports.items()},
+            "mail": self.mail_url,
             "nats_url": self.nats_url,
             "database_url": self.database_url,
             "open": f"http://{self.host}:{self.ports['identity']}/",
@@ -169,6 +192,9 @@ class Stack:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if self.mail is not None and self.mail.poll() is None:
+            self.mail.terminate()
+            self.mail.wait(10)
         if self.postgres:
             self.postgres.stop()
         if self.nats:

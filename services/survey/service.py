@@ -1,13 +1,36 @@
-"""The survey service: its spec (HTTP routers, consumers) for parindex.web.service."""
+"""The survey service: its spec (HTTP routers, consumers) for parindex.web.service.
+
+On start it runs the survey projection (campaigns, respondents, waves, deadline, counts) and
+the scheduler that puts time on the log. The clock lives in rt.extras["clock"] so tests and
+the accelerated demo can move campaign time.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from parindex.web.service import ServiceSpec
+from parindex.bus.projection import ProjectionRunner
+from parindex.web.service import Runtime, ServiceSpec
+from services.survey.api import router
+from services.survey.projection import SurveyProjection
+from services.survey.scheduler import Scheduler, clock_from_settings
+
+
+async def start(rt: Runtime) -> None:
+    clock = rt.extras.setdefault("clock", clock_from_settings(rt.settings))
+    runner = ProjectionRunner(rt.nc, rt.sessions, SurveyProjection(rt.settings.ballot_key))
+    rt.extras["projection"] = runner
+    rt.stopping.append(runner.stop)
+    rt.spawn(runner.run(), "projection")
+    scheduler = Scheduler(rt.js, rt.sessions, clock)
+    rt.extras["scheduler"] = scheduler
+    rt.spawn(scheduler.run(), "scheduler")
+
 
 SERVICE = ServiceSpec(
     name="survey",
     versions_dir=Path(__file__).parent / "storage" / "versions",
+    routers=[router],
+    start=start,
     title="parindex survey",
 )

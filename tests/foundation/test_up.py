@@ -47,6 +47,7 @@ def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None
         assert set(endpoints["services"]) == {"identity", "survey", "scoring", "notify"}
         assert endpoints["nats_url"].startswith("nats://")
         assert endpoints["database_url"].startswith("postgresql://")
+        assert httpx.get(endpoints["mail"] + "/api/messages", timeout=5).json() == []
         for name, url in endpoints["services"].items():
             r = httpx.get(f"{url}/readyz", timeout=5)
             assert r.status_code == 200, (name, r.text)

@@ -1,0 +1,350 @@
+"""HTTP edge of the survey service: campaigns (admin), ballots and drafts (respondents),
+progress (admins, auditors, focal points).
+
+Nothing here ever returns answers together with a person. Progress shows counts; a focal
+point additionally sees names of its unit's respondents who have not answered yet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from contracts import subjects
+from contracts.campaign import Campaign
+from contracts.events import Answer, BallotSubmitted, decode
+from parindex.bus.publish import ConcurrencyConflict, publish_event
+from parindex.web.auth import Principal, require
+from parindex.web.service import Runtime
+from services.survey.ballot import ballot_envelope, problems
+from services.survey.define import CampaignFrozen, define_campaign
+from services.survey.projection import MANY_UNITS, load_campaign
+from services.survey.secrecy import MissingBallotKey, pseudonym
+
+router = APIRouter(prefix="/api")
+
+
+def _rt(request: Request) -> Runtime:
+    return request.app.state.rt
+
+
+# --- campaigns --------------------------------------------------------------------------
+@router.post("/campaigns", status_code=201)
+async def post_campaign(
+    request: Request, _: Principal = Depends(require("admin"))
+) -> dict[str, Any]:
+    from services.survey.campaign_file import CampaignFileError, parse_campaign
+
+    body = await request.json()
+    try:
+        campaign = parse_campaign(body)
+    except CampaignFileError as exc:
+        raise HTTPException(
+            422,
+            {
+                "error": "invalid_campaign",
+                "problems": [{"path": p, "message": m} for p, m in exc.errors],
+            },
+        ) from exc
+    try:
+        defined = await define_campaign(_rt(request).js, campaign)
+    except CampaignFrozen as exc:
+        raise HTTPException(409, {"error": "frozen", "message": str(exc)}) from exc
+    except ConcurrencyConflict as exc:
+        raise HTTPException(409, {"error": "changed_meanwhile"}) from exc
+    return {"id": defined.id, "version": defined.version}
+
+
+# --- respondents: form, ballot, draft ------------------------------------------------------
+class BallotIn(BaseModel):
+    answers: list[Answer] = Field(min_length=1)
+    client_submission_id: str | None = Field(default=None, max_length=100)
+
+
+class DraftIn(BaseModel):
+    answers: list[dict[str, Any]] = Field(default_factory=list, max_length=2000)
+
+
+async def _respondent_context(rt: Runtime, p: Principal) -> tuple[Campaign, dict[str, Any]]:
+    """The respondent's campaign and registration, from the projection (the log), not the token."""
+    if not p.campaign_id:
+        raise HTTPException(403, {"error": "no_campaign"})
+    async with rt.sessions() as s:
+        campaign = await load_campaign(s, p.campaign_id)
+        row = (
+            await s.execute(
+                text(
+                    "SELECT unit_code, form_code, withdrawn FROM survey_respondents "
+                    "WHERE campaign = :c AND respondent_id = :r"
+                ),
+                {"c": p.campaign_id, "r": p.subject},
+            )
+        ).first()
+    if campaign is None or row is None or row.withdrawn:
+        raise HTTPException(403, {"error": "not_a_respondent"})
+    return campaign, {"unit_code": row.unit_code, "form_code": row.form_code}
+
+
+def _pseudonym(rt: Runtime, campaign_id: str, respondent_id: str) -> str:
+    try:
+        return pseudonym(rt.settings.ballot_key, campaign_id, respondent_id)
+    except MissingBallotKey as exc:
+        raise HTTPException(503, {"error": "ballot_key_missing"}) from exc
+
+
+async def _status(rt: Runtime, campaign: Campaign, who: dict[str, Any]) -> dict[str, Any]:
+    wave = campaign.wave_for(who["form_code"], who["unit_code"])
+    async with rt.sessions() as s:
+        opened = wave is not None and bool(
+            await s.scalar(
+                text("SELECT 1 FROM survey_waves_opened WHERE campaign = :c AND wave_id = :w"),
+                {"c": campaign.id, "w": wave.id},
+            )
+        )
+        closed = bool(
+            await s.scalar(
+                text("SELECT 1 FROM survey_deadlines WHERE campaign = :c"), {"c": campaign.id}
+            )
+        )
+    return {"wave_id": wave.id if wave else None, "open": opened, "deadline_passed": closed}
+
+
+@router.get("/form")
+async def get_form(
+    request: Request, p: Principal = Depends(require("respondent"))
+) -> dict[str, Any]:
+    """What the respondent must fill: the form, the units it rates, and whether it is open."""
+    rt = _rt(request)
+    campaign, who = await _respondent_context(rt, p)
+    status = await _status(rt, campaign, who)
+    submitted = await _submitted(rt, campaign.id, _pseudonym(rt, campaign.id, p.subject))
+    return {
+        "campaign": {"id": campaign.id, "name": campaign.name, "deadline": campaign.deadline},
+        "form": campaign.form(who["form_code"]).model_dump(mode="json"),
+        "rated_units": [
+            campaign.unit(u).model_dump(mode="json")
+            for u in campaign.units_rated_by(who["form_code"], who["unit_code"])
+        ],
+        "submitted": submitted is not None,
+        **status,
+    }
+
+
+async def _submitted(rt: Runtime, campaign_id: str, pseudo: str) -> BallotSubmitted | None:
+    """The ballot on this pseudonym's subject, if any (read from the log)."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        msg = await rt.js.get_last_msg(subjects.EVENTS_STREAM, subjects.ballot(campaign_id, pseudo))
+    except NotFoundError:
+        return None
+    _, payload = decode(msg.data)
+    assert isinstance(payload, BallotSubmitted)
+    return payload
+
+
+@router.post("/ballots", status_code=201)
+async def post_ballot(
+    body: BallotIn, request: Request, p: Principal = Depends(require("respondent"))
+) -> Any:
+    rt = _rt(request)
+    campaign, who = await _respondent_context(rt, p)
+    status = await _status(rt, campaign, who)
+    if status["deadline_passed"]:
+        return JSONResponse({"error": "deadline_passed"}, status_code=409)
+    if not status["open"]:
+        return JSONResponse({"error": "wave_not_open", "wave_id": status["wave_id"]}, 403)
+    found = problems(campaign, who["form_code"], who["unit_code"], body.answers)
+    if found:
+        return JSONResponse({"error": "invalid_ballot", "problems": found}, status_code=422)
+    pseudo = _pseudonym(rt, campaign.id, p.subject)
+    envelope = ballot_envelope(
+        campaign,
+        pseudonym=pseudo,
+        form_code=who["form_code"],
+        unit_code=who["unit_code"],
+        answers=body.answers,
+        now=rt.extras["clock"].now(),
+        client_submission_id=body.client_submission_id,
+    )
+    try:
+        published = await publish_event(
+            rt.js, subjects.ballot(campaign.id, pseudo), envelope, expected_last_subject_seq=0
+        )
+    except ConcurrencyConflict:
+        return JSONResponse({"error": "already_submitted"}, status_code=409)
+    ballot = BallotSubmitted.model_validate(envelope.data)
+    if published.duplicate:  # a retry: answer with what the log holds
+        ballot = await _submitted(rt, campaign.id, pseudo) or ballot
+    async with rt.sessions.begin() as s:
+        await s.execute(
+            text("DELETE FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
+            {"c": campaign.id, "p": pseudo},
+        )
+    return JSONResponse(
+        {"receipt": ballot.ballot_id, "submitted_on": ballot.submitted_on.isoformat()},
+        status_code=201,
+    )
+
+
+@router.put("/draft")
+async def put_draft(
+    body: DraftIn, request: Request, p: Principal = Depends(require("respondent"))
+) -> dict[str, Any]:
+    """Unfinished answers, keyed by the pseudonym (not the person); deleted on submit."""
+    rt = _rt(request)
+    campaign, _ = await _respondent_context(rt, p)
+    pseudo = _pseudonym(rt, campaign.id, p.subject)
+    if await _submitted(rt, campaign.id, pseudo) is not None:
+        raise HTTPException(409, {"error": "already_submitted"})
+    import json
+
+    async with rt.sessions.begin() as s:
+        await s.execute(
+            text(
+                "INSERT INTO survey_drafts (campaign, pseudonym, answers) "
+                "VALUES (:c, :p, CAST(:a AS jsonb)) ON CONFLICT (campaign, pseudonym) "
+                "DO UPDATE SET answers = EXCLUDED.answers"
+            ),
+            {"c": campaign.id, "p": pseudo, "a": json.dumps(body.answers)},
+        )
+    return {"saved": len(body.answers)}
+
+
+@router.get("/draft")
+async def get_draft(
+    request: Request, p: Principal = Depends(require("respondent"))
+) -> dict[str, Any]:
+    rt = _rt(request)
+    campaign, _ = await _respondent_context(rt, p)
+    pseudo = _pseudonym(rt, campaign.id, p.subject)
+    async with rt.sessions() as s:
+        answers = await s.scalar(
+            text("SELECT answers FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
+            {"c": campaign.id, "p": pseudo},
+        )
+    return {"answers": answers or []}
+
+
+# --- progress ----------------------------------------------------------------------------
+@router.get("/progress")
+async def get_progress(
+    request: Request,
+    campaign: str | None = None,
+    p: Principal = Depends(require("admin", "auditor", "focal_point")),
+) -> dict[str, Any]:
+    rt = _rt(request)
+    campaign_id = campaign or p.campaign_id
+    if not campaign_id:
+        raise HTTPException(422, {"error": "campaign_required"})
+    only_unit: str | None = None
+    if p.role == "focal_point":
+        if p.campaign_id and p.campaign_id != campaign_id:
+            raise HTTPException(403, {"error": "other_campaign"})
+        if not p.unit_code:
+            raise HTTPException(403, {"error": "no_unit"})
+        only_unit = p.unit_code
+    return await progress(rt, campaign_id, only_unit)
+
+
+async def progress(rt: Runtime, campaign_id: str, only_unit: str | None) -> dict[str, Any]:
+    """Received / quota / rate per (unit, form); for one unit, also who has not answered."""
+    async with rt.sessions() as s:
+        c = await load_campaign(s, campaign_id)
+        if c is None:
+            raise HTTPException(404, {"error": "unknown_campaign"})
+        counts = {
+            (u, f): n
+            for u, f, n in (
+                await s.execute(
+                    text(
+                        "SELECT unit_code, form_code, received FROM survey_ballot_counts "
+                        "WHERE campaign = :c"
+                    ),
+                    {"c": campaign_id},
+                )
+            ).all()
+        }
+        registered = {
+            (u, f): n
+            for u, f, n in (
+                await s.execute(
+                    text(
+                        "SELECT unit_code, form_code, count(*) FROM survey_respondents "
+                        "WHERE campaign = :c AND NOT withdrawn GROUP BY unit_code, form_code"
+                    ),
+                    {"c": campaign_id},
+                )
+            ).all()
+        }
+        missing: list[dict[str, Any]] = []
+        if only_unit is not None:
+            missing = [
+                {"full_name": n, "form_code": f}
+                for n, f in (
+                    await s.execute(
+                        text(
+                            "SELECT full_name, form_code FROM survey_respondents "
+                            "WHERE campaign = :c AND unit_code = :u AND NOT withdrawn "
+                            "AND NOT voted ORDER BY full_name, respondent_id"
+                        ),
+                        {"c": campaign_id, "u": only_unit},
+                    )
+                ).all()
+            ]
+        deadline = await s.scalar(
+            text("SELECT 1 FROM survey_deadlines WHERE campaign = :c"), {"c": campaign_id}
+        )
+    rows = []
+    for unit_code, form_code in _pairs(c, counts, registered):
+        if only_unit is not None and unit_code != only_unit:
+            continue
+        form = c.form(form_code)
+        many = form.rates == "many_units"
+        received = counts.get((MANY_UNITS if many else unit_code, form_code), 0)
+        quota = c.quota(form_code, unit_code)
+        rows.append(
+            {
+                "unit_code": unit_code,
+                "unit_name": c.unit(unit_code).name,
+                "form_code": form_code,
+                "received": received,
+                "quota": quota,
+                "rate": round(received / quota, 4) if quota else None,
+                "registered": None if many else registered.get((unit_code, form_code), 0),
+            }
+        )
+    out: dict[str, Any] = {
+        "campaign": campaign_id,
+        "deadline_passed": bool(deadline),
+        "units": rows,
+    }
+    if only_unit is not None:
+        out["unit_code"] = only_unit
+        out["not_answered"] = missing
+    return out
+
+
+def _pairs(c: Campaign, counts: dict, registered: dict) -> list[tuple[str, str]]:
+    """Every (unit, form) with a quota, a respondent or a ballot, in campaign order."""
+    pairs: set[tuple[str, str]] = set()
+    for q in c.quotas:
+        form = c.form(q.form_code)
+        if q.unit_code is not None:
+            pairs.add((q.unit_code, q.form_code))
+        elif form.rates == "many_units":
+            pairs.update((u, q.form_code) for u in form.rated_units)
+        else:
+            kinds = set(form.respondent_unit_kinds)
+            pairs.update((u.code, q.form_code) for u in c.units if u.kind in kinds)
+    for u, f in list(counts) + list(registered):
+        if u and u != MANY_UNITS:
+            pairs.add((u, f))
+    units = [u.code for u in c.units]
+    forms = [f.code for f in c.forms]
+    known = [(u, f) for u, f in pairs if u in units and f in forms]
+    return sorted(known, key=lambda p: (units.index(p[0]), forms.index(p[1])))

@@ -1,0 +1,50 @@
+"""`parindex campaign load FILE`: put a campaign definition on the log."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+
+async def _load_async(path: str) -> int:
+    from parindex.bus.connection import connect, ensure_streams
+    from parindex.bus.publish import ConcurrencyConflict
+    from parindex.settings import get_settings
+    from services.survey.campaign_file import CampaignFileError, load_campaign_file
+    from services.survey.define import CampaignFrozen, define_campaign
+
+    try:
+        campaign = load_campaign_file(path)
+    except CampaignFileError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    settings = get_settings()
+    nc = await connect(settings, "cli")
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, settings.stream_replicas)
+        try:
+            defined = await define_campaign(js, campaign, producer="cli")
+        except CampaignFrozen as exc:
+            print(f"parindex: {campaign.id}: {exc}", file=sys.stderr)
+            return 3
+        except ConcurrencyConflict:
+            print(f"parindex: {campaign.id} was changed meanwhile; run again", file=sys.stderr)
+            return 3
+    finally:
+        await nc.drain()
+    print(f"campaign {defined.id} defined, version {defined.version}")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    return asyncio.run(_load_async(args.file))
+
+
+def register(subparsers) -> None:  # type: ignore[no-untyped-def]
+    campaign = subparsers.add_parser("campaign", help="campaign definitions")
+    sub = campaign.add_subparsers(dest="campaign_cmd", required=True)
+    load = sub.add_parser("load", help="publish a campaign file (YAML/JSON) as CampaignDefined")
+    load.add_argument("file")
+    load.set_defaults(fn=_load)

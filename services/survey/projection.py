@@ -1,0 +1,201 @@
+"""The survey service's read model: campaigns, respondents, waves, deadline, ballot counts.
+
+Participation ("who voted") is not an event (ARCHITECTURE.md 7). It is derived here: a ballot's
+subject ends in the keyed pseudonym, and only this service holds the key, so the projection
+recomputes pseudonyms of the campaign's respondents *in memory* to set `respondents.voted`, a
+bare flag with no time and no ballot id. Answers are never stored; ballots become counts per
+(campaign, unit, form). Ballots sequenced after DeadlineReached are not counted (the log is the
+arbiter, decision 8), exactly as scoring does.
+
+Two instances may run this projection against the same database: each batch first locks the
+offset row and skips what another instance already applied (the 0002 trigger keeps the offset
+from moving backwards), so effects stay exactly-once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.campaign import Campaign
+from contracts.events import (
+    BallotSubmitted,
+    CampaignClosed,
+    CampaignDefined,
+    DeadlineReached,
+    RespondentRegistered,
+    RespondentUpdated,
+    RespondentWithdrawn,
+    WaveOpened,
+)
+from parindex.bus.projection import Event
+from services.survey.secrecy import pseudonym
+
+NAME = "survey"
+MANY_UNITS = ""  # unit_code of ballot counts for forms that rate many units
+
+
+class SurveyProjection:
+    name = NAME
+
+    def __init__(self, ballot_key: str) -> None:
+        self.ballot_key = ballot_key
+        # campaign -> {pseudonym: respondent_id}; memory only, never written anywhere.
+        self._pseudonyms: dict[str, dict[str, str]] = {}
+
+    async def reset(self, session: AsyncSession) -> None:
+        for table in (
+            "survey_campaigns",
+            "survey_respondents",
+            "survey_waves_opened",
+            "survey_deadlines",
+            "survey_ballot_counts",
+        ):
+            await session.execute(text(f"DELETE FROM {table}"))
+        self._pseudonyms.clear()
+
+    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        await session.execute(
+            text(
+                "INSERT INTO projection_offsets (name, seq) VALUES (:n, 0) "
+                "ON CONFLICT (name) DO NOTHING"
+            ),
+            {"n": self.name},
+        )
+        done = await session.scalar(
+            text("SELECT seq FROM projection_offsets WHERE name = :n FOR UPDATE"),
+            {"n": self.name},
+        )
+        for event in events:
+            if event.seq > int(done or 0):
+                await self._apply_one(session, event)
+
+    async def _apply_one(self, s: AsyncSession, e: Event) -> None:
+        c = e.envelope.campaign_id
+        p = e.payload
+        if isinstance(p, CampaignDefined):
+            await s.execute(
+                text(
+                    "INSERT INTO survey_campaigns (id, version, definition) "
+                    "VALUES (:id, :v, CAST(:d AS jsonb)) ON CONFLICT (id) DO UPDATE "
+                    "SET version = EXCLUDED.version, definition = EXCLUDED.definition "
+                    "WHERE NOT survey_campaigns.frozen"
+                ),
+                {"id": c, "v": p.campaign.version, "d": p.campaign.model_dump_json()},
+            )
+        elif isinstance(p, CampaignClosed):
+            await s.execute(
+                text("UPDATE survey_campaigns SET closed = true WHERE id = :c"), {"c": c}
+            )
+        elif isinstance(p, RespondentRegistered):
+            await s.execute(
+                text(
+                    "INSERT INTO survey_respondents "
+                    "(campaign, respondent_id, unit_code, form_code, full_name) "
+                    "VALUES (:c, :r, :u, :f, :n) ON CONFLICT (campaign, respondent_id) DO UPDATE "
+                    "SET unit_code = EXCLUDED.unit_code, form_code = EXCLUDED.form_code, "
+                    "full_name = EXCLUDED.full_name, withdrawn = false"
+                ),
+                {
+                    "c": c,
+                    "r": p.respondent_id,
+                    "u": p.unit_code,
+                    "f": p.form_code,
+                    "n": p.full_name,
+                },
+            )
+            self._remember(c, p.respondent_id)
+        elif isinstance(p, RespondentUpdated):
+            await s.execute(
+                text(
+                    "UPDATE survey_respondents SET full_name = COALESCE(:n, full_name), "
+                    "unit_code = COALESCE(:u, unit_code) "
+                    "WHERE campaign = :c AND respondent_id = :r"
+                ),
+                {"c": c, "r": p.respondent_id, "n": p.full_name, "u": p.unit_code},
+            )
+        elif isinstance(p, RespondentWithdrawn):
+            await s.execute(
+                text(
+                    "UPDATE survey_respondents SET withdrawn = true "
+                    "WHERE campaign = :c AND respondent_id = :r"
+                ),
+                {"c": c, "r": p.respondent_id},
+            )
+        elif isinstance(p, WaveOpened):
+            await s.execute(
+                text(
+                    "INSERT INTO survey_waves_opened (campaign, wave_id, seq) VALUES (:c, :w, :s) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {"c": c, "w": p.wave_id, "s": e.seq},
+            )
+            await s.execute(
+                text("UPDATE survey_campaigns SET frozen = true WHERE id = :c"), {"c": c}
+            )
+        elif isinstance(p, DeadlineReached):
+            await s.execute(
+                text(
+                    "INSERT INTO survey_deadlines (campaign, seq) VALUES (:c, :s) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {"c": c, "s": e.seq},
+            )
+        elif isinstance(p, BallotSubmitted):
+            await self._ballot(s, c, e, p)
+
+    async def _ballot(self, s: AsyncSession, c: str, e: Event, p: BallotSubmitted) -> None:
+        closed = await s.scalar(
+            text("SELECT 1 FROM survey_deadlines WHERE campaign = :c AND seq < :s"),
+            {"c": c, "s": e.seq},
+        )
+        if closed:
+            return  # sequenced after the deadline: not counted, as in scoring
+        await s.execute(
+            text(
+                "INSERT INTO survey_ballot_counts (campaign, unit_code, form_code, received) "
+                "VALUES (:c, :u, :f, 1) ON CONFLICT (campaign, unit_code, form_code) "
+                "DO UPDATE SET received = survey_ballot_counts.received + 1"
+            ),
+            {"c": c, "u": p.unit_code or MANY_UNITS, "f": p.form_code},
+        )
+        who = await self._respondent_of(s, c, e.subject.rsplit(".", 1)[-1])
+        if who is not None:
+            await s.execute(
+                text(
+                    "UPDATE survey_respondents SET voted = true "
+                    "WHERE campaign = :c AND respondent_id = :r"
+                ),
+                {"c": c, "r": who},
+            )
+
+    def _remember(self, campaign: str, respondent_id: str) -> None:
+        if self.ballot_key and campaign in self._pseudonyms:
+            key = pseudonym(self.ballot_key, campaign, respondent_id)
+            self._pseudonyms[campaign][key] = respondent_id
+
+    async def _respondent_of(self, s: AsyncSession, campaign: str, pseudo: str) -> str | None:
+        if not self.ballot_key:
+            return None
+        known = self._pseudonyms.get(campaign)
+        if known is None or pseudo not in known:
+            rows = await s.execute(
+                text("SELECT respondent_id FROM survey_respondents WHERE campaign = :c"),
+                {"c": campaign},
+            )
+            known = {pseudonym(self.ballot_key, campaign, r): r for (r,) in rows}
+            self._pseudonyms[campaign] = known
+        return known.get(pseudo)
+
+
+# Reads used by the HTTP API and the scheduler --------------------------------------------
+async def load_campaign(s: AsyncSession, campaign_id: str) -> Campaign | None:
+    raw = await s.scalar(
+        text("SELECT definition FROM survey_campaigns WHERE id = :c"), {"c": campaign_id}
+    )
+    if raw is None:
+        return None
+    return Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
