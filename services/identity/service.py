@@ -4,10 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parindex.web.service import ServiceSpec
+from parindex.bus.projection import ProjectionRunner
+from parindex.web.auth import PublicKeyCache, load_or_create_private_key, public_pem
+from parindex.web.service import Runtime, ServiceSpec
+from services.identity.credentials import start_responders
+from services.identity.projection import IdentityProjection
+from services.identity.web import router
+
+
+def key_path(state_dir: Path) -> Path:
+    return Path(state_dir) / "secrets" / "identity_ed25519.pem"
+
+
+async def start(rt: Runtime) -> None:
+    """Signing key, the registry projection, then the RPC responders that read it."""
+    key = load_or_create_private_key(key_path(rt.settings.state_dir))
+    rt.extras["private_key"] = key
+    cache = PublicKeyCache(rt.nc)  # identity verifies its own cookies without asking itself
+    cache.pem = public_pem(key)
+    rt.extras["public_key"] = cache
+    runner = ProjectionRunner(rt.nc, rt.sessions, IdentityProjection())
+    rt.extras["projection"] = runner
+    rt.stopping.append(runner.stop)
+    rt.spawn(runner.run(), "projection")
+    await start_responders(rt)
+
 
 SERVICE = ServiceSpec(
     name="identity",
     versions_dir=Path(__file__).parent / "storage" / "versions",
+    routers=[router],
+    start=start,
     title="parindex identity",
 )

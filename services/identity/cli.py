@@ -1,0 +1,99 @@
+"""`parindex respondents import` and `parindex users add` (registered by parindex.cli).
+
+The import talks to NATS and identity's database directly, so it works whether or not the
+identity service is running: it catches the projection up itself (safe alongside a running
+service, see projection.py), publishes, and waits until its events are applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from parindex.bus.connection import connect, ensure_streams
+from parindex.bus.projection import ProjectionRunner
+from parindex.db.engine import prepare, sessionmaker
+from parindex.settings import get_settings
+
+VERSIONS = Path(__file__).parent / "storage" / "versions"
+
+
+async def _import(args: argparse.Namespace, content: bytes) -> int:
+    from services.identity.imports import UnknownCampaign, run_import
+    from services.identity.projection import IdentityProjection
+
+    settings = get_settings()
+    nc = await connect(settings, "identity-cli")
+    engine = await prepare(settings.service_database_url("identity"), VERSIONS, pool_size=2)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, settings.stream_replicas)
+        runner = ProjectionRunner(nc, sessionmaker(engine), IdentityProjection())
+
+        async def wait_applied(seq: int) -> None:
+            await runner.catch_up(until_seq=seq)
+
+        try:
+            report = await run_import(
+                js, runner.sessions, args.campaign, content, Path(args.file).name,
+                wait_applied=wait_applied, correlation_id="import:cli",
+            )
+        except UnknownCampaign:
+            print(f"parindex: unknown campaign {args.campaign}", file=sys.stderr)
+            return 2
+        print(report.render())
+        return 0 if report.ok else 1
+    finally:
+        await nc.drain()
+        await engine.dispose()
+
+
+async def _add_user(args: argparse.Namespace) -> int:
+    from services.identity.accounts import UserExists, add_user
+
+    password = args.password
+    if password is None:
+        password = getpass.getpass("Mật khẩu / password: ")
+        if password != getpass.getpass("Nhập lại / again: "):
+            print("parindex: passwords differ", file=sys.stderr)
+            return 1
+    settings = get_settings()
+    engine = await prepare(settings.service_database_url("identity"), VERSIONS, pool_size=2)
+    try:
+        await add_user(
+            sessionmaker(engine), args.username, args.role, password,
+            unit_code=args.unit, campaign_id=args.campaign, replace=args.replace,
+        )
+    except UserExists:
+        print(f"parindex: user {args.username} exists (use --replace)", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"parindex: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(f"user {args.username} ({args.role}) saved")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    resp = sub.add_parser("respondents", help="respondent registry (identity)")
+    rsub = resp.add_subparsers(dest="respondents_cmd", required=True)
+    imp = rsub.add_parser("import", help="check and import a respondent list (.xlsx/.csv)")
+    imp.add_argument("file")
+    imp.add_argument("--campaign", required=True)
+    imp.set_defaults(fn=lambda a: asyncio.run(_import(a, Path(a.file).read_bytes())))
+
+    users = sub.add_parser("users", help="staff users (identity)")
+    usub = users.add_subparsers(dest="users_cmd", required=True)
+    add = usub.add_parser("add", help="add a staff user (argon2id hash in identity's database)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["admin", "focal_point", "auditor"])
+    add.add_argument("--unit", help="unit code (focal points)")
+    add.add_argument("--campaign", help="restrict to one campaign")
+    add.add_argument("--password", help="omit to be prompted (keeps it out of shell history)")
+    add.add_argument("--replace", action="store_true", help="overwrite an existing user")
+    add.set_defaults(fn=lambda a: asyncio.run(_add_user(a)))

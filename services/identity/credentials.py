@@ -1,0 +1,166 @@
+"""Respondent credentials and the NATS request-reply API other services use.
+
+Passwords: 12 characters drawn with `secrets` from an alphabet without look-alikes (no 0/O,
+1/l/I, 5/S, 2/Z, 8/B), about 68 bits: read aloud or typed from an e-mail on a phone without
+mistakes. Hashes: argon2id with the OWASP Password Storage Cheat Sheet minimum (m=19456 KiB,
+t=2, p=1), ~20-40 ms per hash here, run in a thread so the event loop keeps serving.
+
+The plaintext exists only in the reply to RPC_IDENTITY_CREDENTIAL (notify, at send time) and is
+never logged or published (ARCHITECTURE.md 6): the log gets CredentialsIssued, the fact only.
+Re-issuing replaces the previous hash, so an old e-mail's password stops working. Who may
+send requests on par.rpc.identity.* is a NATS permission matter (only notify should publish to
+the credential subject in production).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from typing import Any
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import text
+
+from contracts import subjects
+from contracts.events import CredentialsIssued, make
+from parindex.bus.publish import publish_event
+from parindex.web.auth import public_pem
+from parindex.web.service import Runtime
+from services.identity import projection
+from services.identity.imports import PRODUCER, public_respondent
+
+log = logging.getLogger(__name__)
+
+ALPHABET = "abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY34679"
+PASSWORD_LENGTH = 12
+PURPOSES = ("invitation", "reminder", "reset", "admin")
+HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, hash_len=32, salt_len=16,
+                        type=Type.ID)
+QUEUE = "identity"  # instances share the requests
+
+
+def generate_password(length: int = PASSWORD_LENGTH) -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(HASHER.hash, password)
+
+
+_DUMMY_HASH = HASHER.hash(generate_password())
+
+
+async def verify_password(hashed: str | None, password: str) -> bool:
+    """Constant work whether or not the user exists: an unknown user verifies a dummy hash."""
+
+    def check() -> bool:
+        try:
+            return HASHER.verify(hashed or _DUMMY_HASH, password) and hashed is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+async def issue_credential(
+    rt: Runtime, campaign_id: str, respondent_id: str, purpose: str = "invitation"
+) -> dict[str, Any] | None:
+    """A fresh password for a registered respondent (replacing any earlier one), or None."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}")
+    async with rt.sessions() as s:
+        rows = await projection.respondents(s, campaign_id)
+    person = next((r for r in rows if r["respondent_id"] == respondent_id), None)
+    if person is None:
+        return None
+    password = generate_password()
+    hashed = await hash_password(password)
+    async with rt.sessions.begin() as s:
+        await s.execute(
+            text(
+                "INSERT INTO identity_credentials (campaign, respondent_id, password_hash, "
+                "purpose, issued_at) VALUES (:c, :r, :h, :p, now()) "
+                "ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
+                "password_hash = EXCLUDED.password_hash, purpose = EXCLUDED.purpose, "
+                "issued_at = EXCLUDED.issued_at"
+            ),
+            {"c": campaign_id, "r": respondent_id, "h": hashed, "p": purpose},
+        )
+    event = make(
+        CredentialsIssued(respondent_id=respondent_id, username=person["username"],
+                          purpose=purpose),  # type: ignore[arg-type]
+        campaign_id=campaign_id,
+        producer=PRODUCER,
+        event_id=str(uuid.uuid4()),
+    )
+    await publish_event(rt.js, subjects.respondent(campaign_id, respondent_id), event)
+    log.info("credential issued for %s/%s (%s)", campaign_id, respondent_id, purpose)
+    return {
+        "username": person["username"],
+        "password": password,
+        "full_name": person["full_name"],
+        "email": person["email"],
+    }
+
+
+def _matches(r: dict[str, Any], members: list[dict[str, Any]]) -> bool:
+    for m in members:
+        units = m.get("unit_codes")
+        if m.get("form_code") == r["form_code"] and (units is None or r["unit_code"] in units):
+            return True
+    return False
+
+
+async def _reply(msg, body: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    if msg.reply:
+        await msg.respond(json.dumps(body, ensure_ascii=False).encode())
+
+
+async def start_responders(rt: Runtime) -> None:
+    """Subscribe the three identity RPC subjects with a queue group (instances share load)."""
+    pem = public_pem(rt.extras["private_key"])
+
+    async def credential(msg) -> None:  # type: ignore[no-untyped-def]
+        try:
+            req = json.loads(msg.data or b"{}")
+            reply = await issue_credential(
+                rt, req["campaign_id"], req["respondent_id"], req.get("purpose", "invitation")
+            )
+            await _reply(msg, reply if reply else {"error": "unknown respondent"})
+        except (KeyError, ValueError, TypeError) as exc:
+            await _reply(msg, {"error": f"bad request: {type(exc).__name__}"})
+        except Exception:
+            log.exception("credential request failed")
+            await _reply(msg, {"error": "internal error"})
+
+    async def public_key(msg) -> None:  # type: ignore[no-untyped-def]
+        await _reply(msg, {"public_key_pem": pem})
+
+    async def respondents(msg) -> None:  # type: ignore[no-untyped-def]
+        try:
+            req = json.loads(msg.data or b"{}")
+            async with rt.sessions() as s:
+                rows = await projection.respondents(
+                    s, req["campaign_id"], unit_code=req.get("unit_code")
+                )
+            members = req.get("wave_form_units")
+            if members is not None:
+                rows = [r for r in rows if _matches(r, members)]
+            await _reply(msg, {"respondents": [public_respondent(r) for r in rows]})
+        except (KeyError, ValueError, TypeError) as exc:
+            await _reply(msg, {"error": f"bad request: {type(exc).__name__}"})
+        except Exception:
+            log.exception("respondents request failed")
+            await _reply(msg, {"error": "internal error"})
+
+    for subject, cb in (
+        (subjects.RPC_IDENTITY_CREDENTIAL, credential),
+        (subjects.RPC_IDENTITY_PUBLIC_KEY, public_key),
+        (subjects.RPC_IDENTITY_RESPONDENTS, respondents),
+    ):
+        sub = await rt.nc.subscribe(subject, queue=QUEUE, cb=cb)
+        rt.stopping.append(sub.unsubscribe)

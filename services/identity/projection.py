@@ -1,0 +1,164 @@
+"""Identity's read model of the log: campaigns and the respondent registry.
+
+Identity is the writer of respondent events, yet it reads its registry back from the log like
+everyone else, so the registry can be dropped and rebuilt and always matches what other
+services saw. Each batch locks the offset row and skips what another applier (a second
+instance, or the CLI catching up) already applied; the 0002 trigger keeps the offset monotonic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.campaign import Campaign
+from contracts.events import (
+    CampaignDefined,
+    RespondentRegistered,
+    RespondentUpdated,
+    RespondentWithdrawn,
+)
+from parindex.bus.projection import Event
+
+NAME = "identity"
+
+
+class IdentityProjection:
+    name = NAME
+
+    async def reset(self, session: AsyncSession) -> None:
+        for table in ("identity_campaigns", "identity_respondents"):
+            await session.execute(text(f"DELETE FROM {table}"))
+
+    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        await session.execute(
+            text(
+                "INSERT INTO projection_offsets (name, seq) VALUES (:n, 0) "
+                "ON CONFLICT (name) DO NOTHING"
+            ),
+            {"n": self.name},
+        )
+        done = await session.scalar(
+            text("SELECT seq FROM projection_offsets WHERE name = :n FOR UPDATE"),
+            {"n": self.name},
+        )
+        for event in events:
+            if event.seq > int(done or 0):
+                await self._apply_one(session, event)
+
+    async def _apply_one(self, s: AsyncSession, e: Event) -> None:
+        c = e.envelope.campaign_id
+        p = e.payload
+        if isinstance(p, CampaignDefined):
+            await s.execute(
+                text(
+                    "INSERT INTO identity_campaigns (id, version, definition) "
+                    "VALUES (:id, :v, CAST(:d AS jsonb)) ON CONFLICT (id) DO UPDATE "
+                    "SET version = EXCLUDED.version, definition = EXCLUDED.definition "
+                    "WHERE identity_campaigns.version <= EXCLUDED.version"
+                ),
+                {"id": c, "v": p.campaign.version, "d": p.campaign.model_dump_json()},
+            )
+        elif isinstance(p, RespondentRegistered):
+            await s.execute(
+                text(
+                    "INSERT INTO identity_respondents (campaign, respondent_id, username, "
+                    "full_name, email, unit_code, form_code, roles, phone, withdrawn, last_seq) "
+                    "VALUES (:c, :r, :u, :n, :e, :unit, :f, CAST(:roles AS jsonb), :ph, false, "
+                    ":s) ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
+                    "username = EXCLUDED.username, full_name = EXCLUDED.full_name, "
+                    "email = EXCLUDED.email, unit_code = EXCLUDED.unit_code, "
+                    "form_code = EXCLUDED.form_code, roles = EXCLUDED.roles, "
+                    "phone = EXCLUDED.phone, withdrawn = false, last_seq = EXCLUDED.last_seq"
+                ),
+                {
+                    "c": c,
+                    "r": p.respondent_id,
+                    "u": p.username,
+                    "n": p.full_name,
+                    "e": p.email,
+                    "unit": p.unit_code,
+                    "f": p.form_code,
+                    "roles": json.dumps(p.roles),
+                    "ph": p.phone,
+                    "s": e.seq,
+                },
+            )
+        elif isinstance(p, RespondentUpdated):
+            await s.execute(
+                text(
+                    "UPDATE identity_respondents SET full_name = COALESCE(:n, full_name), "
+                    "email = COALESCE(:e, email), unit_code = COALESCE(:unit, unit_code), "
+                    "phone = COALESCE(:ph, phone), last_seq = :s "
+                    "WHERE campaign = :c AND respondent_id = :r"
+                ),
+                {
+                    "c": c,
+                    "r": p.respondent_id,
+                    "n": p.full_name,
+                    "e": p.email,
+                    "unit": p.unit_code,
+                    "ph": p.phone,
+                    "s": e.seq,
+                },
+            )
+        elif isinstance(p, RespondentWithdrawn):
+            await s.execute(
+                text(
+                    "UPDATE identity_respondents SET withdrawn = true, last_seq = :s "
+                    "WHERE campaign = :c AND respondent_id = :r"
+                ),
+                {"c": c, "r": p.respondent_id, "s": e.seq},
+            )
+
+
+# Reads ------------------------------------------------------------------------------------
+RESPONDENT_COLUMNS = (
+    "respondent_id, username, full_name, email, unit_code, form_code, roles, phone, "
+    "withdrawn, last_seq"
+)
+
+
+async def load_campaign(s: AsyncSession, campaign_id: str) -> Campaign | None:
+    raw = await s.scalar(
+        text("SELECT definition FROM identity_campaigns WHERE id = :c"), {"c": campaign_id}
+    )
+    if raw is None:
+        return None
+    return Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
+
+
+async def respondents(
+    s: AsyncSession,
+    campaign_id: str,
+    *,
+    unit_code: str | None = None,
+    include_withdrawn: bool = False,
+) -> list[dict[str, Any]]:
+    """The registry of a campaign as dicts (fields of RespondentRegistered plus bookkeeping)."""
+    sql = f"SELECT {RESPONDENT_COLUMNS} FROM identity_respondents WHERE campaign = :c"
+    params: dict[str, Any] = {"c": campaign_id}
+    if unit_code is not None:
+        sql += " AND unit_code = :u"
+        params["u"] = unit_code
+    if not include_withdrawn:
+        sql += " AND NOT withdrawn"
+    rows = await s.execute(text(sql + " ORDER BY unit_code NULLS FIRST, full_name"), params)
+    out = []
+    for row in rows.mappings():
+        d = dict(row)
+        if isinstance(d["roles"], str):
+            d["roles"] = json.loads(d["roles"])
+        out.append(d)
+    return out
+
+
+async def applied_offset(s: AsyncSession) -> int:
+    seq = await s.scalar(
+        text("SELECT seq FROM projection_offsets WHERE name = :n"), {"n": NAME}
+    )
+    return int(seq or 0)

@@ -1,0 +1,306 @@
+"""Identity's pages and admin API: login, logout, portal, reset request, respondent import.
+
+Pages are server-rendered (Jinja2, no JavaScript), Vietnamese first; `?lang=en` switches and
+is remembered in a cookie. Forms carry a double-submit CSRF token (a random cookie echoed in a
+hidden field or the X-CSRF-Token header), checked on every state-changing request; together
+with SameSite=Lax session cookies that refuses cross-site posts even from old browsers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from parindex.bus.publish import ConcurrencyConflict
+from parindex.web.auth import COOKIE, Principal, current_principal, issue_token, require
+from parindex.web.service import Runtime
+from services.identity import accounts, projection
+from services.identity.importer import MAX_BYTES
+from services.identity.imports import UnknownCampaign, public_respondent, run_import
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+CSRF_COOKIE = "parindex_csrf"
+LANG_COOKIE = "parindex_lang"
+TOKEN_TTL_S = 8 * 3600
+
+TEXT: dict[str, dict[str, str]] = {
+    "vi": {
+        "title": "Khảo sát Chỉ số CCHC",
+        "login": "Đăng nhập",
+        "username": "Tên đăng nhập",
+        "password": "Mật khẩu",
+        "logout": "Đăng xuất",
+        "bad_login": "Tên đăng nhập hoặc mật khẩu không đúng.",
+        "locked": "Tài khoản tạm khóa do đăng nhập sai nhiều lần. Vui lòng thử lại sau 15 phút.",
+        "csrf": "Phiên làm việc của biểu mẫu đã hết hạn hoặc không hợp lệ. "
+        "Vui lòng tải lại trang và thử lại.",
+        "forgot": "Quên mật khẩu?",
+        "reset": "Cấp lại mật khẩu",
+        "email": "Email",
+        "send": "Gửi yêu cầu",
+        "reset_done": "Nếu email này có trong danh sách khảo sát, mật khẩu mới sẽ được gửi tới "
+        "email đó.",
+        "welcome": "Xin chào",
+        "portal": "Các trang của hệ thống",
+        "import": "Nhập danh sách người khảo sát",
+        "campaign": "Mã đợt khảo sát",
+        "file": "Tệp danh sách (.xlsx, .csv)",
+        "upload": "Tải lên và kiểm tra",
+        "other_lang": "English",
+        "other_code": "en",
+    },
+    "en": {
+        "title": "PAR Index survey",
+        "login": "Log in",
+        "username": "Username",
+        "password": "Password",
+        "logout": "Log out",
+        "bad_login": "Wrong username or password.",
+        "locked": "Account temporarily locked after too many failed attempts. "
+        "Try again in 15 minutes.",
+        "csrf": "The form has expired or is invalid. Reload the page and try again.",
+        "forgot": "Forgot your password?",
+        "reset": "Request a new password",
+        "email": "E-mail",
+        "send": "Send request",
+        "reset_done": "If this e-mail is on the survey list, a new password will be sent to it.",
+        "welcome": "Welcome",
+        "portal": "Pages",
+        "import": "Import respondent list",
+        "campaign": "Campaign id",
+        "file": "List file (.xlsx, .csv)",
+        "upload": "Upload and check",
+        "other_lang": "Tiếng Việt",
+        "other_code": "vi",
+    },
+}
+
+
+def _rt(request: Request) -> Runtime:
+    return request.app.state.rt
+
+
+def _lang(request: Request) -> str:
+    lang = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "vi"
+    return lang if lang in TEXT else "vi"
+
+
+def _ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _csrf_value(request: Request) -> str:
+    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+
+def _finish(request: Request, response: Response, csrf: str | None = None) -> Response:
+    """Set the language and CSRF cookies every page needs."""
+    secure = request.app.state.settings.cookie_secure
+    if request.query_params.get("lang") in TEXT:
+        response.set_cookie(
+            LANG_COOKIE, _lang(request), max_age=365 * 86400, samesite="lax", secure=secure
+        )
+    if csrf is not None and request.cookies.get(CSRF_COOKIE) != csrf:
+        response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=secure)
+    return response
+
+
+def _page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
+    lang = _lang(request)
+    csrf = _csrf_value(request)
+    resp = templates.TemplateResponse(
+        request, name, {"t": TEXT[lang], "lang": lang, "csrf": csrf, **ctx}, status_code=status
+    )
+    return _finish(request, resp, csrf)
+
+
+def csrf_ok(request: Request, submitted: str | None) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE)
+    submitted = submitted or request.headers.get("x-csrf-token")
+    return bool(cookie and submitted and hmac.compare_digest(cookie, submitted))
+
+
+def _csrf_refused(request: Request) -> Response:
+    return _page(request, "message.html", status=403, message=TEXT[_lang(request)]["csrf"])
+
+
+# --- login -------------------------------------------------------------------------------
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> Response:
+    return _page(request, "login.html")
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    username: str = Form(""),
+    password: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:
+    if not csrf_ok(request, csrf):
+        return _csrf_refused(request)
+    t = TEXT[_lang(request)]
+    result = await accounts.authenticate(_rt(request).sessions, username, password, _ip(request))
+    if result.principal is None:
+        error = t["locked"] if result.locked else t["bad_login"]
+        return _page(
+            request, "login.html", status=429 if result.locked else 401,
+            error=error, username=username,
+        )
+    token = issue_token(_rt(request).extras["private_key"], result.principal, TOKEN_TTL_S)
+    resp = RedirectResponse("/", status_code=303)
+    resp.set_cookie(
+        COOKIE,
+        token,
+        max_age=TOKEN_TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.app.state.settings.cookie_secure,
+    )
+    resp.set_cookie(  # a fresh CSRF value per session
+        CSRF_COOKIE, secrets.token_urlsafe(32), httponly=True, samesite="lax",
+        secure=request.app.state.settings.cookie_secure,
+    )
+    return resp
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: str = Form("")) -> Response:
+    if not csrf_ok(request, csrf):
+        return _csrf_refused(request)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(COOKIE)
+    return resp
+
+
+# --- portal ------------------------------------------------------------------------------
+def _endpoints(request: Request) -> dict[str, str]:
+    path = Path(request.app.state.settings.state_dir) / "endpoints.json"
+    try:
+        return dict(json.loads(path.read_text()).get("services", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+PORTAL_LINKS = {  # service -> (path, vi, en), shown by role
+    "survey": ("/", "Trả lời phiếu khảo sát", "Answer the survey"),
+    "scoring": ("/", "Kết quả", "Results"),
+    "notify": ("/", "Thư mời và nhắc nhở", "Invitations and reminders"),
+}
+
+
+@router.get("/", response_class=HTMLResponse)
+async def portal(request: Request) -> Response:
+    p = await current_principal(request)
+    if p is None:
+        return _finish(request, RedirectResponse("/login", status_code=303))
+    lang = _lang(request)
+    links = []
+    for service, base in _endpoints(request).items():
+        if service in PORTAL_LINKS and (service == "survey" or p.role != "respondent"):
+            path, vi, en = PORTAL_LINKS[service]
+            links.append({"href": base.rstrip("/") + path, "label": vi if lang == "vi" else en})
+    if p.role == "admin":
+        links.append({"href": "/admin/import", "label": TEXT[lang]["import"]})
+    return _page(request, "portal.html", principal=p, links=links)
+
+
+# --- reset -------------------------------------------------------------------------------
+@router.get("/reset", response_class=HTMLResponse)
+async def reset_form(request: Request) -> Response:
+    return _page(request, "reset.html")
+
+
+@router.post("/reset", response_class=HTMLResponse)
+async def reset(request: Request, email: str = Form(""), csrf: str = Form("")) -> Response:
+    """Only records the request: notify picks requests up and asks for a credential by RPC.
+
+    The answer is the same whether or not the address is known (no account enumeration), and
+    nothing is published here: CredentialsIssued appears when notify actually requests one.
+    """
+    if not csrf_ok(request, csrf):
+        return _csrf_refused(request)
+    if email.strip():
+        await accounts.record_reset_request(_rt(request).sessions, email, _ip(request))
+    return _page(request, "message.html", message=TEXT[_lang(request)]["reset_done"])
+
+
+# --- admin -------------------------------------------------------------------------------
+@router.get("/admin/import", response_class=HTMLResponse)
+async def import_form(request: Request) -> Response:
+    p = await current_principal(request)
+    if p is None:
+        return RedirectResponse("/login", status_code=303)
+    if p.role != "admin":
+        raise HTTPException(403, "admin only")
+    return _page(request, "import.html", principal=p)
+
+
+async def wait_applied(rt: Runtime, seq: int, timeout: float = 30.0) -> None:
+    """Until identity's projection (any instance) has applied `seq`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with rt.sessions() as s:
+            if await projection.applied_offset(s) >= seq:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"projection did not reach sequence {seq}")
+        await asyncio.sleep(0.05)
+
+
+@router.post("/api/respondents/import")
+async def import_respondents(
+    request: Request,
+    campaign: str = Form(...),
+    file: UploadFile = File(...),
+    csrf: str = Form(""),
+    admin: Principal = Depends(require("admin")),
+) -> Response:
+    if not csrf_ok(request, csrf):
+        return JSONResponse({"detail": TEXT["vi"]["csrf"]}, status_code=403)
+    content = await file.read(MAX_BYTES + 1)
+    rt = _rt(request)
+    try:
+        report = await run_import(
+            rt.js,
+            rt.sessions,
+            campaign,
+            content,
+            file.filename or "upload",
+            wait_applied=lambda seq: wait_applied(rt, seq),
+            correlation_id=f"import:{admin.subject}",
+        )
+    except UnknownCampaign:
+        return JSONResponse({"detail": f"unknown campaign {campaign}"}, status_code=404)
+    except ConcurrencyConflict as exc:
+        return JSONResponse({"detail": f"registry changed meanwhile, retry ({exc})"}, 409)
+    log.info(
+        "import into %s by %s: %d new, %d updated, %d problems",
+        campaign, admin.subject, len(report.new), len(report.updated), len(report.problems),
+    )
+    return JSONResponse(report.to_dict(), status_code=200 if report.ok else 422)
+
+
+@router.get("/api/respondents")
+async def list_respondents(
+    request: Request,
+    campaign: str,
+    unit: str | None = None,
+    _: Principal = Depends(require("admin")),
+) -> dict[str, Any]:
+    async with _rt(request).sessions() as s:
+        rows = await projection.respondents(s, campaign, unit_code=unit)
+    return {"campaign_id": campaign, "respondents": [public_respondent(r) for r in rows]}
