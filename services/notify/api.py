@@ -1,0 +1,126 @@
+"""Admin API: delivery progress per unit and purpose, the failures, and a resend button."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from parindex.web.auth import Principal, require
+from services.notify.config import message_id
+from services.notify.projection import load_campaign
+
+router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
+
+
+class ResendRequest(BaseModel):
+    campaign_id: str
+    respondent_id: str
+
+
+def _purpose_group(purpose: str) -> str:
+    return "invitation:resend" if purpose.startswith("invitation:resend:") else purpose
+
+
+@router.get("")
+async def deliveries(
+    request: Request,
+    campaign: str = Query(..., description="campaign id"),
+    _: Principal = Depends(require("admin")),
+) -> dict:
+    """Counts per unit, purpose and status, plus every failed delivery with its error."""
+    rt = request.app.state.rt
+    async with rt.sessions() as s:
+        rows = (
+            await s.execute(
+                text(
+                    "SELECT r.unit_code, o.purpose, o.status, count(*) FROM notify_outbox o "
+                    "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
+                    "WHERE o.campaign_id = :c GROUP BY 1, 2, 3"
+                ),
+                {"c": campaign},
+            )
+        ).all()
+        failed = (
+            await s.execute(
+                text(
+                    "SELECT o.respondent_id, r.unit_code, o.purpose, o.attempts, o.last_error, "
+                    "o.finished_at FROM notify_outbox o "
+                    "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
+                    "WHERE o.campaign_id = :c AND o.status = 'failed' ORDER BY r.unit_code, o.id"
+                ),
+                {"c": campaign},
+            )
+        ).all()
+    counts: dict[tuple, dict[str, int]] = {}
+    for unit, purpose, status, n in rows:
+        bucket = counts.setdefault((unit, _purpose_group(purpose)), {})
+        bucket[status] = bucket.get(status, 0) + int(n)
+    return {
+        "campaign_id": campaign,
+        "counts": [
+            {"unit_code": u, "purpose": p, "by_status": by}
+            for (u, p), by in sorted(counts.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+        ],
+        "failed": [
+            {
+                "respondent_id": rid,
+                "unit_code": unit,
+                "purpose": purpose,
+                "attempts": attempts,
+                "error": error,
+                "at": at.isoformat() if at else None,
+            }
+            for rid, unit, purpose, attempts, error, at in failed
+        ],
+    }
+
+
+@router.post("/resend", status_code=202)
+async def resend(
+    body: ResendRequest, request: Request, _: Principal = Depends(require("admin"))
+) -> dict:
+    """Queue a fresh invitation (with a fresh credential) as a new delivery of its own."""
+    rt = request.app.state.rt
+    c, r = body.campaign_id, body.respondent_id
+    async with rt.sessions.begin() as s:
+        loaded = await load_campaign(s, c)
+        if loaded is None:
+            raise HTTPException(404, "unknown campaign")
+        if loaded[1]:
+            raise HTTPException(409, "campaign is closed")
+        withdrawn = await s.scalar(
+            text(
+                "SELECT withdrawn FROM notify_respondents "
+                "WHERE campaign_id = :c AND respondent_id = :r"
+            ),
+            {"c": c, "r": r},
+        )
+        if withdrawn is None:
+            raise HTTPException(404, "unknown respondent")
+        if withdrawn:
+            raise HTTPException(409, "respondent withdrawn")
+        # Serialise resends of one respondent so <n> is dense and never collides.
+        await s.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"notify-resend:{c}:{r}"}
+        )
+        n = await s.scalar(
+            text(
+                "SELECT count(*) FROM notify_outbox WHERE campaign_id = :c "
+                "AND respondent_id = :r AND purpose LIKE 'invitation:resend:%'"
+            ),
+            {"c": c, "r": r},
+        )
+        purpose = f"invitation:resend:{int(n) + 1}"
+        mid = message_id(c, r, purpose)
+        await s.execute(
+            text(
+                "INSERT INTO notify_outbox (campaign_id, respondent_id, purpose, message_id) "
+                "VALUES (:c, :r, :p, :m)"
+            ),
+            {"c": c, "r": r, "p": purpose, "m": mid},
+        )
+    sender = rt.extras.get("sender")
+    if sender is not None:
+        sender.poke()
+    return {"campaign_id": c, "respondent_id": r, "purpose": purpose, "message_id": mid}

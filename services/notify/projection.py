@@ -1,0 +1,233 @@
+"""Notify's projection: who to write to, and one outbox row per delivery owed.
+
+Rows are inserted with ON CONFLICT DO NOTHING in the batch's transaction, together with the
+stream offset (parindex.bus.projection), so re-reading WaveOpened after a crash never queues
+an e-mail twice. Delivery events written by the sender feed back here to mark rows, so a
+rebuild from sequence 1 does not resend what the log says was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.campaign import Campaign
+from contracts.events import (
+    CampaignClosed,
+    CampaignDefined,
+    DeadlineReached,
+    DeliveryFailed,
+    InvitationSent,
+    ReminderSent,
+    RespondentRegistered,
+    RespondentUpdated,
+    RespondentWithdrawn,
+    WaveOpened,
+)
+from parindex.bus.projection import Event
+from services.notify.config import message_id
+
+log = logging.getLogger(__name__)
+
+INSERT_OUTBOX = text(
+    "INSERT INTO notify_outbox (campaign_id, respondent_id, purpose, message_id, causation_id) "
+    "VALUES (:c, :r, :p, :m, :cause) ON CONFLICT DO NOTHING"
+)
+
+
+async def enqueue(
+    session: AsyncSession, rows: list[tuple[str, str, str]], causation_id: str | None
+) -> None:
+    """Queue deliveries (campaign, respondent, purpose); an existing one is left untouched."""
+    if rows:
+        await session.execute(
+            INSERT_OUTBOX,
+            [
+                {"c": c, "r": r, "p": p, "m": message_id(c, r, p), "cause": causation_id}
+                for c, r, p in rows
+            ],
+        )
+
+
+async def load_campaign(session: AsyncSession, campaign_id: str) -> tuple[Campaign, bool] | None:
+    row = (
+        await session.execute(
+            text("SELECT campaign, closed FROM notify_campaigns WHERE campaign_id = :c"),
+            {"c": campaign_id},
+        )
+    ).first()
+    if row is None:
+        return None
+    data = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return Campaign.model_validate(data), bool(row[1])
+
+
+class NotifyProjection:
+    name = "notify"
+
+    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        for e in events:
+            handler = getattr(self, f"_on_{type(e.payload).__name__}", None)
+            if handler is not None:
+                await handler(session, e, e.envelope.campaign_id, e.payload)
+
+    async def reset(self, session: AsyncSession) -> None:
+        for table in ("notify_outbox", "notify_waves_opened", "notify_respondents"):
+            await session.execute(text(f"DELETE FROM {table}"))
+        await session.execute(text("DELETE FROM notify_campaigns"))
+
+    async def _on_CampaignDefined(self, s, e: Event, c: str, p: CampaignDefined) -> None:
+        await s.execute(
+            text(
+                "INSERT INTO notify_campaigns (campaign_id, campaign) "
+                "VALUES (:c, CAST(:j AS jsonb)) "
+                "ON CONFLICT (campaign_id) DO UPDATE SET campaign = EXCLUDED.campaign"
+            ),
+            {"c": c, "j": p.campaign.model_dump_json()},
+        )
+
+    async def _on_RespondentRegistered(self, s, e: Event, c: str, p: RespondentRegistered) -> None:
+        await s.execute(
+            text(
+                "INSERT INTO notify_respondents "
+                "(campaign_id, respondent_id, full_name, email, unit_code, form_code) "
+                "VALUES (:c, :r, :n, :e, :u, :f) ON CONFLICT (campaign_id, respondent_id) DO "
+                "UPDATE SET full_name = EXCLUDED.full_name, email = EXCLUDED.email, "
+                "unit_code = EXCLUDED.unit_code, form_code = EXCLUDED.form_code, withdrawn = false"
+            ),
+            {
+                "c": c,
+                "r": p.respondent_id,
+                "n": p.full_name,
+                "e": p.email,
+                "u": p.unit_code,
+                "f": p.form_code,
+            },
+        )
+        # Registered after their wave opened (a late import): they are owed the invitation too.
+        loaded = await load_campaign(s, c)
+        if loaded is None or loaded[1]:
+            return
+        wave = loaded[0].wave_for(p.form_code, p.unit_code)
+        if wave is None:
+            return
+        opened = await s.scalar(
+            text(
+                "SELECT event_id FROM notify_waves_opened WHERE campaign_id = :c AND wave_id = :w"
+            ),
+            {"c": c, "w": wave.id},
+        )
+        if opened is not None:
+            await enqueue(s, [(c, p.respondent_id, f"invitation:{wave.id}")], e.envelope.event_id)
+
+    async def _on_RespondentUpdated(self, s, e: Event, c: str, p: RespondentUpdated) -> None:
+        await s.execute(
+            text(
+                "UPDATE notify_respondents SET full_name = coalesce(:n, full_name), "
+                "email = coalesce(:e, email), unit_code = coalesce(:u, unit_code) "
+                "WHERE campaign_id = :c AND respondent_id = :r"
+            ),
+            {"c": c, "r": p.respondent_id, "n": p.full_name, "e": p.email, "u": p.unit_code},
+        )
+
+    async def _on_RespondentWithdrawn(self, s, e: Event, c: str, p: RespondentWithdrawn) -> None:
+        params = {"c": c, "r": p.respondent_id}
+        await s.execute(
+            text(
+                "UPDATE notify_respondents SET withdrawn = true "
+                "WHERE campaign_id = :c AND respondent_id = :r"
+            ),
+            params,
+        )
+        await s.execute(
+            text(
+                "UPDATE notify_outbox SET status = 'cancelled', finished_at = now(), "
+                "last_error = 'respondent withdrawn', event_published = true "
+                "WHERE campaign_id = :c AND respondent_id = :r AND status = 'pending'"
+            ),
+            params,
+        )
+
+    async def _on_WaveOpened(self, s, e: Event, c: str, p: WaveOpened) -> None:
+        loaded = await load_campaign(s, c)
+        if loaded is None:
+            log.warning("WaveOpened %s for unknown campaign %s: nobody to invite", p.wave_id, c)
+            return
+        campaign, closed = loaded
+        await s.execute(
+            text(
+                "INSERT INTO notify_waves_opened (campaign_id, wave_id, event_id) "
+                "VALUES (:c, :w, :e) ON CONFLICT DO NOTHING"
+            ),
+            {"c": c, "w": p.wave_id, "e": e.envelope.event_id},
+        )
+        if closed:
+            return
+        rows = (
+            await s.execute(
+                text(
+                    "SELECT respondent_id, form_code, unit_code FROM notify_respondents "
+                    "WHERE campaign_id = :c AND NOT withdrawn"
+                ),
+                {"c": c},
+            )
+        ).all()
+        owed = []
+        for rid, form, unit in rows:
+            wave = campaign.wave_for(form, unit)
+            if wave is not None and wave.id == p.wave_id:
+                owed.append((c, rid, f"invitation:{p.wave_id}"))
+        await enqueue(s, owed, e.envelope.event_id)
+
+    async def _close(self, s, c: str, reason: str) -> None:
+        await s.execute(
+            text("UPDATE notify_campaigns SET closed = true WHERE campaign_id = :c"), {"c": c}
+        )
+        # Nothing can be answered after the deadline: unsent mail would only mislead.
+        await s.execute(
+            text(
+                "UPDATE notify_outbox SET status = 'cancelled', finished_at = now(), "
+                "last_error = :why, event_published = true "
+                "WHERE campaign_id = :c AND status = 'pending'"
+            ),
+            {"c": c, "why": reason},
+        )
+
+    async def _on_DeadlineReached(self, s, e: Event, c: str, p: DeadlineReached) -> None:
+        await self._close(s, c, "deadline reached")
+
+    async def _on_CampaignClosed(self, s, e: Event, c: str, p: CampaignClosed) -> None:
+        await self._close(s, c, "campaign closed")
+
+    async def _sent(self, s, c: str, mid: str) -> None:
+        await s.execute(
+            text(
+                "UPDATE notify_outbox SET status = 'sent', event_published = true, "
+                "finished_at = coalesce(finished_at, now()), last_error = NULL "
+                "WHERE campaign_id = :c AND message_id = :m "
+                "AND (status <> 'sent' OR NOT event_published)"
+            ),
+            {"c": c, "m": mid},
+        )
+
+    async def _on_InvitationSent(self, s, e: Event, c: str, p: InvitationSent) -> None:
+        await self._sent(s, c, p.message_id)
+
+    async def _on_ReminderSent(self, s, e: Event, c: str, p: ReminderSent) -> None:
+        await self._sent(s, c, p.message_id)
+
+    async def _on_DeliveryFailed(self, s, e: Event, c: str, p: DeliveryFailed) -> None:
+        await s.execute(
+            text(
+                "UPDATE notify_outbox SET status = 'failed', event_published = true, "
+                "attempts = greatest(attempts, :a), last_error = :err, "
+                "finished_at = coalesce(finished_at, now()) "
+                "WHERE campaign_id = :c AND respondent_id = :r AND purpose = :p "
+                "AND status <> 'sent'"
+            ),
+            {"c": c, "r": p.respondent_id, "p": p.purpose, "a": p.attempts, "err": p.error},
+        )

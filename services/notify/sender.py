@@ -1,0 +1,348 @@
+"""The sender: drains the outbox into SMTP, one row per short transaction, rate-limited.
+
+Order of operations for one row (the "exactly once" argument):
+  1. BEGIN; claim the row (status pending, due) with FOR UPDATE SKIP LOCKED — other workers and
+     instances skip it; if this process dies, PostgreSQL drops the connection and the lock, and
+     the row is simply pending again.
+  2. Ask identity for a fresh credential (never stored, never logged), render, hand to SMTP.
+  3. UPDATE the row to sent; COMMIT.
+  4. Publish InvitationSent/ReminderSent (event_id derived from the Message-ID, so a republish
+     is deduplicated by JetStream), then flag the row event_published. A sweep republishes rows
+     left sent-but-unpublished by a crash between 3 and 4; the projection also sets the flag
+     when it reads the event.
+Residual window: a crash (or a lost "250 OK") between the SMTP server accepting the message in
+step 2 and the COMMIT in step 3 sends that e-mail again on restart. It cannot be closed without
+a transactional SMTP, so it is made recognisable: the resend carries the same Message-ID, which
+mail clients and many MTAs treat as a duplicate. A graceful stop never opens the window: workers
+finish the row in hand before the service stops. Nothing is sent twice otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from sqlalchemy import text
+
+from contracts import subjects
+from contracts.campaign import Campaign
+from contracts.events import DeliveryFailed, InvitationSent, Payload, ReminderSent, make
+from parindex.bus.publish import publish_event
+from parindex.web.service import Runtime
+from services.notify.config import NotifyConfig, event_id_for
+from services.notify.mail import (
+    DeliveryError,
+    build_message,
+    format_deadline,
+    render,
+    send_blocking,
+)
+
+log = logging.getLogger(__name__)
+
+CLAIM = text(
+    "SELECT o.id, o.campaign_id, o.respondent_id, o.purpose, o.message_id, o.attempts, "
+    "o.causation_id, r.full_name, r.email, r.unit_code, r.form_code, r.withdrawn, "
+    "c.campaign, c.closed "
+    "FROM notify_outbox o "
+    "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
+    "LEFT JOIN notify_campaigns c USING (campaign_id) "
+    "WHERE o.status = 'pending' AND o.next_attempt_at <= now() "
+    "ORDER BY o.next_attempt_at, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED"
+)
+
+
+class TokenBucket:
+    """At most `rate` sends per second on average, bursts up to one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = max(rate, 0.001)
+        self.capacity = max(1.0, self.rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+        self.lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+def survey_link(rt: Runtime, config: NotifyConfig) -> str:
+    """Where respondents log in: identity's public address, not notify's own."""
+    if config.survey_url:
+        return config.survey_url
+    endpoints = Path(rt.settings.state_dir) / "endpoints.json"
+    try:
+        return json.loads(endpoints.read_text())["open"]
+    except (OSError, ValueError, KeyError):
+        pass
+    return rt.settings.public_url or "http://127.0.0.1:8000/"
+
+
+def kind_of(purpose: str) -> str:
+    return "reminder" if purpose.startswith("reminder:") else "invitation"
+
+
+def delivery_event(row: dict[str, Any], campaign: Campaign | None) -> Payload:
+    """The event a finished row owes the log; rebuilt identically by the republish sweep."""
+    if row["status"] == "failed":
+        return DeliveryFailed(
+            respondent_id=row["respondent_id"],
+            purpose=row["purpose"],
+            attempts=row["attempts"],
+            error=row["last_error"] or "",
+        )
+    if kind_of(row["purpose"]) == "reminder":
+        return ReminderSent(
+            respondent_id=row["respondent_id"],
+            reminder=row["purpose"].split(":", 1)[1],
+            message_id=row["message_id"],
+        )
+    wave_id = row["purpose"].split(":", 1)[1]
+    if wave_id.startswith("resend:"):
+        wave = campaign.wave_for(row["form_code"], row["unit_code"]) if campaign else None
+        wave_id = wave.id if wave else "resend"
+    return InvitationSent(
+        respondent_id=row["respondent_id"], wave_id=wave_id, message_id=row["message_id"]
+    )
+
+
+def _campaign(raw: Any) -> Campaign | None:
+    if raw is None:
+        return None
+    return Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
+
+
+@dataclass
+class Outcome:
+    row: dict[str, Any]
+    campaign: Campaign | None
+
+
+class Sender:
+    def __init__(self, rt: Runtime, config: NotifyConfig, ready: asyncio.Event) -> None:
+        self.rt = rt
+        self.config = config
+        self.ready = ready
+        self.bucket = TokenBucket(rt.settings.mail_rate_per_s)
+        self.wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._workers: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        for i in range(max(1, self.config.workers)):
+            self._workers.append(self.rt.spawn(self._worker(), f"sender-{i}"))
+        self.rt.spawn(self._sweep_loop(), "sender-sweep")
+
+    async def stop(self) -> None:
+        """Graceful: let each worker finish the row in hand, so a stop never resends."""
+        self._stop.set()
+        self.wake.set()
+        if self._workers:
+            await asyncio.wait(self._workers, timeout=self.config.smtp_timeout_s + 10)
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    async def _worker(self) -> None:
+        await self.ready.wait()
+        while not self._stop.is_set():
+            try:
+                busy = await asyncio.shield(asyncio.ensure_future(self.process_one()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sender: unexpected error; retrying shortly")
+                busy = False
+                await asyncio.sleep(1)
+            if not busy and not self._stop.is_set():
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), self.config.poll_s)
+                except TimeoutError:
+                    pass
+
+    async def process_one(self) -> bool:
+        """Claim, send and record one due row; False when nothing is due."""
+        async with self.rt.sessions() as session, session.begin():
+            found = (await session.execute(CLAIM)).mappings().first()
+            if found is None:
+                return False
+            row = dict(found)
+            campaign = _campaign(row["campaign"])
+            if campaign is None or row["closed"] or row["email"] is None or row["withdrawn"]:
+                await session.execute(
+                    text(
+                        "UPDATE notify_outbox SET status = 'cancelled', finished_at = now(), "
+                        "event_published = true, last_error = :why WHERE id = :id"
+                    ),
+                    {"id": row["id"], "why": "campaign closed or respondent gone"},
+                )
+                return True
+            row["attempts"] += 1
+            try:
+                await self._deliver(row, campaign)
+            except DeliveryError as exc:
+                row["last_error"] = exc.reason
+                if exc.permanent or row["attempts"] >= self.config.max_attempts:
+                    row["status"] = "failed"
+                    await session.execute(
+                        text(
+                            "UPDATE notify_outbox SET status = 'failed', attempts = :a, "
+                            "last_error = :e, finished_at = now() WHERE id = :id"
+                        ),
+                        {"id": row["id"], "a": row["attempts"], "e": exc.reason},
+                    )
+                    log.warning("delivery %s failed for good: %s", row["message_id"], exc.reason)
+                else:
+                    delay = min(
+                        self.config.retry_base_s * 2 ** (row["attempts"] - 1),
+                        self.config.retry_max_s,
+                    ) * random.uniform(0.9, 1.1)
+                    await session.execute(
+                        text(
+                            "UPDATE notify_outbox SET attempts = :a, last_error = :e, "
+                            "next_attempt_at = now() + make_interval(secs => :d) WHERE id = :id"
+                        ),
+                        {"id": row["id"], "a": row["attempts"], "e": exc.reason, "d": delay},
+                    )
+                    log.info("delivery %s retry in %.1fs: %s", row["message_id"], delay, exc)
+                    return True
+            else:
+                row["status"] = "sent"
+                await session.execute(
+                    text(
+                        "UPDATE notify_outbox SET status = 'sent', attempts = :a, "
+                        "last_error = NULL, finished_at = now() WHERE id = :id"
+                    ),
+                    {"id": row["id"], "a": row["attempts"]},
+                )
+        # Committed: now tell the log. A crash here leaves event_published false: the sweep.
+        await self._publish(Outcome(row, campaign))
+        return True
+
+    async def _deliver(self, row: dict[str, Any], campaign: Campaign) -> None:
+        kind = kind_of(row["purpose"])
+        await self.bucket.take()
+        cred = await self._credential(row, kind)
+        days = row["purpose"].rsplit("d-", 1)[1] if kind == "reminder" else ""
+        context = {
+            "full_name": row["full_name"] or cred.get("full_name", ""),
+            "username": cred["username"],
+            "password": cred["password"],
+            # read per send: `parindex up` writes endpoints.json after the services start
+            "link": survey_link(self.rt, self.config),
+            "deadline": format_deadline(campaign.deadline, campaign.timezone),
+            "campaign_name": campaign.name,
+            "province": campaign.province,
+            "year": campaign.year,
+            "days": days,
+        }
+        rendered = render(kind, context)
+        msg = build_message(
+            self.rt.settings,
+            context["full_name"],
+            row["email"] or cred["email"],
+            rendered,
+            row["message_id"],
+            {"X-Parindex-Campaign": row["campaign_id"], "X-Parindex-Purpose": row["purpose"]},
+        )
+        del context, cred  # the secret lives only in this message object until it is sent
+        await asyncio.to_thread(send_blocking, self.rt.settings, msg, self.config.smtp_timeout_s)
+
+    async def _credential(self, row: dict[str, Any], kind: str) -> dict[str, Any]:
+        body = json.dumps(
+            {
+                "campaign_id": row["campaign_id"],
+                "respondent_id": row["respondent_id"],
+                "purpose": kind,
+            }
+        ).encode()
+        try:
+            reply = await self.rt.nc.request(
+                subjects.RPC_IDENTITY_CREDENTIAL, body, timeout=self.config.rpc_timeout_s
+            )
+            cred = json.loads(reply.data)
+        except (NoRespondersError, NatsTimeout, TimeoutError) as exc:
+            name = type(exc).__name__
+            raise DeliveryError(f"identity unavailable: {name}", permanent=False) from exc
+        except ValueError as exc:
+            raise DeliveryError("identity sent an unreadable reply", permanent=False) from exc
+        if not isinstance(cred, dict) or not cred.get("username") or not cred.get("password"):
+            error = cred.get("error") if isinstance(cred, dict) else None
+            raise DeliveryError(f"identity gave no credential: {error}"[:500], permanent=False)
+        return cred
+
+    async def _publish(self, outcome: Outcome) -> None:
+        row = outcome.row
+        payload = delivery_event(row, outcome.campaign)
+        envelope = make(
+            payload,
+            campaign_id=row["campaign_id"],
+            producer="notify",
+            causation_id=row.get("causation_id"),
+            event_id=event_id_for(row["message_id"], row["status"]),
+        )
+        try:
+            await publish_event(
+                self.rt.js, subjects.delivery(row["campaign_id"], row["respondent_id"]), envelope
+            )
+        except Exception:
+            log.exception("publishing %s failed; the sweep will retry", envelope.type)
+            return
+        async with self.rt.sessions.begin() as session:
+            await session.execute(
+                text("UPDATE notify_outbox SET event_published = true WHERE id = :id"),
+                {"id": row["id"]},
+            )
+
+    async def sweep(self, older_than_s: float = 5.0) -> int:
+        """Republish events for rows finished but never announced (a crash after COMMIT)."""
+        async with self.rt.sessions() as session:
+            rows = (
+                (
+                    await session.execute(
+                        text(
+                            "SELECT o.*, r.unit_code, r.form_code, c.campaign FROM notify_outbox o "
+                            "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
+                            "LEFT JOIN notify_campaigns c USING (campaign_id) "
+                            "WHERE NOT o.event_published AND o.status IN ('sent', 'failed') "
+                            "AND o.finished_at < now() - make_interval(secs => :s) "
+                            "ORDER BY o.id LIMIT 500"
+                        ),
+                        {"s": older_than_s},
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        for r in rows:
+            await self._publish(Outcome(dict(r), _campaign(r["campaign"])))
+        return len(rows)
+
+    async def _sweep_loop(self) -> None:
+        await self.ready.wait()
+        while not self._stop.is_set():
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sender sweep failed")
+            try:
+                await asyncio.wait_for(self._stop.wait(), 30)
+            except TimeoutError:
+                pass
