@@ -1,0 +1,1 @@
+"""Checks of deploy/: compose file, Dockerfile, NATS, PostgreSQL and Caddy configuration."""

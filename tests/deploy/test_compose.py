@@ -1,0 +1,530 @@
+"""deploy/ is valid without a Docker engine or network.
+
+The compose file validates against the vendored Compose schema subset, everything it names exists,
+every variable it needs is in .env.example, the NATS configs pass `nats-server -t`, and the NATS
+permissions hold on a real server (the auditor cannot publish events; each service publishes
+only its own subjects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE = DEPLOY / "docker-compose.yml"
+ENV_EXAMPLE = DEPLOY / ".env.example"
+SERVICES = ("identity", "survey", "scoring", "notify")
+NATS_CONFS = [DEPLOY / "nats" / f"nats-{i}.conf" for i in (1, 2, 3)]
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, ${VAR:+alt}; $$ escapes.
+VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def env_example() -> dict[str, str]:
+    out = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    def sub(m: re.Match) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        value = env.get(name)
+        if op and op.startswith(":") and not value:
+            value = None
+        if value is None:
+            if op and op.endswith("-"):
+                return arg
+            if op and op.endswith("?"):
+                raise KeyError(f"{name}: {arg}")
+            return ""
+        return arg if op and op.endswith("+") else value
+
+    return VAR_RE.sub(sub, text).replace("$$", "$")
+
+
+def nats_server() -> str | None:
+    candidate = Path(sys.executable).parent / "nats-server"
+    return str(candidate) if candidate.exists() else shutil.which("nats-server")
+
+
+# ---------------------------------------------------------------- compose file
+
+
+def test_compose_validates_against_vendored_schema() -> None:
+    schema = json.loads((DEPLOY / "compose-spec.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert "subset" in schema["$comment"].lower()
+    jsonschema.validate(compose(), schema)
+
+
+def test_schema_rejects_a_misspelt_service_key() -> None:
+    schema = json.loads((DEPLOY / "compose-spec.schema.json").read_text())
+    doc = compose()
+    doc["services"]["identity"]["helthcheck"] = doc["services"]["identity"].pop("healthcheck")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
+
+
+def test_docker_compose_config_when_available(tmp_path: Path) -> None:
+    docker = shutil.which("docker")
+    if not docker:
+        pytest.skip("no docker client")
+    try:
+        version = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("docker compose version did not answer")
+    if version.returncode != 0:
+        pytest.skip("docker client without the compose plugin")
+    result = subprocess.run(
+        [docker, "compose", "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE), "config", "-q"],
+        capture_output=True, text=True, timeout=60, cwd=DEPLOY,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_expected_services_images_and_policies() -> None:
+    services = compose()["services"]
+    for name in ("nats-1", "nats-2", "nats-3"):
+        assert services[name]["image"] == "nats:2.11-alpine"
+    assert services["postgres"]["image"].startswith("postgres:16")
+    assert services["mailpit"]["image"].startswith("axllent/mailpit")
+    assert services["otel-collector"]["image"].startswith("otel/opentelemetry-collector-contrib")
+    assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one")
+    assert services["caddy"]["image"].startswith("caddy:2")
+    for name, svc in services.items():
+        if "tools" in svc.get("profiles", []):
+            continue
+        assert svc.get("restart") == "unless-stopped", name
+    for name in SERVICES + ("nats-1", "nats-2", "nats-3", "postgres", "mailpit", "caddy"):
+        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+def test_parindex_services_one_image_and_settings() -> None:
+    services = compose()["services"]
+    for name in SERVICES:
+        svc = services[name]
+        assert svc["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}, name
+        assert svc["command"] == [f"services.{name}", "--host", "0.0.0.0", "--port", "8000"]
+        module = ROOT / "services" / name / "__main__.py"
+        assert module.is_file(), f"{module} missing"
+        env = svc["environment"]
+        assert env["PARINDEX_STREAM_REPLICAS"] == "3"
+        assert env["PARINDEX_NATS_USER"] == name
+        assert set(env["PARINDEX_NATS_URL"].split(",")) == {
+            f"nats://nats-{i}:4222" for i in (1, 2, 3)
+        }
+        assert f"parindex_{name}:" in env["PARINDEX_DATABASE_URL"]
+        assert env["PARINDEX_DATABASE_URL"].endswith("@postgres:5432/")
+        deps = svc["depends_on"]
+        for dep in ("nats-1", "nats-2", "nats-3", "postgres"):
+            assert deps[dep]["condition"] == "service_healthy", (name, dep)
+    assert "PARINDEX_BALLOT_KEY" in services["survey"]["environment"]
+    for name in ("identity", "scoring", "notify"):  # the pseudonym key stays in survey
+        assert "PARINDEX_BALLOT_KEY" not in services[name]["environment"]
+
+
+def test_every_referenced_path_exists() -> None:
+    doc = compose()
+    named_volumes = set(doc.get("volumes") or {})
+    for name, svc in doc["services"].items():
+        build = svc.get("build")
+        if build:
+            context = (DEPLOY / build["context"]).resolve()
+            assert context.is_dir(), name
+            assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
+        for vol in svc.get("volumes", []):
+            source = vol.split(":")[0] if isinstance(vol, str) else vol.get("source", "")
+            if source.startswith((".", "/")):
+                assert (DEPLOY / source).exists(), f"{name}: {source} missing"
+            else:
+                assert source in named_volumes, f"{name}: volume {source} not declared"
+        for cfg in svc.get("configs", []):
+            src = cfg if isinstance(cfg, str) else cfg["source"]
+            assert src in doc["configs"], f"{name}: config {src} not declared"
+        for net in svc.get("networks", []):
+            assert net in doc["networks"], f"{name}: network {net} not declared"
+    for key in ("configs", "secrets"):
+        for name, item in (doc.get(key) or {}).items():
+            if "file" in item:
+                assert (DEPLOY / item["file"]).is_file(), f"{key}.{name}: {item['file']}"
+
+
+def test_every_variable_is_in_env_example() -> None:
+    text = COMPOSE.read_text()
+    names = {m.group(1) for m in VAR_RE.finditer(text)}
+    assert names, "no variables found: the regex is wrong"
+    missing = names - set(env_example())
+    assert not missing, f"not in deploy/.env.example: {sorted(missing)}"
+    # and the example is enough to interpolate the whole file (no ${VAR:?} left unset)
+    yaml.safe_load(interpolate(text, env_example()))
+
+
+# ---------------------------------------------------------------- Dockerfile
+
+
+def dockerfile_stages() -> list[list[str]]:
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        if stages:
+            stages[-1].append(line)
+    return stages
+
+
+def instruction(lines: list[str], name: str) -> list[str]:
+    return [ln[len(name) + 1 :].strip() for ln in lines if ln.upper().startswith(name + " ")]
+
+
+def test_dockerfile_entrypoint_cmd_and_runtime_stage() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    stages = dockerfile_stages()
+    assert len(stages) >= 2, "multi-stage build expected"
+    final = stages[-1]
+    assert json.loads(instruction(final, "ENTRYPOINT")[-1]) == ["python", "-m"]
+    cmd = json.loads(instruction(final, "CMD")[-1])
+    modules = [cmd[0]] + [svc["command"][0] for svc in compose()["services"].values()
+                          if svc.get("build")]
+    for module in modules:
+        path = ROOT / Path(*module.split(".")) / "__main__.py"
+        assert path.is_file(), f"{module}: {path} missing"
+    assert cmd[0] == "services.identity"
+    assert instruction(final, "EXPOSE") == ["8000"]
+    user = instruction(final, "USER")
+    assert user and not user[-1].startswith(("root", "0")), "runs as root"
+    health = instruction(final, "HEALTHCHECK")
+    assert health and "urllib" in health[-1] and "/healthz" in health[-1]
+    assert any("/opt/venv" in ln for ln in instruction(final, "COPY"))
+    final_text = " ".join(final).lower()
+    for compiler in ("build-essential", "gcc", "g++", "clang", "apt-get install"):
+        assert compiler not in final_text, f"{compiler} in the final stage"
+    assert any("wheel" in ln for ln in instruction(stages[0], "RUN"))
+
+
+# ---------------------------------------------------------------- NATS
+
+
+def nats_env() -> dict[str, str]:
+    """The environment the compose file gives nats-1, interpolated from .env.example."""
+    doc = yaml.safe_load(interpolate(COMPOSE.read_text(), env_example()))
+    env = {k: str(v) for k, v in doc["services"]["nats-1"]["environment"].items()}
+    return {**os.environ, **env}
+
+
+@pytest.mark.parametrize("conf", NATS_CONFS, ids=lambda p: p.name)
+def test_nats_config_parses(conf: Path) -> None:
+    binary = nats_server()
+    if binary is None:
+        pytest.skip("nats-server binary not found")
+    result = subprocess.run(
+        [binary, "-t", "-c", str(conf)], capture_output=True, text=True, env=nats_env(), timeout=30
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    text = conf.read_text()
+    assert re.search(r"^\s*server_name:\s*nats-\d", text, re.M)
+    assert re.search(r"^\s*store_dir:\s*/data/jetstream", text, re.M)
+    assert not re.search(r"^\s*sync_interval", text, re.M), "sync_interval is left default (R3)"
+    assert re.search(r"^\s*#\s*tls\s*\{", text, re.M), "commented TLS block expected"
+    assert "include ./accounts.conf" in text
+
+
+# A small parser for the NATS config format: maps, arrays, strings, comments, `include`.
+TOKEN_RE = re.compile(
+    r'\s+|#[^\n]*|//[^\n]*|(?P<punct>[{}\[\],])|(?P<sep>[:=])|"(?P<dq>[^"]*)"|\'(?P<sq>[^\']*)\''
+    r"|(?P<word>[^\s{}\[\],:=#\"']+(?:[:=][^\s{}\[\],#\"']+)*)"
+)
+
+
+def tokenize(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    while pos < len(text):
+        m = TOKEN_RE.match(text, pos)
+        assert m, f"cannot tokenize at {text[pos:pos + 30]!r}"
+        pos = m.end()
+        for kind in ("punct", "sep", "dq", "sq", "word"):
+            if m.group(kind) is not None:
+                out.append((kind if kind in ("punct", "sep", "word") else "str", m.group(kind)))
+    return out
+
+
+def parse_nats(path: Path) -> dict:
+    tokens = tokenize(path.read_text())
+    pos = 0
+
+    def value():  # type: ignore[no-untyped-def]
+        nonlocal pos
+        kind, tok = tokens[pos]
+        pos += 1
+        if tok == "{" and kind == "punct":
+            return mapping("}")
+        if tok == "[" and kind == "punct":
+            items = []
+            while tokens[pos][1] != "]":
+                if tokens[pos][1] == ",":
+                    pos += 1
+                    continue
+                items.append(value())
+            pos += 1
+            return items
+        return tok
+
+    def mapping(end: str | None) -> dict:
+        nonlocal pos
+        out: dict = {}
+        while pos < len(tokens) and tokens[pos][1] != end:
+            kind, key = tokens[pos]
+            pos += 1
+            if key == ",":
+                continue
+            if key == "include":
+                included = parse_nats(path.parent / tokens[pos][1])
+                pos += 1
+                out.update(included)
+                continue
+            if tokens[pos][0] == "sep":
+                pos += 1
+            out[key] = value()
+        pos += 1
+        return out
+
+    return mapping(None)
+
+
+def users() -> dict[str, dict]:
+    conf = parse_nats(NATS_CONFS[0])
+    found = {}
+    for account in conf["accounts"].values():
+        for user in account.get("users", []):
+            found[user["user"]] = user
+    return found
+
+
+def covers(pattern: str, subject: str) -> bool:
+    """NATS wildcard match: does `pattern` include `subject` (itself possibly wildcarded)?"""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or (tok != "*" and tok != s[i]) or (tok == "*" and s[i] == ">"):
+            return False
+    return len(p) == len(s)
+
+
+def allowed(user: dict, action: str, subject: str) -> bool:
+    perms = user.get("permissions")
+    if perms is None:
+        return True
+    block = perms.get(action, {})
+    allow = block.get("allow", []) if isinstance(block, dict) else block
+    deny = block.get("deny", []) if isinstance(block, dict) else []
+    return any(covers(a, subject) for a in allow) and not any(covers(d, subject) for d in deny)
+
+
+def test_every_password_comes_from_the_environment() -> None:
+    found = users()
+    assert set(SERVICES) | {"auditor"} <= set(found)
+    for name, user in found.items():
+        assert user["password"].startswith("$NATS_"), name
+        assert user["password"][1:] in env_example(), name
+
+
+def test_auditor_is_read_only() -> None:
+    auditor = users()["auditor"]
+    publish = auditor["permissions"]["publish"]
+    assert not any(a.startswith("par.") for a in publish["allow"])
+    assert any(covers(d, "par.evt.>") for d in publish["deny"])
+    for subject in ("par.evt.c1.ballot.x", "par.evt.c1.results", "par.dlq.x",
+                    "par.rpc.identity.credential", "$JS.API.STREAM.CREATE.PARINDEX",
+                    "$JS.API.STREAM.DELETE.PARINDEX", "$JS.API.STREAM.PURGE.PARINDEX",
+                    "$JS.API.STREAM.UPDATE.PARINDEX"):
+        assert not allowed(auditor, "publish", subject), subject
+    for subject in ("$JS.API.CONSUMER.CREATE.PARINDEX", "$JS.API.CONSUMER.CREATE.PARINDEX.a.b",
+                    "$JS.API.CONSUMER.INFO.PARINDEX.a", "$JS.API.CONSUMER.MSG.NEXT.PARINDEX.a",
+                    "$JS.API.STREAM.INFO.PARINDEX"):
+        assert allowed(auditor, "publish", subject), subject
+
+
+OWN_EVENTS = {
+    "identity": ["par.evt.c1.respondent.r1"],
+    "survey": ["par.evt.c1.campaign", "par.evt.c1.wave.w1", "par.evt.c1.deadline",
+               "par.evt.c1.ballot.p1"],
+    "scoring": ["par.evt.c1.results"],
+    "notify": ["par.evt.c1.delivery.r1"],
+}
+
+
+def test_services_publish_only_their_own_subjects() -> None:
+    found = users()
+    every_event = [s for subjects in OWN_EVENTS.values() for s in subjects]
+    for name in SERVICES:
+        user = found[name]
+        for subject in every_event:
+            assert allowed(user, "publish", subject) == (subject in OWN_EVENTS[name]), (
+                name, subject)
+        for subject in ("par.dlq.projection", "$JS.API.CONSUMER.CREATE.PARINDEX", "_INBOX.x"):
+            assert allowed(user, "publish", subject), (name, subject)
+        assert allowed(user, "subscribe", "_INBOX.x"), name
+        assert not allowed(user, "publish", "$JS.API.STREAM.DELETE.PARINDEX"), name
+        assert not allowed(user, "publish", "$JS.API.STREAM.PURGE.PARINDEX"), name
+    assert allowed(found["identity"], "subscribe", "par.rpc.identity.credential")
+    assert allowed(found["survey"], "subscribe", "par.rpc.survey.nonrespondents")
+    for name in ("survey", "scoring", "notify"):
+        assert not allowed(found[name], "subscribe", "par.rpc.identity.credential"), name
+    assert allowed(found["notify"], "publish", "par.rpc.identity.credential")
+    assert allowed(found["notify"], "publish", "par.rpc.survey.nonrespondents")
+    for name in ("identity", "survey", "scoring"):
+        assert not allowed(found[name], "publish", "par.rpc.identity.credential"), name
+
+
+# ------------------------------------------- the same permissions, enforced by a real server
+
+
+@pytest.fixture
+def nats_with_accounts(tmp_path: Path):  # type: ignore[no-untyped-def]
+    binary = nats_server()
+    if binary is None:
+        pytest.skip("nats-server binary not found")
+    shutil.copy(DEPLOY / "nats" / "accounts.conf", tmp_path / "accounts.conf")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "single.conf").write_text(
+        f"listen: 127.0.0.1:{port}\n"
+        f"jetstream {{ store_dir: {json.dumps(str(tmp_path / 'js'))} }}\n"
+        "include ./accounts.conf\n"
+    )
+    proc = subprocess.Popen(
+        [binary, "-c", str(tmp_path / "single.conf")], env=nats_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail("nats-server exited")
+                import time
+
+                time.sleep(0.1)
+        yield f"nats://127.0.0.1:{port}", env_example()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_permissions_on_a_real_server(nats_with_accounts) -> None:  # type: ignore[no-untyped-def]
+    import nats
+    from nats.js.api import StreamConfig
+    from nats.js.errors import APIError
+
+    url, env = nats_with_accounts
+
+    async def connect(user: str):  # type: ignore[no-untyped-def]
+        errors: list[Exception] = []
+
+        async def on_error(e: Exception) -> None:
+            errors.append(e)
+
+        nc = await nats.connect(url, user=user, password=env[f"NATS_{user.upper()}_PASSWORD"],
+                                error_cb=on_error, allow_reconnect=False)
+        return nc, errors
+
+    admin, _ = await connect("admin")
+    await admin.jetstream().add_stream(StreamConfig(name="PARINDEX", subjects=["par.evt.>"]))
+    identity, identity_errors = await connect("identity")
+    ack = await identity.jetstream().publish("par.evt.c1.respondent.r1", b"{}")
+    assert ack.seq == 1
+    await identity.publish("par.evt.c1.ballot.p1", b"{}")  # not identity's subject
+    await identity.flush()
+    await asyncio.sleep(0.2)
+    assert any("permissions violation" in str(e).lower() for e in identity_errors)
+
+    auditor, auditor_errors = await connect("auditor")
+    js = auditor.jetstream()
+    sub = await js.pull_subscribe("par.evt.>", stream="PARINDEX")  # consumer create + next
+    [msg] = await sub.fetch(1, timeout=5)
+    assert msg.subject == "par.evt.c1.respondent.r1"
+    await auditor.publish("par.evt.c1.ballot.p2", b"{}")
+    await auditor.flush()
+    await asyncio.sleep(0.2)
+    assert any("permissions violation" in str(e).lower() for e in auditor_errors)
+    with pytest.raises((APIError, asyncio.TimeoutError, nats.errors.TimeoutError)):
+        await js.delete_stream("PARINDEX")
+    info = await admin.jetstream().stream_info("PARINDEX")
+    assert info.state.messages == 1  # the auditor's publish never reached the log
+    for nc in (admin, identity, auditor):
+        await nc.close()
+
+
+# ---------------------------------------------------------------- PostgreSQL and Caddy
+
+
+def test_postgres_init_creates_a_database_and_role_per_service() -> None:
+    sql = (DEPLOY / "postgres" / "init.sql").read_text()
+    for name in SERVICES:
+        assert re.search(rf"CREATE ROLE parindex_{name} LOGIN PASSWORD :'{name}_password';", sql)
+        assert f"CREATE DATABASE parindex_{name} OWNER parindex_{name};" in sql
+        assert f"REVOKE ALL ON DATABASE parindex_{name} FROM PUBLIC;" in sql
+        assert f"\\getenv {name}_password PARINDEX_{name.upper()}_DB_PASSWORD" in sql
+        assert f"PARINDEX_{name.upper()}_DB_PASSWORD" in compose()["services"]["postgres"][
+            "environment"]
+
+
+ROUTES = {
+    "identity": ["/", "/login", "/logout", "/admin/import", "/api/respondents*"],
+    "survey": ["/survey*", "/api/ballots", "/api/draft", "/api/progress*", "/progress*",
+               "/api/campaigns"],
+    "scoring": ["/dashboard*", "/report*", "/export*", "/api/results*"],
+    "notify": ["/api/deliveries*", "/deliveries*"],
+}
+
+
+def test_caddyfile_routes_every_prefix() -> None:
+    text = (DEPLOY / "caddy" / "Caddyfile").read_text()
+    matchers = dict(re.findall(r"^\s*@(\w+)\s+path\s+(.+)$", text, re.M))
+    for service, prefixes in ROUTES.items():
+        assert service in matchers, f"no @{service} matcher"
+        paths = matchers[service].split()
+        for prefix in prefixes:
+            assert prefix in paths, f"{prefix} not routed to {service}"
+        assert re.search(rf"handle @{service} \{{\s*reverse_proxy {service}:8000", text)
+    assert re.search(r"handle /mail/\* \{\s*reverse_proxy mailpit:8025", text)
+    assert compose()["services"]["mailpit"]["environment"]["MP_WEBROOT"] == "/mail/"
+    all_paths = [p for paths in matchers.values() for p in paths.split()]
+    assert len(all_paths) == len(set(all_paths)), "a path is routed twice"
+
+
+def test_readme_covers_operations() -> None:
+    text = (DEPLOY / "README.md").read_text().lower()
+    for topic in ("docker compose up", "docker compose down", "advisory lock",
+                  "nats stream backup", "nats stream restore", "pg_dump",
+                  "parindex rebuild scoring", "parindex_ballot_key", "signing key"):
+        assert topic in text, topic
