@@ -35,6 +35,9 @@ class Settings:
     # Accelerated clock: campaign seconds per wall second (1 = real time). Demo and tests only.
     clock_speed: float = field(default_factory=lambda: float(_env("CLOCK_SPEED", "1")))
     clock_start: str = field(default_factory=lambda: _env("CLOCK_START"))
+    # Wall time (unix seconds) at which the accelerated clock read clock_start: every process
+    # of one demo then agrees on campaign time, whenever it started.
+    clock_epoch: float = field(default_factory=lambda: float(_env("CLOCK_EPOCH", "0")))
     cookie_secure: bool = field(default_factory=lambda: _env("COOKIE_SECURE", "0") == "1")
 
     def service_database_url(self, service: str) -> str:

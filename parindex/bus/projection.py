@@ -85,6 +85,20 @@ async def _save_offset(session: AsyncSession, name: str, seq: int) -> None:
     )
 
 
+async def _lock_offset(session: AsyncSession, name: str) -> int:
+    await session.execute(
+        text(
+            "INSERT INTO projection_offsets (name, seq) VALUES (:n, 0) "
+            "ON CONFLICT (name) DO NOTHING"
+        ),
+        {"n": name},
+    )
+    seq = await session.scalar(
+        text("SELECT seq FROM projection_offsets WHERE name = :n FOR UPDATE"), {"n": name}
+    )
+    return int(seq or 0)
+
+
 class ProjectionRunner:
     """Single writer for one projection: fetch a batch, apply it, commit it with its offset."""
 
@@ -161,7 +175,7 @@ class ProjectionRunner:
             while not self._stop.is_set():
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=1.0)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):
                     if until_seq is not None:
                         return  # nothing more to read below until_seq
                     continue
@@ -215,15 +229,20 @@ class ProjectionRunner:
         while True:
             try:
                 async with self.sessions.begin() as session:
-                    if events:
-                        await self.projection.apply(session, events)
-                    await _save_offset(session, self.projection.name, last)
+                    # Several instances may run one projection: the offset row is the lock, and
+                    # whatever another instance applied meanwhile is skipped (exactly once).
+                    current = await _lock_offset(session, self.projection.name)
+                    todo = [e for e in events if e.seq > current]
+                    if todo:
+                        await self.projection.apply(session, todo)
+                    new_seq = max(last, current)
+                    await _save_offset(session, self.projection.name, new_seq)
                 break
             except Rejected as rej:  # the transaction rolled back; apply the batch without it
                 await dead_letter(self.js, self.projection.name, raw[rej.seq], rej.reason)
                 metrics.events_failed.labels(self.projection.name).inc()
                 events = [e for e in events if e.seq != rej.seq]
-        self.applied_seq = last
+        self.applied_seq = new_seq
         self._trace(events, started)
         metrics.events_consumed.labels(self.projection.name).inc(len(events))
         metrics.applied_seq.labels(self.projection.name).set(last)

@@ -45,6 +45,10 @@ def clock_from_settings(settings: Settings) -> Clock:
         start = start.replace(tzinfo=UTC)
     t0 = time.monotonic()
     speed = settings.clock_speed
+    if settings.clock_epoch:  # shared anchor: all processes agree on campaign time
+        from datetime import timedelta as _td
+
+        start = start + _td(seconds=(time.time() - settings.clock_epoch) * speed)
 
     def now() -> datetime:
         from datetime import timedelta

@@ -7,6 +7,9 @@ point additionally sees names of its unit's respondents who have not answered ye
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -147,36 +150,46 @@ async def _submitted(rt: Runtime, campaign_id: str, pseudo: str) -> BallotSubmit
     return payload
 
 
-@router.post("/ballots", status_code=201)
-async def post_ballot(
-    body: BallotIn, request: Request, p: Principal = Depends(require("respondent"))
-) -> Any:
-    rt = _rt(request)
+@dataclass
+class Intake:
+    """What became of a ballot: `outcome` is "accepted" or the error code the API answers."""
+
+    outcome: str
+    receipt: str | None = None
+    submitted_on: date | None = None
+    problems: list[dict[str, str | None]] = field(default_factory=list)
+    wave_id: str | None = None
+
+
+async def intake_ballot(
+    rt: Runtime, p: Principal, answers: list[Answer], client_submission_id: str | None
+) -> Intake:
+    """The one path a ballot takes (JSON API and HTML form): checks, then the log decides."""
     campaign, who = await _respondent_context(rt, p)
     status = await _status(rt, campaign, who)
     if status["deadline_passed"]:
-        return JSONResponse({"error": "deadline_passed"}, status_code=409)
+        return Intake("deadline_passed")
     if not status["open"]:
-        return JSONResponse({"error": "wave_not_open", "wave_id": status["wave_id"]}, 403)
-    found = problems(campaign, who["form_code"], who["unit_code"], body.answers)
+        return Intake("wave_not_open", wave_id=status["wave_id"])
+    found = problems(campaign, who["form_code"], who["unit_code"], answers)
     if found:
-        return JSONResponse({"error": "invalid_ballot", "problems": found}, status_code=422)
+        return Intake("invalid_ballot", problems=found)
     pseudo = _pseudonym(rt, campaign.id, p.subject)
     envelope = ballot_envelope(
         campaign,
         pseudonym=pseudo,
         form_code=who["form_code"],
         unit_code=who["unit_code"],
-        answers=body.answers,
+        answers=answers,
         now=rt.extras["clock"].now(),
-        client_submission_id=body.client_submission_id,
+        client_submission_id=client_submission_id,
     )
     try:
         published = await publish_event(
             rt.js, subjects.ballot(campaign.id, pseudo), envelope, expected_last_subject_seq=0
         )
     except ConcurrencyConflict:
-        return JSONResponse({"error": "already_submitted"}, status_code=409)
+        return Intake("already_submitted")
     ballot = BallotSubmitted.model_validate(envelope.data)
     if published.duplicate:  # a retry: answer with what the log holds
         ballot = await _submitted(rt, campaign.id, pseudo) or ballot
@@ -185,10 +198,48 @@ async def post_ballot(
             text("DELETE FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
             {"c": campaign.id, "p": pseudo},
         )
-    return JSONResponse(
-        {"receipt": ballot.ballot_id, "submitted_on": ballot.submitted_on.isoformat()},
-        status_code=201,
-    )
+    return Intake("accepted", receipt=ballot.ballot_id, submitted_on=ballot.submitted_on)
+
+
+@router.post("/ballots", status_code=201)
+async def post_ballot(
+    body: BallotIn, request: Request, p: Principal = Depends(require("respondent"))
+) -> Any:
+    result = await intake_ballot(_rt(request), p, body.answers, body.client_submission_id)
+    if result.outcome == "accepted":
+        assert result.submitted_on is not None
+        return JSONResponse(
+            {"receipt": result.receipt, "submitted_on": result.submitted_on.isoformat()},
+            status_code=201,
+        )
+    if result.outcome == "wave_not_open":
+        return JSONResponse({"error": "wave_not_open", "wave_id": result.wave_id}, 403)
+    if result.outcome == "invalid_ballot":
+        return JSONResponse({"error": "invalid_ballot", "problems": result.problems}, 422)
+    return JSONResponse({"error": result.outcome}, status_code=409)
+
+
+async def save_draft(rt: Runtime, campaign_id: str, pseudo: str, answers: list[dict]) -> None:
+    async with rt.sessions.begin() as s:
+        await s.execute(
+            text(
+                "INSERT INTO survey_drafts (campaign, pseudonym, answers) "
+                "VALUES (:c, :p, CAST(:a AS jsonb)) ON CONFLICT (campaign, pseudonym) "
+                "DO UPDATE SET answers = EXCLUDED.answers"
+            ),
+            {"c": campaign_id, "p": pseudo, "a": json.dumps(answers)},
+        )
+
+
+async def load_draft(rt: Runtime, campaign_id: str, pseudo: str) -> list[dict[str, Any]]:
+    async with rt.sessions() as s:
+        answers = await s.scalar(
+            text("SELECT answers FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
+            {"c": campaign_id, "p": pseudo},
+        )
+    if isinstance(answers, str):
+        answers = json.loads(answers)
+    return list(answers or [])
 
 
 @router.put("/draft")
@@ -201,17 +252,7 @@ async def put_draft(
     pseudo = _pseudonym(rt, campaign.id, p.subject)
     if await _submitted(rt, campaign.id, pseudo) is not None:
         raise HTTPException(409, {"error": "already_submitted"})
-    import json
-
-    async with rt.sessions.begin() as s:
-        await s.execute(
-            text(
-                "INSERT INTO survey_drafts (campaign, pseudonym, answers) "
-                "VALUES (:c, :p, CAST(:a AS jsonb)) ON CONFLICT (campaign, pseudonym) "
-                "DO UPDATE SET answers = EXCLUDED.answers"
-            ),
-            {"c": campaign.id, "p": pseudo, "a": json.dumps(body.answers)},
-        )
+    await save_draft(rt, campaign.id, pseudo, body.answers)
     return {"saved": len(body.answers)}
 
 
@@ -222,12 +263,7 @@ async def get_draft(
     rt = _rt(request)
     campaign, _ = await _respondent_context(rt, p)
     pseudo = _pseudonym(rt, campaign.id, p.subject)
-    async with rt.sessions() as s:
-        answers = await s.scalar(
-            text("SELECT answers FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
-            {"c": campaign.id, "p": pseudo},
-        )
-    return {"answers": answers or []}
+    return {"answers": await load_draft(rt, campaign.id, pseudo)}
 
 
 # --- progress ----------------------------------------------------------------------------
@@ -237,18 +273,23 @@ async def get_progress(
     campaign: str | None = None,
     p: Principal = Depends(require("admin", "auditor", "focal_point")),
 ) -> dict[str, Any]:
-    rt = _rt(request)
-    campaign_id = campaign or p.campaign_id
+    campaign_id, only_unit = progress_scope(p, campaign)
     if not campaign_id:
         raise HTTPException(422, {"error": "campaign_required"})
+    return await progress(_rt(request), campaign_id, only_unit)
+
+
+def progress_scope(p: Principal, campaign: str | None) -> tuple[str | None, str | None]:
+    """(campaign, only this unit) a principal may see; a focal point sees only its unit."""
+    campaign_id = campaign or p.campaign_id
     only_unit: str | None = None
     if p.role == "focal_point":
-        if p.campaign_id and p.campaign_id != campaign_id:
+        if campaign_id and p.campaign_id and p.campaign_id != campaign_id:
             raise HTTPException(403, {"error": "other_campaign"})
         if not p.unit_code:
             raise HTTPException(403, {"error": "no_unit"})
         only_unit = p.unit_code
-    return await progress(rt, campaign_id, only_unit)
+    return campaign_id, only_unit
 
 
 async def progress(rt: Runtime, campaign_id: str, only_unit: str | None) -> dict[str, Any]:

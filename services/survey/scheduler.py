@@ -62,6 +62,11 @@ def clock_from_settings(settings: Settings) -> Clock:
         )
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
+        if settings.clock_epoch:  # shared anchor: all processes agree on campaign time
+            from datetime import timedelta
+
+            elapsed = (time.time() - settings.clock_epoch) * settings.clock_speed
+            start = start + timedelta(seconds=elapsed)
         return AcceleratedClock(start, settings.clock_speed)
     return Clock()
 

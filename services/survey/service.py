@@ -1,8 +1,8 @@
 """The survey service: its spec (HTTP routers, consumers) for parindex.web.service.
 
 On start it runs the survey projection (campaigns, respondents, waves, deadline, counts) and
-the scheduler that puts time on the log. The clock lives in rt.extras["clock"] so tests and
-the accelerated demo can move campaign time.
+the scheduler that puts time on the log, and answers the survey RPCs (rpc.py). The clock
+lives in rt.extras["clock"] so tests and the accelerated demo can move campaign time.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from pathlib import Path
 
 from parindex.bus.projection import ProjectionRunner
 from parindex.web.service import Runtime, ServiceSpec
+from services.survey import rpc
 from services.survey.api import router
 from services.survey.projection import SurveyProjection
 from services.survey.scheduler import Scheduler, clock_from_settings
+from services.survey.web import router as web_router
 
 
 async def start(rt: Runtime) -> None:
@@ -25,12 +27,13 @@ async def start(rt: Runtime) -> None:
     scheduler = Scheduler(rt.js, rt.sessions, clock)
     rt.extras["scheduler"] = scheduler
     rt.spawn(scheduler.run(), "scheduler")
+    await rpc.start(rt)
 
 
 SERVICE = ServiceSpec(
     name="survey",
     versions_dir=Path(__file__).parent / "storage" / "versions",
-    routers=[router],
+    routers=[router, web_router],
     start=start,
     title="parindex survey",
 )

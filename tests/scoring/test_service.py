@@ -128,3 +128,14 @@ async def _check_pages(app, cid: str) -> None:
         assert "<10" in questions  # groups under the minimum reporting size are suppressed
         missing = await http.get("/dashboard", params={"campaign": "nope"})
         assert missing.status_code == 404
+
+
+async def test_two_instances_count_each_ballot_once(nc, nats_url, pg_url, campaign_id, tmp_path):
+    """Both instances run the projection on one database: the offset row serialises them."""
+    js = nc.jetstream()
+    await _publish_campaign_with_late_ballot(js, campaign_id)
+    settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
+    a, b = create_app(SERVICE, settings), create_app(SERVICE, settings)
+    async with a.router.lifespan_context(a), b.router.lifespan_context(b):
+        published = await eventually(lambda: _published(js, campaign_id), timeout=30)
+    assert published.digest == WORKED_DIGEST  # double counting would change every number
