@@ -10,9 +10,22 @@ import sys
 from pathlib import Path
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from parindex.runtime.demo import run_demo
+    from parindex.runtime.up import AlreadyRunning
+
+    try:
+        return run_demo(Path(args.state_dir), args.minutes, keep_running=not args.exit)
+    except AlreadyRunning as exc:
+        print(f"parindex: {exc}", file=sys.stderr)
+        return 2
+
+
 def _up(args: argparse.Namespace) -> int:
     from parindex.runtime.up import AlreadyRunning, Stack, run_forever
 
+    if args.demo:
+        return _demo(args)
     stack = Stack(
         state_dir=Path(args.state_dir),
         nats_url=args.nats_url or os.environ.get("PARINDEX_NATS_URL"),
@@ -60,7 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--database-url", help="use this PostgreSQL server instead of the embedded one")
     up.add_argument("--port", type=int, help="first HTTP port (identity; the others follow)")
     up.add_argument("--timeout", type=float, default=90.0)
+    up.add_argument("--minutes", type=float, default=6.0, help="demo length (with --demo)")
+    up.add_argument("--exit", action="store_true", help="with --demo: stop when it is done")
     up.set_defaults(fn=_up)
+
+    demo = sub.add_parser("demo", help="the Sóc Trăng 2023 campaign on an accelerated clock")
+    demo.add_argument("--state-dir", default=os.environ.get("PARINDEX_STATE_DIR", ".parindex-demo"))
+    demo.add_argument("--minutes", type=float, default=6.0, help="wall minutes for 20/09–07/10")
+    demo.add_argument("--exit", action="store_true", help="stop when the demo is done")
+    demo.set_defaults(fn=_demo)
 
     con = sub.add_parser("contracts", help="regenerate contracts/schemas and asyncapi.json")
     con.add_argument("--out", help="directory (default: the contracts folder)")

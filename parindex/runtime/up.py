@@ -94,6 +94,10 @@ class Stack:
             port = self.base_port + i if self.base_port else free_port()
             self.ports[name] = port
             env_s = dict(env, PARINDEX_PUBLIC_URL=f"http://{self.host}:{port}")
+            if name == "notify":  # invitations link to the one login page
+                env_s["PARINDEX_NOTIFY_SURVEY_URL"] = (
+                    f"http://{self.host}:{self.ports['identity']}/"
+                )
             self.procs[name] = subprocess.Popen(
                 [
                     sys.executable,
@@ -120,9 +124,15 @@ class Stack:
         smtp_port, http_port = free_port(), free_port()
         self.mail = subprocess.Popen(
             [
-                sys.executable, "-m", "parindex.runtime.mailcatcher",
-                "--smtp-port", str(smtp_port), "--http-port", str(http_port),
-                "--dir", str(self.state_dir / "mail"),
+                sys.executable,
+                "-m",
+                "parindex.runtime.mailcatcher",
+                "--smtp-port",
+                str(smtp_port),
+                "--http-port",
+                str(http_port),
+                "--dir",
+                str(self.state_dir / "mail"),
             ],  # fmt: skip
             stdout=open(self.state_dir / "mailcatcher.log", "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT,

@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 LANGS = ("vi", "en")
-LANG_COOKIE = "lang"
+LANG_COOKIE = "parindex_lang"  # one choice for every service on the host
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 SHARED = Path(__file__).parent / "templates"
 

@@ -33,7 +33,8 @@ router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 CSRF_COOKIE = "parindex_csrf"
-LANG_COOKIE = "parindex_lang"
+from parindex.web.i18n import LANG_COOKIE  # noqa: E402 - one cookie for every service
+
 TOKEN_TTL_S = 8 * 3600
 
 TEXT: dict[str, dict[str, str]] = {
@@ -149,6 +150,7 @@ async def login(
     username: str = Form(""),
     password: str = Form(""),
     csrf: str = Form(""),
+    next: str = Form(""),  # noqa: A002 - the conventional name of the return address
 ) -> Response:
     if not csrf_ok(request, csrf):
         return _csrf_refused(request)
@@ -161,7 +163,7 @@ async def login(
             error=error, username=username,
         )
     token = issue_token(_rt(request).extras["private_key"], result.principal, TOKEN_TTL_S)
-    resp = RedirectResponse("/", status_code=303)
+    resp = RedirectResponse(_safe_next(request, next, result.principal.role), status_code=303)
     resp.set_cookie(
         COOKIE,
         token,
@@ -186,6 +188,18 @@ async def logout(request: Request, csrf: str = Form("")) -> Response:
     return resp
 
 
+def _safe_next(request: Request, target: str, role: str) -> str:
+    """Only our own pages: a relative path or one of the services' base URLs (no open redirect)."""
+    services = _endpoints(request)
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    if any(target.startswith(base.rstrip("/") + "/") for base in services.values()):
+        return target
+    if role == "respondent" and "survey" in services:
+        return services["survey"].rstrip("/") + "/survey"
+    return "/"
+
+
 # --- portal ------------------------------------------------------------------------------
 def _endpoints(request: Request) -> dict[str, str]:
     path = Path(request.app.state.settings.state_dir) / "endpoints.json"
@@ -196,9 +210,9 @@ def _endpoints(request: Request) -> dict[str, str]:
 
 
 PORTAL_LINKS = {  # service -> (path, vi, en), shown by role
-    "survey": ("/", "Trả lời phiếu khảo sát", "Answer the survey"),
-    "scoring": ("/", "Kết quả", "Results"),
-    "notify": ("/", "Thư mời và nhắc nhở", "Invitations and reminders"),
+    "survey": ("/survey", "Trả lời phiếu khảo sát", "Answer the survey"),
+    "scoring": ("/dashboard", "Kết quả", "Results"),
+    "notify": ("/api/deliveries", "Thư mời và nhắc nhở", "Invitations and reminders"),
 }
 
 
@@ -212,6 +226,8 @@ async def portal(request: Request) -> Response:
     for service, base in _endpoints(request).items():
         if service in PORTAL_LINKS and (service == "survey" or p.role != "respondent"):
             path, vi, en = PORTAL_LINKS[service]
+            if service == "survey" and p.role != "respondent":
+                path, vi, en = "/progress", "Tiến độ khảo sát", "Survey progress"
             links.append({"href": base.rstrip("/") + path, "label": vi if lang == "vi" else en})
     if p.role == "admin":
         links.append({"href": "/admin/import", "label": TEXT[lang]["import"]})

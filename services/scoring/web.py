@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import text
 
 from contracts.campaign import Campaign, UnitKind
 from parindex.web.i18n import LANG_COOKIE, language, templates
@@ -51,8 +52,19 @@ def _max_total(camp: Campaign, unit_code: str, results: Results) -> Decimal:
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-async def dashboard(request: Request, campaign: str) -> HTMLResponse:
+async def dashboard(request: Request, campaign: str | None = None) -> HTMLResponse:
     """Ranking per unit kind, received against quota, the quota penalty shown explicitly."""
+    if campaign is None:
+        async with request.app.state.rt.sessions() as session:
+            rows = (
+                await session.execute(
+                    text(
+                        "SELECT campaign_id, definition->>'name' FROM scoring_campaigns "
+                        "ORDER BY campaign_id"
+                    )
+                )
+            ).all()
+        return _render(request, "campaigns.html", campaigns=rows)
     camp, results = await _load(request, campaign)
     groups = []
     for kind in UnitKind:
