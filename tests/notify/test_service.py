@@ -262,7 +262,7 @@ async def delivery_events(js, campaign_id: str) -> list[dict]:  # type: ignore[n
         while True:
             try:
                 msgs = await sub.fetch(100, timeout=0.5)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nats-py raises either
                 return out
             out.extend({"raw": m.data.decode(), **json.loads(m.data)} for m in msgs)
     finally:

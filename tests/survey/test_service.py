@@ -231,7 +231,7 @@ async def read_all(js, subject: str) -> list:  # type: ignore[no-untyped-def]
         while True:
             try:
                 out += await sub.fetch(500, timeout=1.0)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nats-py raises either
                 return out
     finally:
         await sub.unsubscribe()
