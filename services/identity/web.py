@@ -212,7 +212,7 @@ def _endpoints(request: Request) -> dict[str, str]:
 PORTAL_LINKS = {  # service -> (path, vi, en), shown by role
     "survey": ("/survey", "Trả lời phiếu khảo sát", "Answer the survey"),
     "scoring": ("/dashboard", "Kết quả", "Results"),
-    "notify": ("/api/deliveries", "Thư mời và nhắc nhở", "Invitations and reminders"),
+    "notify": ("/deliveries", "Thư mời và nhắc nhở", "Invitations and reminders"),
 }
 
 

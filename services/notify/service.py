@@ -18,6 +18,7 @@ from services.notify.config import NotifyConfig, clock_from_settings
 from services.notify.projection import NotifyProjection
 from services.notify.reminders import ReminderScheduler
 from services.notify.sender import Sender
+from services.notify.web import router as web_router
 
 
 def make_service(config: NotifyConfig | None = None) -> ServiceSpec:
@@ -51,7 +52,7 @@ def make_service(config: NotifyConfig | None = None) -> ServiceSpec:
     return ServiceSpec(
         name="notify",
         versions_dir=Path(__file__).parent / "storage" / "versions",
-        routers=[router],
+        routers=[router, web_router],
         start=start,
         title="parindex notify",
     )

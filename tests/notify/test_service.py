@@ -575,3 +575,36 @@ async def test_reminder_reaches_only_nonrespondents_once(
             assert len(smtp.collector.for_campaign(campaign_id)) == 6
         finally:
             await close(js, campaign)
+
+
+async def test_admin_deliveries_page_lists_counts_and_needs_admin(nats_url, pg_url, tmp_path):
+    """The HTML admin view answers admins, redirects the anonymous, refuses other roles."""
+    import httpx
+
+    from parindex.web.auth import COOKIE, Principal, issue_token, load_or_create_private_key
+    from parindex.web.service import create_app
+    from services.notify.service import SERVICE
+
+    key = load_or_create_private_key(tmp_path / "k.pem")
+    settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
+    app = create_app(SERVICE, settings)
+    async with app.router.lifespan_context(app):
+        nc = app.state.rt.nc
+        from parindex.web.auth import public_pem
+
+        async def reply(msg):  # type: ignore[no-untyped-def]
+            await msg.respond(json.dumps({"public_key_pem": public_pem(key)}).encode())
+
+        sub = await nc.subscribe(subjects.RPC_IDENTITY_PUBLIC_KEY, cb=reply)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            anon = await http.get("/deliveries", params={"campaign": "x"})
+            assert anon.status_code == 303 and anon.headers["location"] == "/login"
+            for role, status in (("respondent", 403), ("admin", 200)):
+                token = issue_token(key, Principal(subject="u", role=role))
+                r = await http.get(
+                    "/deliveries", params={"campaign": "x"}, cookies={COOKIE: token}
+                )
+                assert r.status_code == status
+            assert "Thư mời và nhắc nhở" in r.text
+        await sub.unsubscribe()
