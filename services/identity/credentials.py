@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
 import uuid
 from typing import Any
@@ -38,8 +39,16 @@ log = logging.getLogger(__name__)
 ALPHABET = "abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY34679"
 PASSWORD_LENGTH = 12
 PURPOSES = ("invitation", "reminder", "reset", "admin")
-HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, hash_len=32, salt_len=16,
-                        type=Type.ID)
+# OWASP's argon2id minimum (m=19 MiB, t=2, p=1). The accelerated demo may lower it through
+# PARINDEX_ARGON2_MEMORY_KIB / PARINDEX_ARGON2_TIME (each hash records its own parameters).
+HASHER = PasswordHasher(
+    time_cost=int(os.environ.get("PARINDEX_ARGON2_TIME", "2")),
+    memory_cost=int(os.environ.get("PARINDEX_ARGON2_MEMORY_KIB", "19456")),
+    parallelism=1,
+    hash_len=32,
+    salt_len=16,
+    type=Type.ID,
+)
 QUEUE = "identity"  # instances share the requests
 
 
