@@ -6,25 +6,37 @@ import os
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 _configured = False
 
 
-def setup_tracing(service: str, exporter: SpanExporter | None = None) -> TracerProvider:
-    """One tracer provider per process; OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+def _processor(exporter: SpanExporter, simple: bool) -> SpanProcessor:
+    return SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter)
+
+
+def setup_tracing(
+    service: str, exporter: SpanExporter | None = None, *, simple: bool = False
+) -> TracerProvider:
+    """One tracer provider per process; OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+
+    The global provider can be set only once per process, so a later call (another service
+    in the same process, a test) adds its exporter to the provider already installed.
+    `simple=True` exports each span synchronously as it ends (tests, in-memory exporters).
+    """
     global _configured
     provider = trace.get_tracer_provider()
-    if _configured and isinstance(provider, TracerProvider):
+    if isinstance(provider, TracerProvider):  # ours, or an SDK provider somebody installed
+        _configured = True
         if exporter is not None:
-            provider.add_span_processor(BatchSpanProcessor(exporter))
+            provider.add_span_processor(_processor(exporter, simple))
         return provider
     provider = TracerProvider(
         resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})
     )
     if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(_processor(exporter, simple))
     elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
     ):

@@ -26,9 +26,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from parindex.bus.connection import connect, ensure_streams
+from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import prepare, sessionmaker
 from parindex.settings import Settings, get_settings
 from parindex.telemetry import metrics
+from parindex.telemetry.lag import lag_updater
 from parindex.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,9 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         app.state.rt = rt
         if spec.start is not None:
             await spec.start(rt)
+        runners = [v for v in rt.extras.values() if isinstance(v, ProjectionRunner)]
+        if runners:  # parindex_consumer_lag{handler} on /metrics
+            rt.spawn(lag_updater(rt.js, runners), "lag")
         log.info("%s started", spec.name)
         try:
             yield

@@ -26,7 +26,7 @@ from parindex.web.auth import COOKIE, Principal, current_principal, issue_token,
 from parindex.web.service import Runtime
 from services.identity import accounts, projection
 from services.identity.importer import MAX_BYTES
-from services.identity.imports import UnknownCampaign, public_respondent, run_import
+from services.identity.imports import UnknownCampaign, run_import
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -159,8 +159,11 @@ async def login(
     if result.principal is None:
         error = t["locked"] if result.locked else t["bad_login"]
         return _page(
-            request, "login.html", status=429 if result.locked else 401,
-            error=error, username=username,
+            request,
+            "login.html",
+            status=429 if result.locked else 401,
+            error=error,
+            username=username,
         )
     token = issue_token(_rt(request).extras["private_key"], result.principal, TOKEN_TTL_S)
     resp = RedirectResponse(_safe_next(request, next, result.principal.role), status_code=303)
@@ -173,7 +176,10 @@ async def login(
         secure=request.app.state.settings.cookie_secure,
     )
     resp.set_cookie(  # a fresh CSRF value per session
-        CSRF_COOKIE, secrets.token_urlsafe(32), httponly=True, samesite="lax",
+        CSRF_COOKIE,
+        secrets.token_urlsafe(32),
+        httponly=True,
+        samesite="lax",
         secure=request.app.state.settings.cookie_secure,
     )
     return resp
@@ -277,16 +283,10 @@ async def wait_applied(rt: Runtime, seq: int, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-@router.post("/api/respondents/import")
-async def import_respondents(
-    request: Request,
-    campaign: str = Form(...),
-    file: UploadFile = File(...),
-    csrf: str = Form(""),
-    admin: Principal = Depends(require("admin")),
-) -> Response:
-    if not csrf_ok(request, csrf):
-        return JSONResponse({"detail": TEXT["vi"]["csrf"]}, status_code=403)
+async def _import(
+    request: Request, campaign: str, file: UploadFile, admin: Principal
+) -> tuple[int, dict, object | None]:
+    """(status, report dict, report) shared by the JSON API and the HTML page."""
     content = await file.read(MAX_BYTES + 1)
     rt = _rt(request)
     try:
@@ -300,23 +300,44 @@ async def import_respondents(
             correlation_id=f"import:{admin.subject}",
         )
     except UnknownCampaign:
-        return JSONResponse({"detail": f"unknown campaign {campaign}"}, status_code=404)
+        return 404, {"detail": f"unknown campaign {campaign}"}, None
     except ConcurrencyConflict as exc:
-        return JSONResponse({"detail": f"registry changed meanwhile, retry ({exc})"}, 409)
+        return 409, {"detail": f"registry changed meanwhile, retry ({exc})"}, None
     log.info(
         "import into %s by %s: %d new, %d updated, %d problems",
-        campaign, admin.subject, len(report.new), len(report.updated), len(report.problems),
+        campaign,
+        admin.subject,
+        len(report.new),
+        len(report.updated),
+        len(report.problems),
     )
-    return JSONResponse(report.to_dict(), status_code=200 if report.ok else 422)
+    return (200 if report.ok else 422), report.to_dict(), report
 
 
-@router.get("/api/respondents")
-async def list_respondents(
+@router.post("/api/respondents/import")
+async def import_respondents(
     request: Request,
-    campaign: str,
-    unit: str | None = None,
-    _: Principal = Depends(require("admin")),
-) -> dict[str, Any]:
-    async with _rt(request).sessions() as s:
-        rows = await projection.respondents(s, campaign, unit_code=unit)
-    return {"campaign_id": campaign, "respondents": [public_respondent(r) for r in rows]}
+    campaign: str = Form(...),
+    file: UploadFile = File(...),
+    csrf: str = Form(""),
+    admin: Principal = Depends(require("admin")),
+) -> Response:
+    if not csrf_ok(request, csrf):
+        return JSONResponse({"detail": TEXT["vi"]["csrf"]}, status_code=403)
+    status, body, _ = await _import(request, campaign, file, admin)
+    return JSONResponse(body, status_code=status)
+
+
+@router.post("/admin/import", response_class=HTMLResponse)
+async def import_page(
+    request: Request,
+    campaign: str = Form(...),
+    file: UploadFile = File(...),
+    csrf: str = Form(""),
+    admin: Principal = Depends(require("admin")),
+) -> Response:
+    """The same import, answered as a readable report (problems by row and column)."""
+    if not csrf_ok(request, csrf):
+        return _csrf_refused(request)
+    status, body, _ = await _import(request, campaign, file, admin)
+    return _page(request, "import_report.html", status=status, report=body, principal=admin)
