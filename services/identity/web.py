@@ -26,7 +26,7 @@ from parindex.web.auth import COOKIE, Principal, current_principal, issue_token,
 from parindex.web.service import Runtime
 from services.identity import accounts, projection
 from services.identity.importer import MAX_BYTES
-from services.identity.imports import UnknownCampaign, run_import
+from services.identity.imports import UnknownCampaign, public_respondent, run_import
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -341,3 +341,15 @@ async def import_page(
         return _csrf_refused(request)
     status, body, _ = await _import(request, campaign, file, admin)
     return _page(request, "import_report.html", status=status, report=body, principal=admin)
+
+
+@router.get("/api/respondents")
+async def list_respondents(
+    request: Request,
+    campaign: str,
+    unit: str | None = None,
+    _: Principal = Depends(require("admin")),
+) -> dict[str, Any]:
+    async with _rt(request).sessions() as s:
+        rows = await projection.respondents(s, campaign, unit_code=unit)
+    return {"campaign_id": campaign, "respondents": [public_respondent(r) for r in rows]}
