@@ -63,7 +63,10 @@ async def test_scoring_metrics_show_consumed_events_and_lag(
                     text = (await http.get("/metrics")).text
                     s = _samples(text)
                     stream_last = s.get(("parindex_stream_last_sequence", ()), 0)
-                    return s if stream_last >= last else None
+                    lag = s.get(("parindex_consumer_lag", (("handler", "scoring"),)), stream_last)
+                    # the service's own updater may have measured before the catch-up: wait for
+                    # a measurement taken after it
+                    return s if stream_last >= last and stream_last - lag >= last else None
 
                 s = await eventually(scraped, timeout=15)
         finally:
