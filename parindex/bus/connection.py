@@ -28,6 +28,8 @@ async def connect(settings: Settings, name: str) -> Client:
     if settings.nats_user:
         opts["user"] = settings.nats_user
         opts["password"] = settings.nats_password
+        # Replies to this user arrive under its own prefix, which only it may subscribe to.
+        opts["inbox_prefix"] = f"_INBOX_{settings.nats_user}"
     return await nats.connect(**opts)
 
 

@@ -387,9 +387,11 @@ def test_services_publish_only_their_own_subjects() -> None:
         for subject in every_event:
             assert allowed(user, "publish", subject) == (subject in OWN_EVENTS[name]), (
                 name, subject)
-        for subject in ("par.dlq.projection", "$JS.API.CONSUMER.CREATE.PARINDEX", "_INBOX.x"):
+        for subject in ("par.dlq.projection", "$JS.API.CONSUMER.CREATE.PARINDEX"):
             assert allowed(user, "publish", subject), (name, subject)
-        assert allowed(user, "subscribe", "_INBOX.x"), name
+        assert allowed(user, "subscribe", f"_INBOX_{name}.x"), name
+        others = [o for o in SERVICES if o != name]
+        assert not any(allowed(user, "subscribe", f"_INBOX_{o}.x") for o in others), name
         assert not allowed(user, "publish", "$JS.API.STREAM.DELETE.PARINDEX"), name
         assert not allowed(user, "publish", "$JS.API.STREAM.PURGE.PARINDEX"), name
     assert allowed(found["identity"], "subscribe", "par.rpc.identity.credential")
@@ -454,6 +456,7 @@ async def test_permissions_on_a_real_server(nats_with_accounts) -> None:  # type
             errors.append(e)
 
         nc = await nats.connect(url, user=user, password=env[f"NATS_{user.upper()}_PASSWORD"],
+                                inbox_prefix=f"_INBOX_{user}",
                                 error_cb=on_error, allow_reconnect=False)
         return nc, errors
 
@@ -480,7 +483,22 @@ async def test_permissions_on_a_real_server(nats_with_accounts) -> None:  # type
         await js.delete_stream("PARINDEX")
     info = await admin.jetstream().stream_info("PARINDEX")
     assert info.state.messages == 1  # the auditor's publish never reached the log
-    for nc in (admin, identity, auditor):
+    # Request-reply across users: identity answers notify through allow_responses, and the
+    # reply lands on notify's own inbox, which survey may not read.
+    async def answer(msg):  # type: ignore[no-untyped-def]
+        await msg.respond(b"secret-credential")
+
+    await identity.subscribe("par.rpc.identity.credential", cb=answer)
+    await identity.flush()
+    notify, _ = await connect("notify")
+    reply = await notify.request("par.rpc.identity.credential", b"{}", timeout=5)
+    assert reply.data == b"secret-credential"
+    survey, survey_errors = await connect("survey")
+    await survey.subscribe("_INBOX_notify.>")
+    await survey.flush()
+    await asyncio.sleep(0.2)
+    assert any("permissions violation" in str(e).lower() for e in survey_errors)
+    for nc in (admin, identity, auditor, notify, survey):
         await nc.close()
 
 
