@@ -58,3 +58,4 @@ RPC_IDENTITY_PUBLIC_KEY = "par.rpc.identity.public_key"  # token verification ke
 RPC_IDENTITY_RESPONDENTS = "par.rpc.identity.respondents"  # respondents of a unit / wave
 RPC_SURVEY_NONRESPONDENTS = "par.rpc.survey.nonrespondents"  # who has not answered (no answers)
 RPC_SURVEY_PROGRESS = "par.rpc.survey.progress"
+RPC_NOTIFY_RESET = "par.rpc.notify.reset"  # identity: a respondent asked for a new credential

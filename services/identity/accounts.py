@@ -114,14 +114,18 @@ async def authenticate(
         else:
             locked = False
             staff = (
-                await s.execute(
-                    text(
-                        "SELECT username, role, unit_code, campaign_id, password_hash "
-                        "FROM identity_users WHERE lower(username) = :u"
-                    ),
-                    {"u": key},
+                (
+                    await s.execute(
+                        text(
+                            "SELECT username, role, unit_code, campaign_id, password_hash "
+                            "FROM identity_users WHERE lower(username) = :u"
+                        ),
+                        {"u": key},
+                    )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
             people = (
                 (
                     await s.execute(
@@ -169,9 +173,35 @@ async def authenticate(
     return LoginResult(principal)
 
 
-async def record_reset_request(sessions: async_sessionmaker, email: str, ip: str) -> None:
+RESETS_PER_DAY = 3
+
+
+async def record_reset_request(sessions: async_sessionmaker, email: str, ip: str) -> bool:
+    """Record it; False when this address already asked RESETS_PER_DAY times today."""
+    address = email.strip().lower()
     async with sessions.begin() as s:
+        recent = await s.scalar(
+            text(
+                "SELECT count(*) FROM identity_reset_requests WHERE email = :e "
+                "AND at > now() - interval '1 day'"
+            ),
+            {"e": address},
+        )
         await s.execute(
             text("INSERT INTO identity_reset_requests (email, ip) VALUES (:e, :i)"),
-            {"e": email.strip().lower(), "i": ip},
+            {"e": address, "i": ip},
         )
+    return int(recent or 0) < RESETS_PER_DAY
+
+
+async def open_registrations(sessions: async_sessionmaker, email: str) -> list[tuple[str, str]]:
+    """(campaign, respondent_id) of the active registrations with this e-mail address."""
+    async with sessions() as s:
+        rows = await s.execute(
+            text(
+                "SELECT campaign, respondent_id FROM identity_respondents "
+                "WHERE lower(email) = :e AND NOT withdrawn"
+            ),
+            {"e": email.strip().lower()},
+        )
+        return [(c, r) for c, r in rows.all()]

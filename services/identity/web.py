@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from contracts import subjects
 from parindex.bus.publish import ConcurrencyConflict
 from parindex.web.auth import COOKIE, Principal, current_principal, issue_token, require
 from parindex.web.service import Runtime
@@ -256,7 +257,11 @@ async def reset(request: Request, email: str = Form(""), csrf: str = Form("")) -
     if not csrf_ok(request, csrf):
         return _csrf_refused(request)
     if email.strip():
-        await accounts.record_reset_request(_rt(request).sessions, email, _ip(request))
+        rt = _rt(request)
+        if await accounts.record_reset_request(rt.sessions, email, _ip(request)):
+            for c, rid in await accounts.open_registrations(rt.sessions, email):
+                body = json.dumps({"campaign_id": c, "respondent_id": rid}).encode()
+                await rt.nc.publish(subjects.RPC_NOTIFY_RESET, body)  # notify e-mails it
     return _page(request, "message.html", message=TEXT[_lang(request)]["reset_done"])
 
 

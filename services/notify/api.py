@@ -81,14 +81,26 @@ async def resend(
     body: ResendRequest, request: Request, _: Principal = Depends(require("admin"))
 ) -> dict:
     """Queue a fresh invitation (with a fresh credential) as a new delivery of its own."""
-    rt = request.app.state.rt
-    c, r = body.campaign_id, body.respondent_id
+    try:
+        return await queue_resend(request.app.state.rt, body.campaign_id, body.respondent_id)
+    except ResendRefused as exc:
+        raise HTTPException(exc.status, exc.reason) from None
+
+
+class ResendRefused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+async def queue_resend(rt, c: str, r: str, kind: str = "resend") -> dict:  # type: ignore[no-untyped-def]
+    """A new outbox row 'invitation:<kind>:<n>' (admin resend, or a respondent's reset request)."""
     async with rt.sessions.begin() as s:
         loaded = await load_campaign(s, c)
         if loaded is None:
-            raise HTTPException(404, "unknown campaign")
+            raise ResendRefused(404, "unknown campaign")
         if loaded[1]:
-            raise HTTPException(409, "campaign is closed")
+            raise ResendRefused(409, "campaign is closed")
         withdrawn = await s.scalar(
             text(
                 "SELECT withdrawn FROM notify_respondents "
@@ -97,9 +109,9 @@ async def resend(
             {"c": c, "r": r},
         )
         if withdrawn is None:
-            raise HTTPException(404, "unknown respondent")
+            raise ResendRefused(404, "unknown respondent")
         if withdrawn:
-            raise HTTPException(409, "respondent withdrawn")
+            raise ResendRefused(409, "respondent withdrawn")
         # Serialise resends of one respondent so <n> is dense and never collides.
         await s.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"notify-resend:{c}:{r}"}
@@ -107,11 +119,11 @@ async def resend(
         n = await s.scalar(
             text(
                 "SELECT count(*) FROM notify_outbox WHERE campaign_id = :c "
-                "AND respondent_id = :r AND purpose LIKE 'invitation:resend:%'"
+                "AND respondent_id = :r AND purpose LIKE :like"
             ),
-            {"c": c, "r": r},
+            {"c": c, "r": r, "like": f"invitation:{kind}:%"},
         )
-        purpose = f"invitation:resend:{int(n) + 1}"
+        purpose = f"invitation:{kind}:{int(n) + 1}"
         mid = message_id(c, r, purpose)
         await s.execute(
             text(

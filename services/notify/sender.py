@@ -114,7 +114,7 @@ def delivery_event(row: dict[str, Any], campaign: Campaign | None) -> Payload:
             message_id=row["message_id"],
         )
     wave_id = row["purpose"].split(":", 1)[1]
-    if wave_id.startswith("resend:"):
+    if wave_id.startswith(("resend:", "reset:")):
         wave = campaign.wave_for(row["form_code"], row["unit_code"]) if campaign else None
         wave_id = wave.id if wave else "resend"
     return InvitationSent(

@@ -8,6 +8,7 @@ sent instead of sending it again.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from contracts import subjects
@@ -48,6 +49,22 @@ def make_service(config: NotifyConfig | None = None) -> ServiceSpec:
         rt.spawn(runner.run(), "projection")
         sender.start()
         rt.spawn(reminders.run(), "reminders")
+
+        async def reset_requested(msg) -> None:  # type: ignore[no-untyped-def]
+            """A respondent asked identity for a new credential: e-mail a fresh one."""
+            from services.notify.api import ResendRefused, queue_resend
+
+            try:
+                req = json.loads(msg.data)
+                done = await queue_resend(rt, req["campaign_id"], req["respondent_id"], "reset")
+                answer = {"queued": done["purpose"]}
+            except (ValueError, KeyError, ResendRefused) as exc:
+                answer = {"error": str(exc) or type(exc).__name__}
+            if msg.reply:
+                await msg.respond(json.dumps(answer).encode())
+
+        sub = await rt.nc.subscribe(subjects.RPC_NOTIFY_RESET, queue="notify", cb=reset_requested)
+        rt.stopping.append(sub.unsubscribe)
 
     return ServiceSpec(
         name="notify",

@@ -26,6 +26,7 @@ from parindex.web.service import create_app
 from services.identity.accounts import add_user
 from services.identity.service import SERVICE
 from tests.identity.conftest import VN_HEADERS, make_campaign
+from tests.waiting import eventually
 
 ROWS = [
     VN_HEADERS,
@@ -43,8 +44,9 @@ async def stream_messages(nc, campaign_id: str) -> list:  # type: ignore[no-unty
         subjects.all_events(campaign_id),
         None,
         stream=subjects.EVENTS_STREAM,
-        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
-                              inactive_threshold=30),
+        config=ConsumerConfig(
+            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30
+        ),
     )
     out = []
     try:
@@ -80,8 +82,15 @@ async def identity(nats_url, pg_url, tmp_path, nc, campaign_id) -> AsyncIterator
         await add_user(rt.sessions, admin, "admin", ADMIN_PASSWORD)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield {"app": app, "rt": rt, "client": client, "admin": admin, "nc": nc,
-                   "campaign_id": campaign_id, "transport": transport}
+            yield {
+                "app": app,
+                "rt": rt,
+                "client": client,
+                "admin": admin,
+                "nc": nc,
+                "campaign_id": campaign_id,
+                "transport": transport,
+            }
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
@@ -167,8 +176,9 @@ async def test_credential_login_lockout_and_no_secret_leaks(identity, write_xlsx
 
     reply = await nc.request(
         subjects.RPC_IDENTITY_CREDENTIAL,
-        json.dumps({"campaign_id": c, "respondent_id": an["respondent_id"],
-                    "purpose": "invitation"}).encode(),
+        json.dumps(
+            {"campaign_id": c, "respondent_id": an["respondent_id"], "purpose": "invitation"}
+        ).encode(),
         timeout=10,
     )
     cred = json.loads(reply.data)
@@ -176,9 +186,9 @@ async def test_credential_login_lockout_and_no_secret_leaks(identity, write_xlsx
     password = cred["password"]
     assert len(password) == 12
 
-    pem = json.loads(
-        (await nc.request(subjects.RPC_IDENTITY_PUBLIC_KEY, b"{}", timeout=5)).data
-    )["public_key_pem"]
+    pem = json.loads((await nc.request(subjects.RPC_IDENTITY_PUBLIC_KEY, b"{}", timeout=5)).data)[
+        "public_key_pem"
+    ]
 
     async with httpx.AsyncClient(
         transport=identity["transport"], base_url="http://testserver"
@@ -190,7 +200,10 @@ async def test_credential_login_lockout_and_no_secret_leaks(identity, write_xlsx
         assert "samesite=lax" in ok.headers["set-cookie"].lower()
         principal = verify_token(pem, person.cookies[COOKIE])
         assert (principal.role, principal.subject, principal.campaign_id) == (
-            "respondent", an["respondent_id"], c)
+            "respondent",
+            an["respondent_id"],
+            c,
+        )
         assert (principal.unit_code, principal.form_code) == ("SNV", "03")
         portal = await person.get("/")
         assert portal.status_code == 200 and "Nguyễn Văn An" in portal.text
@@ -258,9 +271,9 @@ async def test_english_switch_is_remembered(identity):
 
 
 async def test_forged_and_expired_tokens_are_refused(identity, nc):
-    pem = json.loads(
-        (await nc.request(subjects.RPC_IDENTITY_PUBLIC_KEY, b"{}", timeout=5)).data
-    )["public_key_pem"]
+    pem = json.loads((await nc.request(subjects.RPC_IDENTITY_PUBLIC_KEY, b"{}", timeout=5)).data)[
+        "public_key_pem"
+    ]
     p = Principal(subject="x", role="admin")
     forged = issue_token(Ed25519PrivateKey.generate(), p)
     with pytest.raises(jwt.InvalidTokenError):
@@ -314,3 +327,40 @@ def test_cli_import_and_users_add(nats_url, pg_url, tmp_path, monkeypatch, write
     args = ["users", "add", user, "--role", "focal_point", "--unit", "SNV"]
     assert main([*args, "--password", "focal-point-pw-1"]) == 0
     assert main([*args, "--password", "focal-point-pw-1"]) == 1  # exists
+
+
+async def test_reset_request_is_forwarded_to_notify_and_rate_limited(identity, write_xlsx):
+    """'Forgot my password': the same answer for any address; notify is asked at most 3×/day."""
+    import json
+
+    client, c, nc = identity["client"], identity["campaign_id"], identity["nc"]
+    assert (await login(client, identity["admin"], ADMIN_PASSWORD)).status_code == 303
+    assert (await import_file(client, c, write_xlsx(ROWS))).status_code == 200
+    email = ROWS[1][2]
+    forwarded: list[dict] = []
+
+    async def collect(msg):  # type: ignore[no-untyped-def]
+        forwarded.append(json.loads(msg.data))
+
+    sub = await nc.subscribe(subjects.RPC_NOTIFY_RESET, cb=collect)
+    await nc.flush()
+    answers = set()
+    for address in (email, email.upper(), email, email, "nobody@example.vn"):
+        page = await client.get("/reset")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        r = await client.post("/reset", data={"email": address, "csrf": csrf})
+        assert r.status_code == 200
+        answers.add(r.text.replace(address, ""))
+    mine = lambda: [f for f in forwarded if f["campaign_id"] == c]  # noqa: E731
+    await eventually(lambda: len(mine()) == 3, timeout=10)
+    await nc.flush()
+    assert len(mine()) == 3  # the fourth request of the day was not forwarded
+    assert {f["respondent_id"] for f in mine()} == {
+        r["respondent_id"]
+        for r in (await client.get("/api/respondents", params={"campaign": c})).json()[
+            "respondents"
+        ]
+        if r["email"] == email.lower()
+    }
+    assert len(answers) == 1  # known or unknown address: the same page
+    await sub.unsubscribe()

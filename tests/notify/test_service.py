@@ -602,9 +602,42 @@ async def test_admin_deliveries_page_lists_counts_and_needs_admin(nats_url, pg_u
             assert anon.status_code == 303 and anon.headers["location"] == "/login"
             for role, status in (("respondent", 403), ("admin", 200)):
                 token = issue_token(key, Principal(subject="u", role=role))
-                r = await http.get(
-                    "/deliveries", params={"campaign": "x"}, cookies={COOKIE: token}
-                )
+                r = await http.get("/deliveries", params={"campaign": "x"}, cookies={COOKIE: token})
                 assert r.status_code == status
             assert "Thư mời và nhắc nhở" in r.text
         await sub.unsubscribe()
+
+
+async def test_reset_request_sends_a_fresh_credential(
+    nc, nats_url, pg_url, smtp, fakes, campaign_id, tmp_path
+) -> None:
+    """A respondent's 'new password' request (identity → notify) is e-mailed once, fresh."""
+    js = nc.jetstream()
+    campaign = small_campaign(campaign_id, deadline_in(10))
+    async with notify_app(nats_url, pg_url, smtp, tmp_path) as app:
+        try:
+            ids = await define(js, campaign, 1)
+            rid = ids[0]
+            reply = await eventually(
+                lambda: _reset(nc, campaign_id, rid), timeout=15
+            )  # the projection must know the respondent first
+            assert reply["queued"] == "invitation:reset:1"
+            mails = await eventually(lambda: smtp.collector.for_campaign(campaign_id), timeout=15)
+            assert len(mails) == 1 and mails[0]["X-Parindex-Purpose"] == "invitation:reset:1"
+            issued = [c for c in fakes.issued if c["respondent_id"] == rid]
+            assert issued and issued[-1]["password"] in parts(mails[0])[0]
+        finally:
+            await close(js, campaign)
+        unknown = await nc.request(
+            subjects.RPC_NOTIFY_RESET,
+            json.dumps({"campaign_id": campaign_id, "respondent_id": "nobody"}).encode(),
+            timeout=5,
+        )
+        assert "error" in json.loads(unknown.data)
+        del app
+
+
+async def _reset(nc, campaign_id: str, rid: str):  # type: ignore[no-untyped-def]
+    body = json.dumps({"campaign_id": campaign_id, "respondent_id": rid}).encode()
+    reply = json.loads((await nc.request(subjects.RPC_NOTIFY_RESET, body, timeout=5)).data)
+    return reply if "queued" in reply else None
