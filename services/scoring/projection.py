@@ -39,7 +39,7 @@ class ScoringProjection:
 
     def __init__(self) -> None:
         self._campaigns: dict[str, Campaign] = {}
-        self._deadlines: dict[str, int] = {}
+        self._deadlines: dict[str, int | None] = {}
 
     async def reset(self, session: AsyncSession) -> None:
         for table in TABLES:
@@ -59,14 +59,12 @@ class ScoringProjection:
         return self._campaigns[campaign_id]
 
     async def _deadline(self, session: AsyncSession, campaign_id: str) -> int | None:
-        if campaign_id not in self._deadlines:
+        if campaign_id not in self._deadlines:  # None is cached too: one query per batch
             seq = await session.scalar(
                 text("SELECT seq FROM scoring_deadlines WHERE campaign_id = :c"),
                 {"c": campaign_id},
             )
-            if seq is None:
-                return None
-            self._deadlines[campaign_id] = int(seq)
+            self._deadlines[campaign_id] = None if seq is None else int(seq)
         return self._deadlines[campaign_id]
 
     async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:

@@ -1,0 +1,205 @@
+"""Ballots per second through the survey HTTP edge, latency, and submit-to-projection lag.
+
+The survey service runs as its own uvicorn process (`python -m services.survey`); this process
+stands in for identity (answers the public-key RPC with a test key and signs respondent
+tokens), registers the respondents by publishing RespondentRegistered events, waits until the
+scheduler has opened the wave, then drives POST /api/ballots over real HTTP on loopback with
+`--concurrency` workers, one ballot per respondent.
+
+Lag: after the burst, the time from the last 201 until GET /api/progress shows every ballot;
+at idle, the time from one 201 until progress shows that ballot (median of `--lag-samples`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    CpuMeter,
+    Figure,
+    Servers,
+    answers_for,
+    bench_campaign,
+    campaign_event,
+    connect,
+    log,
+    percentile,
+    publish_many,
+    respondent_event,
+    servers,
+    service_env,
+    start_service,
+    table,
+    unit_of,
+)
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ballots", type=int, default=None, help="ballots in the burst")
+    p.add_argument("--concurrency", type=int, default=50)
+    p.add_argument("--lag-samples", type=int, default=20)
+
+
+def defaults(args: argparse.Namespace, quick: bool) -> None:
+    if args.ballots is None:
+        args.ballots = 2000 if quick else 10000
+
+
+async def run(args: argparse.Namespace) -> list[Figure]:
+    with servers() as s:
+        return await _run(s, args)
+
+
+async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
+    import httpx
+
+    from contracts import subjects
+    from parindex.web.auth import (
+        COOKIE,
+        Principal,
+        issue_token,
+        load_or_create_private_key,
+        public_pem,
+    )
+
+    n = args.ballots + args.lag_samples
+    key = load_or_create_private_key(s.tmp / "keys" / "identity.pem")
+    pem = json.dumps({"public_key_pem": public_pem(key)}).encode()
+    nc = await connect(s)
+    js = nc.jetstream()
+
+    async def public_key(msg) -> None:  # type: ignore[no-untyped-def]
+        await msg.respond(pem)
+
+    await nc.subscribe(subjects.RPC_IDENTITY_PUBLIC_KEY, cb=public_key)
+    await nc.flush()
+
+    c = bench_campaign("bench-ballots")
+    log(f"ballots: registering {n} respondents")
+    await publish_many(js, [campaign_event(c)] + [respondent_event(c, i) for i in range(n)])
+    svc = await start_service("survey", s, service_env(s))
+    try:
+        admin = {"Cookie": f"{COOKIE}={issue_token(key, Principal('admin', 'admin'))}"}
+        cookies = [
+            {
+                "Cookie": f"{COOKIE}="
+                + issue_token(
+                    key,
+                    Principal(f"r{i:06d}", "respondent", c.id, unit_of(c, i), "02"),
+                )
+            }
+            for i in range(n)
+        ]
+        limits = httpx.Limits(max_connections=args.concurrency + 5)
+        async with httpx.AsyncClient(base_url=svc.url, limits=limits, timeout=30) as http:
+
+            async def progress() -> tuple[int, int]:
+                r = await http.get("/api/progress", params={"campaign": c.id}, headers=admin)
+                r.raise_for_status()
+                units = r.json()["units"]
+                return (
+                    sum(u["received"] for u in units),
+                    sum(u["registered"] or 0 for u in units),
+                )
+
+            deadline = time.monotonic() + 120
+            while True:  # the projection has every respondent and the wave is open
+                if time.monotonic() > deadline:
+                    raise TimeoutError("survey never became ready for ballots")
+                try:
+                    _, registered = await progress()
+                    form = await http.get("/api/form", headers=cookies[-1])
+                    if registered >= n and form.status_code == 200 and form.json()["open"]:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+
+            async def submit(i: int) -> float:
+                body = {"answers": [a.model_dump() for a in answers_for(c, unit_of(c, i), i)]}
+                t0 = time.perf_counter()
+                r = await http.post("/api/ballots", json=body, headers=cookies[i])
+                dt = time.perf_counter() - t0
+                if r.status_code != 201:
+                    raise RuntimeError(f"ballot {i}: {r.status_code} {r.text[:200]}")
+                return dt
+
+            todo = list(range(args.ballots))
+            latencies: list[float] = []
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for i in todo:
+                queue.put_nowait(i)
+
+            async def worker() -> None:
+                while True:
+                    try:
+                        i = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
+                    latencies.append(await submit(i))
+
+            log(f"ballots: {args.ballots} ballots, {args.concurrency} concurrent clients")
+            assert s.postgres is not None and s.postgres.proc and s.nats.proc
+            meter = CpuMeter(
+                {"survey": svc.proc.pid, "nats": s.nats.proc.pid, "postgres": s.postgres.proc.pid}
+            )
+            meter.start()
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            elapsed = time.perf_counter() - t0
+            cpu = meter.stop()
+            last_201 = time.perf_counter()
+            while (await progress())[0] < args.ballots:  # noqa: ASYNC110 - polling is the measure
+                await asyncio.sleep(0.005)
+            burst_lag = time.perf_counter() - last_201
+
+            lags = []
+            for k in range(args.lag_samples):
+                i = args.ballots + k
+                await submit(i)
+                t1 = time.perf_counter()
+                while (await progress())[0] < i + 1:  # noqa: ASYNC110
+                    await asyncio.sleep(0.002)
+                lags.append(time.perf_counter() - t1)
+    finally:
+        svc.stop()
+        await nc.drain()
+
+    rate = args.ballots / elapsed
+    p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
+    return [
+        Figure(
+            f"ballots/s via HTTP (c={args.concurrency}, n={args.ballots})",
+            f"{rate:,.0f}",
+            "≥ 1,000",
+            rate >= 1000,
+        ),
+        Figure("ballot latency p50", f"{p50:.1f} ms"),
+        Figure("ballot latency p99", f"{p99:.1f} ms", "< 100 ms", p99 < 100),
+        Figure(
+            "submit→progress lag, idle (p50 / max)",
+            f"{percentile(lags, 50) * 1000:.0f} / {max(lags) * 1000:.0f} ms",
+        ),
+        Figure("submit→progress lag, after the burst", f"{burst_lag * 1000:.0f} ms"),
+        Figure("CPU cores busy during the burst", cpu),
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    add_args(p)
+    args = p.parse_args()
+    defaults(args, args.quick)
+    print(table(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()

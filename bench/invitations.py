@@ -1,0 +1,173 @@
+"""Invitations per second: a wave of respondents invited by mail, credentials from identity.
+
+identity and notify run as their own uvicorn processes, as `parindex up` starts them; the SMTP
+server is aiosmtpd in this process. `--respondents` respondents are registered through
+RespondentRegistered events; once both services have projected them, WaveOpened is published
+and the clock runs until the SMTP server has accepted one message per respondent. Each
+invitation costs notify an outbox claim, a credential request-reply to identity (which hashes a
+fresh password with argon2id, stores it and publishes CredentialsIssued), rendering, one SMTP
+session, and an InvitationSent publish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    CpuMeter,
+    Figure,
+    Servers,
+    bench_campaign,
+    campaign_event,
+    connect,
+    db_scalar,
+    log,
+    publish_many,
+    respondent_event,
+    servers,
+    service_env,
+    start_service,
+    table,
+    wait_for,
+)
+from parindex.runtime.embedded import free_port  # noqa: E402
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--respondents", type=int, default=790)
+    p.add_argument(
+        "--mail-rate",
+        type=float,
+        default=1000.0,
+        help="notify's PARINDEX_MAIL_RATE (production default 50/s); high = measure capacity",
+    )
+    p.add_argument("--workers", type=int, default=None, help="notify sender workers (default 4)")
+    p.add_argument("--timeout", type=float, default=300.0)
+
+
+def defaults(args: argparse.Namespace, quick: bool) -> None:
+    pass
+
+
+class Counter:
+    """aiosmtpd handler: counts accepted messages."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        with self.lock:
+            self.count += 1
+        return "250 Message accepted for delivery"
+
+
+async def run(args: argparse.Namespace) -> list[Figure]:
+    with servers() as s:
+        return await _run(s, args)
+
+
+async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
+    from aiosmtpd.controller import Controller
+
+    from contracts import subjects
+    from contracts.events import WaveOpened, make
+
+    n = args.respondents
+    counter = Counter()
+    smtp = Controller(counter, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    c = bench_campaign("bench-invite")
+    nc = await connect(s)
+    js = nc.jetstream()
+    await publish_many(js, [campaign_event(c)] + [respondent_event(c, i) for i in range(n)])
+    extra = {
+        "PARINDEX_SMTP_HOST": "127.0.0.1",
+        "PARINDEX_SMTP_PORT": str(smtp.port),
+        "PARINDEX_MAIL_RATE": str(args.mail_rate),
+        "PARINDEX_NOTIFY_SURVEY_URL": "http://127.0.0.1/",
+    }
+    if args.workers:
+        extra["PARINDEX_NOTIFY_WORKERS"] = str(args.workers)
+    env = service_env(s, **extra)
+    identity = await start_service("identity", s, env)
+    notify = await start_service("notify", s, env)
+    try:
+
+        async def projected() -> bool:
+            ids = await db_scalar(s, "identity", "SELECT count(*) FROM identity_respondents")
+            ns = await db_scalar(s, "notify", "SELECT count(*) FROM notify_respondents")
+            return ids == n and ns == n
+
+        await wait_for(projected, 120, "identity and notify registries")
+        assert s.postgres is not None and s.postgres.proc and s.nats.proc
+        meter = CpuMeter(
+            {
+                "identity": identity.proc.pid,
+                "notify": notify.proc.pid,
+                "postgres": s.postgres.proc.pid,
+                "nats": s.nats.proc.pid,
+            }
+        )
+        log(f"invitations: WaveOpened for {n} respondents")
+        meter.start()
+        t0 = time.perf_counter()
+        wave = c.waves[0]
+        await js.publish(
+            subjects.wave(c.id, wave.id),
+            make(
+                WaveOpened(wave_id=wave.id, opens_at=wave.opens_at),
+                campaign_id=c.id,
+                producer="bench",
+            )
+            .model_dump_json()
+            .encode(),
+            stream=subjects.EVENTS_STREAM,
+        )
+        first: float | None = None
+        deadline = time.monotonic() + args.timeout
+        while counter.count < n:
+            if first is None and counter.count:
+                first = time.perf_counter() - t0
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {counter.count} of {n} invitations in {args.timeout}s")
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - t0
+        cpu = meter.stop()
+        issued = await db_scalar(s, "identity", "SELECT count(*) FROM identity_credentials")
+    finally:
+        notify.stop()
+        identity.stop()
+        await nc.drain()
+        smtp.stop()
+    if issued != n:
+        raise RuntimeError(f"identity issued {issued} credentials for {n} invitations")
+    rate = n / elapsed
+    cap = f", mail rate cap {args.mail_rate:g}/s" if args.mail_rate < 1000 else ""
+    return [
+        Figure(
+            f"invitations/s, wave of {n} (SMTP + credential RPC{cap})",
+            f"{rate:,.1f}/s ({elapsed:.1f} s; first mail after {(first or 0) * 1000:.0f} ms)",
+        ),
+        Figure("CPU cores busy during the invitation wave", cpu),
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    add_args(p)
+    args = p.parse_args()
+    defaults(args, args.quick)
+    print(table(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
