@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,7 +175,7 @@ async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, se
     rnd = random.Random(seed)
     state = DemoState()
     mail_dir = stack.state_dir / "mail"
-    sem = asyncio.Semaphore(6)
+    sem = asyncio.Semaphore(16)
     pending: set[asyncio.Task] = set()
 
     async def vote(p: Respondent) -> None:
@@ -228,6 +229,7 @@ def summary(endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool) -
     ).json()
     totals = [x for x in r["rows"] if x["form_code"] is None]
     forms = [x for x in r["rows"] if x["form_code"] is not None]
+    errors = Counter(p.refused for p in state.people.values() if p.refused)
     short = sorted({x["unit_code"] for x in forms if x["quota"] and x["received"] < x["quota"]})
     ranked = sorted(totals, key=lambda x: -float(x["adjusted"]))
     lines = [
@@ -237,6 +239,9 @@ def summary(endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool) -
         f"  thư nhắc / reminders sent          : {state.reminders}",
         f"  phiếu đã nhận / ballots accepted   : {state.submitted} "
         f"(refused after the deadline or otherwise: {state.refused})",
+        f"  không trả lời / never answered     : "
+        f"{sum(1 for p in state.people.values() if not p.submitted)}"
+        + (f" (errors: {dict(errors)})" if errors else ""),
         f"  đơn vị thiếu phiếu / units under quota: {len(short)} ({', '.join(short[:12])}"
         f"{'…' if len(short) > 12 else ''})",
         "  cao nhất / top: " + ", ".join(f"{x['unit_code']} {x['adjusted']}" for x in ranked[:3]),

@@ -192,10 +192,24 @@ class SurveyProjection:
 
 
 # Reads used by the HTTP API and the scheduler --------------------------------------------
+_CAMPAIGNS: dict[str, tuple[int, Campaign]] = {}
+
+
 async def load_campaign(s: AsyncSession, campaign_id: str) -> Campaign | None:
+    """The campaign, parsed once per version: every ballot request needs it (84 kB of JSON)."""
+    version = await s.scalar(
+        text("SELECT version FROM survey_campaigns WHERE id = :c"), {"c": campaign_id}
+    )
+    if version is None:
+        return None
+    cached = _CAMPAIGNS.get(campaign_id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
     raw = await s.scalar(
         text("SELECT definition FROM survey_campaigns WHERE id = :c"), {"c": campaign_id}
     )
     if raw is None:
         return None
-    return Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
+    campaign = Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
+    _CAMPAIGNS[campaign_id] = (int(version), campaign)
+    return campaign
