@@ -205,9 +205,12 @@ async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, se
                 f"phiếu {state.submitted:>4}  "
             )
             sys.stderr.flush()
-            r = await http.get(f"{scoring}/api/results", params={"campaign": CAMPAIGN})
-            if r.status_code == 200 and r.json().get("published"):
-                break
+            try:
+                r = await http.get(f"{scoring}/api/results", params={"campaign": CAMPAIGN})
+                if r.status_code == 200 and r.json().get("published"):
+                    break
+            except httpx.HTTPError:
+                pass  # a busy server: ask again on the next turn
             if now > CLOCK_END + timedelta(days=2):
                 raise TimeoutError("the deadline passed but no results were published")
             await asyncio.sleep(0.5)
@@ -220,7 +223,12 @@ async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, se
 
 async def _claimed(vote, p: Respondent) -> None:  # type: ignore[no-untyped-def]
     p.refused = ""
-    await vote(p)
+    try:
+        await vote(p)
+    except httpx.HTTPError:  # a dropped connection: the person tries again a little later
+        p.refused = ""
+        if p.answer_at is not None:
+            p.answer_at += timedelta(hours=2)
 
 
 def summary(endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool) -> str:
