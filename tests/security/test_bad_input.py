@@ -1,0 +1,400 @@
+"""Hostile input: random events and campaign files, oversized and malformed HTTP bodies,
+malicious spreadsheets, and (when schemathesis is installed) generated calls of every
+OpenAPI operation. Nothing may crash with a 5xx or show a stack trace.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from contracts.events import PAYLOADS, EventError, decode
+from parindex.web.auth import Principal
+from services.survey.campaign_file import CampaignFileError, parse_campaign
+from tests.identity.conftest import VN_HEADERS
+from tests.identity.test_service import stream_messages
+from tests.security.conftest import Stack, campaign_document, write_xlsx
+from tests.waiting import eventually
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+FIELDS = [
+    "event_id",
+    "type",
+    "schema_version",
+    "occurred_at",
+    "campaign_id",
+    "correlation_id",
+    "causation_id",
+    "producer",
+    "data",
+]
+
+
+@st.composite
+def envelopes(draw: st.DrawFn) -> bytes:
+    """Mostly envelope-shaped: known types, plausible fields, random data and versions."""
+    env: dict[str, Any] = {}
+    for name in FIELDS:
+        if draw(st.booleans()) or name in ("type", "data"):
+            env[name] = draw(json_values)
+    env["type"] = draw(st.sampled_from(sorted(PAYLOADS)) | st.text(max_size=10))
+    env["schema_version"] = draw(st.integers(min_value=-2, max_value=4) | json_scalars)
+    env["occurred_at"] = draw(st.sampled_from(["2023-09-22T03:00:00Z", "2023-09-22", "x"]))
+    env["data"] = draw(st.dictionaries(st.text(max_size=12), json_values, max_size=6) | json_values)
+    return json.dumps(env).encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    raw=envelopes() | st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode())
+)
+def test_decode_raises_only_event_error(raw: bytes) -> None:
+    try:
+        decode(raw)
+    except EventError:
+        pass
+
+
+@st.composite
+def campaign_like(draw: st.DrawFn) -> Any:
+    """A valid campaign with random parts replaced, or random JSON altogether."""
+    doc = campaign_document("t-hypo")
+    for _ in range(draw(st.integers(min_value=0, max_value=4))):
+        target: Any = doc
+        path = []
+        while isinstance(target, dict | list) and target and draw(st.booleans()):
+            key = draw(
+                st.sampled_from(
+                    sorted(target) if isinstance(target, dict) else list(range(len(target)))
+                )
+            )
+            path.append(key)
+            if not isinstance(target[key], dict | list):
+                break
+            target = target[key]
+        if isinstance(target, dict):
+            target[draw(st.sampled_from([*target, "extra"]))] = draw(json_values)
+        elif isinstance(target, list) and target:
+            target[draw(st.integers(0, len(target) - 1))] = draw(json_values)
+    return doc
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=campaign_like()
+    | st.dictionaries(st.text(max_size=10), json_values, max_size=8)
+    | json_values
+)
+def test_parse_campaign_raises_only_campaign_file_error(data: Any) -> None:
+    try:
+        result = parse_campaign(data)
+    except CampaignFileError as exc:
+        assert exc.errors
+    except TypeError as exc:  # the known bug pinned by test_parse_campaign_unhashable_reference
+        assert "unhashable" in str(exc)
+    else:
+        assert result.id
+
+
+UNHASHABLE_BUG = (
+    "BUG services/survey/campaign_file.py _reference_errors: a list/dict where a form or unit "
+    "code is expected (form_priority item, wave member unit_codes item, ...) is tested with "
+    "`code not in forms` and raises TypeError: unhashable type instead of CampaignFileError; "
+    "POST /api/campaigns then answers 500"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=UNHASHABLE_BUG)
+@pytest.mark.parametrize("where", ["form_priority", "unit_codes"])
+def test_parse_campaign_unhashable_reference(where: str) -> None:
+    doc = campaign_document("t-unhashable")
+    if where == "form_priority":
+        doc["form_priority"] = [["01"], {"x": 1}]
+    else:
+        doc["waves"][0]["members"][0]["unit_codes"] = [["SNV"]]
+    with pytest.raises(CampaignFileError):
+        parse_campaign(doc)
+
+
+# --- HTTP bodies ------------------------------------------------------------------------
+def assert_clean_4xx(resp: Any) -> None:
+    assert 400 <= resp.status_code < 500, (resp.status_code, resp.text[:300])
+    assert "Traceback" not in resp.text and 'File "' not in resp.text
+    resp.json()  # a JSON error body
+
+
+BIG = 20 * 1024 * 1024
+
+BODIES = [
+    b"{",
+    b"not json at all",
+    b"\xff\xfe\x00garbage",
+    b'{"answers": [',
+    b"[]",
+    b"null",
+    b'"a string"',
+    b'{"answers": "x"}',
+    b'{"answers": [{"unit_code": 1}]}',
+    b'{"id": {"$gt": ""}}',
+    ('{"x": "' + "a" * BIG + '"}').encode(),
+    b"[" * 100_000,
+    ("[" + ",".join(["{}"] * 200_000) + "]").encode(),
+]
+
+
+CAMPAIGN_JSON_BUG = (
+    "BUG services/survey/api.py post_campaign: `await request.json()` is not guarded, so a body "
+    "that is not JSON (truncated, not UTF-8, nested too deep) raises JSONDecodeError/"
+    "UnicodeDecodeError/RecursionError -> 500 instead of a 4xx JSON error"
+)
+BALLOT_BYTES_BUG = (
+    "BUG survey (all apps): FastAPI's default RequestValidationError handler "
+    "jsonable_encoder()s the error's `input`; a non-UTF-8 body sent as text/plain to "
+    "POST /api/ballots fails in bytes.decode() -> 500 (needs an exception handler that does "
+    "not echo the raw input)"
+)
+
+
+def _body_cases() -> list[Any]:
+    cases = []
+    for path, role in (("/api/ballots", "respondent"), ("/api/campaigns", "admin")):
+        for body in BODIES:
+            marks: list[Any] = []
+            not_json = True
+            try:
+                json.loads(body)
+                not_json = False
+            except (ValueError, RecursionError):
+                pass
+            if path == "/api/campaigns" and not_json:
+                marks.append(pytest.mark.xfail(strict=True, reason=CAMPAIGN_JSON_BUG))
+            if path == "/api/ballots" and body.startswith(b"\xff"):
+                marks.append(pytest.mark.xfail(strict=True, reason=BALLOT_BYTES_BUG))
+            cases.append(
+                pytest.param(path, role, body, marks=marks, id=f"{path}-{len(body)}B-{body[:10]!r}")
+            )
+    return cases
+
+
+@pytest.mark.parametrize("path,role,body", _body_cases())
+async def test_malformed_and_oversized_json_bodies(
+    stack: Stack, path: str, role: str, body: bytes
+) -> None:
+    p = (
+        Principal(
+            subject="r-x", role=role, campaign_id=stack.campaign_id, unit_code="SNV", form_code="03"
+        )
+        if role == "respondent"
+        else Principal("a", "admin")
+    )
+    for content_type in ("application/json", "text/plain"):
+        r = await stack.request(
+            "survey",
+            "POST",
+            path,
+            token=stack.mint(p),
+            content=body,
+            headers={"content-type": content_type},
+        )
+        assert_clean_4xx(r)
+
+
+# --- spreadsheets ------------------------------------------------------------------------
+def broken_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/workbook.xml", "<workbook")
+    return buf.getvalue()[:-30]
+
+
+async def test_malicious_spreadsheets_are_refused(stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = stack
+    c = s.campaign_id
+    s.tokens["admin"] = s.mint(Principal("admin", "admin"))
+    r = await s.request("survey", "POST", "/api/campaigns", role="admin", json=campaign_document(c))
+    assert r.status_code == 201, r.text
+    ok_row = [1, "Nguyễn Văn An", "an@example.vn", "SNV", "03", None]
+
+    def row(**change: object) -> list[object]:
+        out = list(ok_row)
+        for i, name in enumerate(("stt", "name", "email", "unit", "form", "phone")):
+            if name in change:
+                out[i] = change[name]
+        return out
+
+    huge = [VN_HEADERS] + [row(email=f"p{i}@example.vn") for i in range(20_001)]
+    files: dict[str, bytes] = {
+        "formula": write_xlsx(
+            [
+                VN_HEADERS,
+                row(name='=HYPERLINK("http://evil/","x")'),
+                row(email="b@example.vn", name="@SUM(A1)"),
+                row(email="c@example.vn", name="+cmd|' /C calc'!A0"),
+            ],
+            tmp_path / "f.xlsx",
+        ),
+        "wrong types": write_xlsx(
+            [VN_HEADERS, row(email=12345), row(form=3.5), row(unit=True, email="d@example.vn")],
+            tmp_path / "t.xlsx",
+        ),
+        "broken zip": broken_zip(),
+        "not a spreadsheet": b"\x89PNG\r\n\x1a\n" + b"\x00" * 100,
+        "empty": b"",
+        "too big": b"PK\x03\x04" + b"\x00" * (11 * 1024 * 1024),
+        "huge sheet": write_xlsx(huge, tmp_path / "h.xlsx"),
+    }
+
+    async def import_(content: bytes) -> Any:
+        return await s.request(
+            "identity",
+            "POST",
+            "/api/respondents/import",
+            role="admin",
+            csrf="t",
+            data={"campaign": c, "csrf": "t"},
+            files={"file": ("ds.xlsx", content)},
+        )
+
+    async def known() -> bool:  # identity has read the campaign from the log
+        return (await import_(files["empty"])).status_code != 404
+
+    await eventually(known, timeout=30)
+    for name, content in files.items():
+        r = await import_(content)
+        assert r.status_code == 422, (name, r.status_code, r.text[:300])
+        assert "Traceback" not in r.text
+        problems = r.json()["problems"]
+        assert problems, name
+        for p in problems:
+            assert isinstance(p["row"], int) and "column" in p and p["code"], (name, p)
+        if name == "formula":
+            assert {(p["row"], p["code"]) for p in problems} >= {
+                (2, "formula_injection"),
+                (3, "formula_injection"),
+                (4, "formula_injection"),
+            }
+    types = [json.loads(m.data)["type"] for m in await stream_messages(s.nc, c)]
+    assert "RespondentRegistered" not in types
+
+
+# --- schemathesis ------------------------------------------------------------------------
+SERVICES = ("identity", "survey", "scoring", "notify")
+
+
+def has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+async def test_schemathesis_no_5xx(stack: Stack) -> None:
+    schemathesis = pytest.importorskip("schemathesis")
+    import asyncio
+
+    from hypothesis import Phase
+
+    s = stack
+    s.tokens["admin"] = s.mint(Principal("admin", "admin"))
+    failures: list[str] = []
+    for service in SERVICES:
+        schema = schemathesis.openapi.from_dict(s.apps[service].openapi())
+        cases: list[dict[str, Any]] = []
+
+        def generate(
+            schema: Any = schema, cases: list = cases, base: str = f"http://{service}"
+        ) -> None:
+            for result in schema.get_all_operations():
+                op = result.ok()
+
+                @settings(
+                    max_examples=15,
+                    deadline=None,
+                    database=None,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
+                @given(case=op.as_strategy())
+                def collect(case: Any) -> None:
+                    cases.append(case.as_transport_kwargs(base_url=base))
+
+                collect()
+
+        await asyncio.to_thread(generate)
+        assert cases, service
+        for kw in cases:
+            if service == "survey" and kw["url"].endswith("/api/campaigns"):
+                continue  # its body is undeclared; CAMPAIGN_JSON_BUG covers it
+            for role in (None, "admin"):
+                r = await s.request(
+                    service,
+                    kw["method"],
+                    kw["url"].removeprefix(f"http://{service}"),
+                    role=role,
+                    params=kw.get("params"),
+                    json=kw.get("json"),
+                    content=kw.get("data") if isinstance(kw.get("data"), bytes) else None,
+                )
+                if has_nul(kw.get("params")) or has_nul(kw.get("json")):
+                    continue  # NUL_BUG, pinned by test_nul_in_query_parameters
+                if r.status_code >= 500 or "Traceback" in r.text:
+                    failures.append(
+                        f"{service} {kw['method']} {kw['url']} "
+                        f"{kw.get('params')} {str(kw.get('json'))[:80]} -> {r.status_code}"
+                    )
+    assert failures == [], "\n".join(failures)
+
+
+NUL_BUG = (
+    "BUG survey GET /progress and /api/progress, scoring GET /api/results, /dashboard, "
+    "/export/results.csv, notify GET /api/deliveries, /deliveries and POST "
+    "/api/deliveries/resend (campaign_id in the JSON body), identity GET /api/respondents: "
+    "a campaign id containing U+0000 goes straight into a PostgreSQL text parameter, which "
+    "rejects NUL -> unhandled asyncpg error -> 500"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=NUL_BUG)
+async def test_nul_in_query_parameters(stack: Stack) -> None:
+    s = stack
+    s.tokens["admin"] = s.mint(Principal("admin", "admin"))
+    failing = []
+    routes = [
+        ("survey", "/progress"),
+        ("survey", "/api/progress"),
+        ("scoring", "/api/results"),
+        ("scoring", "/dashboard"),
+        ("scoring", "/export/results.csv"),
+        ("notify", "/api/deliveries"),
+        ("notify", "/deliveries"),
+        ("identity", "/api/respondents"),
+    ]
+    for service, path in routes:
+        r = await s.request(service, "GET", path, role="admin", params={"campaign": "a\x00b"})
+        if r.status_code >= 500:
+            failing.append(f"{service} {path}")
+    for body in (
+        {"campaign_id": "a\x00b", "respondent_id": "r"},
+        {"campaign_id": s.campaign_id, "respondent_id": "r\x00"},
+    ):
+        r = await s.request("notify", "POST", "/api/deliveries/resend", role="admin", json=body)
+        if r.status_code >= 500:
+            failing.append(f"notify POST /api/deliveries/resend {body}")
+    assert failing == [], ", ".join(failing)
