@@ -144,6 +144,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
+    _refuse_bad_input(app)
     for router in spec.routers:
         app.include_router(router)
     if spec.static_dir is not None:
@@ -151,3 +152,32 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
         app.mount("/static", StaticFiles(directory=spec.static_dir), name="static")
     return app
+
+
+def _refuse_bad_input(app: FastAPI) -> None:
+    """Clear 4xx answers for input that would otherwise surface as a 500 with a stack trace."""
+    import json
+
+    from fastapi.exceptions import RequestValidationError
+
+    @app.middleware("http")
+    async def no_nul(request: Request, call_next):  # type: ignore[no-untyped-def]
+        # PostgreSQL text cannot hold U+0000: refuse it at the edge, not deep in a query.
+        if "%00" in request.url.query or "\x00" in request.url.path:
+            return JSONResponse({"detail": "NUL characters are not allowed"}, status_code=400)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo the raw input back: it may be undecodable bytes (or someone's answers).
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    async def malformed(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"malformed request body: {type(exc).__name__}"}, 400)
+
+    for kind in (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        app.add_exception_handler(kind, malformed)

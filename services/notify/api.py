@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from parindex.web.auth import Principal, require
@@ -14,8 +14,8 @@ router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
 
 
 class ResendRequest(BaseModel):
-    campaign_id: str
-    respondent_id: str
+    campaign_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    respondent_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def _purpose_group(purpose: str) -> str:

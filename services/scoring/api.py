@@ -64,7 +64,16 @@ async def unit_breakdown(request: Request, campaign: str, unit_code: str) -> dic
         unit = res.unit(unit_code)
     except (KeyError, StopIteration, ValueError):
         raise HTTPException(404, f"unit {unit_code} is not rated in {campaign}") from None
-    return _jsonable(unit)
+    out = _jsonable(unit)
+    # Per-question distributions of a small group would disclose individual ballots
+    # (ARCHITECTURE.md 7): below min_report_size only the scores are shown.
+    for form in out["forms"]:  # type: ignore[index]
+        for crit in form["criteria"]:
+            for q in crit["questions"]:
+                if q["answered_count"] + q["dont_know_count"] < camp.min_report_size:
+                    q.update(answered_count=None, dont_know_count=None, weight_sum=None)
+                    q["suppressed"] = True
+    return out
 
 
 def _jsonable(obj: object) -> object:

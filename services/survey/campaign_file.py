@@ -297,7 +297,10 @@ def _validate(data: Any, root: yaml.Node | None, source: str | None) -> Campaign
             [("", f"a campaign must be a mapping of fields at the top level, got {kind}")], source
         )
     data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
-    refs = _reference_errors(data)
+    try:
+        refs = _reference_errors(data)
+    except TypeError:  # a list or mapping where a code belongs: pydantic reports it with its path
+        refs = []
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:

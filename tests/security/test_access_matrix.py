@@ -368,13 +368,6 @@ async def test_every_form_post_needs_the_csrf_token(campaign_stack: Stack, cooki
 
 
 # --- aggregates: small groups ------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG services/scoring/api.py unit_breakdown: GET /api/results/{c}/units/{u} returns "
-    "per-question answered_count/dont_know_count/weight_sum for groups below the campaign's "
-    "min_report_size (ARCHITECTURE.md 7), unauthenticated; with one ballot in a unit it "
-    "discloses that ballot's answers, and the focal point's not-answered list tells who cast it",
-)
 async def test_unit_breakdown_suppresses_small_groups(campaign_stack: Stack) -> None:
     from tests.waiting import eventually
 
