@@ -38,6 +38,8 @@ class Settings:
     # Wall time (unix seconds) at which the accelerated clock read clock_start: every process
     # of one demo then agrees on campaign time, whenever it started.
     clock_epoch: float = field(default_factory=lambda: float(_env("CLOCK_EPOCH", "0")))
+    # Seconds a stopping service gives its background tasks before it leaves them behind.
+    shutdown_grace: float = field(default_factory=lambda: float(_env("SHUTDOWN_GRACE", "10")))
     cookie_secure: bool = field(default_factory=lambda: _env("COOKIE_SECURE", "0") == "1")
 
     def service_database_url(self, service: str) -> str:

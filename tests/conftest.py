@@ -93,3 +93,14 @@ def artifacts_dir() -> Path:
     path = Path(__file__).parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    """A timed-out test reports every asyncio task's await chain (see tests/hangs.py)."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and "Timeout" in str(call.excinfo.value):
+        from tests.hangs import describe_tasks
+
+        report.sections.append(("asyncio tasks at timeout", describe_tasks(call.excinfo.tb)))

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from parindex.runtime.children import spawn
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -84,11 +86,8 @@ class NatsServer:
         )
         self.log_path = self.store_dir / "nats.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.proc = spawn(
+            [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
         )
         wait_port(self.port, timeout, self.proc)
         return self
@@ -160,7 +159,8 @@ class PostgresServer:
     def start(self, timeout: float = 60.0) -> PostgresServer:
         user = self._prepare()
         log = open(self.data_dir.parent / "postgres.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
+        # SIGQUIT is PostgreSQL's immediate shutdown: the postmaster takes its backends along.
+        self.proc = spawn(
             [
                 _pg_bin("postgres"),
                 "-D",
@@ -179,7 +179,7 @@ class PostgresServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             user=user,
-            start_new_session=True,
+            death_signal=signal.SIGQUIT,
         )
         wait_port(self.port, timeout, self.proc)
         _wait_pg_ready(self.port, timeout)

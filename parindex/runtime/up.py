@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from parindex.runtime.children import spawn
 from parindex.runtime.embedded import NatsServer, PostgresServer, free_port, wait_port
 from parindex.runtime.serve import SERVICES
 
@@ -98,7 +99,7 @@ class Stack:
                 env_s["PARINDEX_NOTIFY_SURVEY_URL"] = (
                     f"http://{self.host}:{self.ports['identity']}/"
                 )
-            self.procs[name] = subprocess.Popen(
+            self.procs[name] = spawn(
                 [
                     sys.executable,
                     "-m",
@@ -111,7 +112,6 @@ class Stack:
                 env=env_s,
                 stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
             self.procs[name]._parindex_env = env_s  # type: ignore[attr-defined]
         endpoints = self.endpoints()
@@ -122,7 +122,7 @@ class Stack:
     def _start_mailcatcher(self, env: dict[str, str]) -> None:
         """No SMTP server configured: catch mail locally and show it in the browser."""
         smtp_port, http_port = free_port(), free_port()
-        self.mail = subprocess.Popen(
+        self.mail = spawn(
             [
                 sys.executable,
                 "-m",
@@ -136,7 +136,6 @@ class Stack:
             ],  # fmt: skip
             stdout=open(self.state_dir / "mailcatcher.log", "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
         wait_port(smtp_port, 30, self.mail)
         wait_port(http_port, 30, self.mail)
@@ -182,12 +181,11 @@ class Stack:
         proc.wait(15)
         env = dict(os.environ)
         log = open(self.state_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
-        new = subprocess.Popen(
+        new = spawn(
             args,
             env=_env_of(proc, env),
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
         new._parindex_env = _env_of(proc, env)  # type: ignore[attr-defined]
         self.procs[name] = new

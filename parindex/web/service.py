@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from parindex.bus.connection import connect, ensure_streams
 from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import prepare, sessionmaker
+from parindex.lifecycle import bounded, stop_tasks
 from parindex.settings import Settings, get_settings
 from parindex.telemetry import metrics
 from parindex.telemetry.lag import lag_updater
@@ -89,16 +90,17 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Every step is bounded: a stopping service finishes whatever its tasks are doing
+            # (docs/architecture.md, decision 14).
             for hook in rt.stopping:
                 res = hook()
                 if asyncio.iscoroutine(res):
-                    await res
-            for task in rt.tasks:
-                task.cancel()
-            await asyncio.gather(*rt.tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await nc.drain()
-            await engine.dispose()
+                    await bounded(res, 5, f"{spec.name} stop hook")
+            await stop_tasks(rt.tasks, grace=settings.shutdown_grace)
+            await bounded(nc.drain(), 5, f"{spec.name} NATS drain")
+            if not nc.is_closed:
+                await bounded(nc.close(), 2, f"{spec.name} NATS close")
+            await bounded(engine.dispose(), 5, f"{spec.name} database pool")
 
     app = FastAPI(title=spec.title or f"parindex {spec.name}", lifespan=lifespan)
     app.state.spec = spec
