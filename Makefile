@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STATE_DIR ?= .parindex
 
-.PHONY: up demo test lint contracts bench clean
+.PHONY: up demo test test-fast lint check contracts bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,17 @@ demo: up
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# The inner loop: only the tests that need no server (marker `unit`), in seconds.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m unit
+
+# What CI checks besides the tests: lint, formatting, types.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+check: lint
 
 contracts: $(VENV)/.installed
 	$(VENV)/bin/parindex contracts

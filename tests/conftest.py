@@ -104,3 +104,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
         from tests.hangs import describe_tasks
 
         report.sections.append(("asyncio tasks at timeout", describe_tasks(call.excinfo.tb)))
+
+
+SERVER_FIXTURES = {"nats_url", "pg_url"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked `unit` must not reach for a server: the inner loop stays server-free."""
+    for item in items:
+        if item.get_closest_marker("unit") is None:
+            continue
+        wanted = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if wanted:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked unit but uses the server fixture(s) {sorted(wanted)}"
+            )

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from contracts import events
 from contracts.export import HERE, render_all
 
+pytestmark = pytest.mark.unit
+
 
 def test_committed_contract_files_match_the_code() -> None:
     stale = [

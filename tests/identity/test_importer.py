@@ -14,6 +14,8 @@ from services.identity.importer import (
 )
 from tests.identity.conftest import VN_HEADERS, make_campaign
 
+pytestmark = pytest.mark.unit
+
 GOOD = [
     VN_HEADERS,
     [1, "Nguyễn Văn An", "An.Nguyen@snv.soctrang.gov.vn", "SNV", "03", "0912 345 678"],

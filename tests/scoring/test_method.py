@@ -34,6 +34,8 @@ from services.scoring.method import (
     round_exact,
 )
 
+pytestmark = pytest.mark.unit
+
 # The digest printed in docs/scoring-method.md for the worked example.
 WORKED_DIGEST = "6f8dc01f0666f218e81e1c4cad1077d7d59bcbbe141b12c50601e40e8b846635"
 

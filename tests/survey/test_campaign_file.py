@@ -21,6 +21,8 @@ from services.survey.campaign_file import (
     shipped_campaign_path,
 )
 
+pytestmark = pytest.mark.unit
+
 ICT = timezone(timedelta(hours=7))
 
 # The appendix "Bảng phân bố số mẫu điều tra xã hội học", transcribed row by row from the seed
