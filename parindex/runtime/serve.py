@@ -24,4 +24,12 @@ def main(name: str) -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
-    uvicorn.run(build(name), host=args.host, port=args.port, log_level="info", access_log=False)
+    # Open HTTP connections get a bounded grace too (docs/architecture.md, decision 14).
+    uvicorn.run(
+        build(name),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
