@@ -1,4 +1,4 @@
-"""Two instances of every service start, run and stop cleanly in any interleaving, in bounded time."""
+"""Two instances of every service start, run and stop cleanly in any order, in bounded time."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ async def test_two_instances_start_and_stop_in_any_order(
     settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
     # Orders: first started stops first; last started stops first; stop one while a third starts.
     for order in ("fifo", "lifo", "overlap"):
-        a, b = Instance(create_app(_spec(name), settings)), Instance(create_app(_spec(name), settings))
+        a = Instance(create_app(_spec(name), settings))
+        b = Instance(create_app(_spec(name), settings))
         await a.start()
         await b.start()
         assert a.app.state.rt.nc.is_connected and b.app.state.rt.nc.is_connected

@@ -60,3 +60,24 @@ def test_killing_the_parent_with_sigkill_leaves_no_server_behind(tmp_path: Path)
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+@pytest.mark.timeout(120)
+def test_a_server_started_from_a_worker_thread_outlives_that_thread(tmp_path: Path) -> None:
+    """The parent-death signal follows the forking thread; ours is one that never ends."""
+    import threading
+
+    from parindex.runtime.embedded import NatsServer
+
+    holder: list[NatsServer] = []
+    worker = threading.Thread(target=lambda: holder.append(NatsServer(tmp_path).start()))
+    worker.start()
+    worker.join(60)
+    server = holder[0]
+    try:
+        assert server.proc is not None
+        # A child tied to the ended thread is killed at once: it must still be running 1 s later.
+        with pytest.raises(subprocess.TimeoutExpired):
+            server.proc.wait(1)
+    finally:
+        server.stop()
