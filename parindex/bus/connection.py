@@ -95,10 +95,10 @@ async def wait_for_streams(js: JetStreamContext, timeout: float | None = None) -
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     warned = 0.0
-    for cfg in stream_configs(1):
+    for name in (subjects.EVENTS_STREAM, subjects.DLQ_STREAM):
         while True:
             try:
-                await js.stream_info(cfg.name)
+                await js.stream_info(name)
                 break
             except NotFoundError:
                 reason = "missing"
@@ -107,10 +107,10 @@ async def wait_for_streams(js: JetStreamContext, timeout: float | None = None) -
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise StreamsMissing(
-                    f"stream {cfg.name} {reason}: run the provisioning step (parindex up, or "
+                    f"stream {name} {reason}: run the provisioning step (parindex up, or "
                     "the nats-provision service) first"
                 )
             if now - warned > 10:
-                log.warning("waiting for stream %s (%s) to be provisioned", cfg.name, reason)
+                log.warning("waiting for stream %s (%s) to be provisioned", name, reason)
                 warned = now
             await asyncio.sleep(0.5)
