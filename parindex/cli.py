@@ -12,20 +12,26 @@ from pathlib import Path
 
 def _demo(args: argparse.Namespace) -> int:
     from parindex.runtime.demo import run_demo
+    from parindex.runtime.supervise import install_stop_signals
     from parindex.runtime.up import AlreadyRunning
 
+    install_stop_signals()  # SIGTERM mid-demo stops the stack too (decision 20)
     try:
         return run_demo(Path(args.state_dir), args.minutes, keep_running=not args.exit)
     except AlreadyRunning as exc:
         print(f"parindex: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 0
 
 
 def _up(args: argparse.Namespace) -> int:
+    from parindex.runtime.supervise import install_stop_signals
     from parindex.runtime.up import AlreadyRunning, Stack, run_forever
 
     if args.demo:
         return _demo(args)
+    install_stop_signals()  # SIGTERM mid-start-up stops what was started (decision 20)
     stack = Stack(
         state_dir=Path(args.state_dir),
         nats_url=args.nats_url or os.environ.get("PARINDEX_NATS_URL"),
@@ -37,8 +43,9 @@ def _up(args: argparse.Namespace) -> int:
     except AlreadyRunning as exc:
         print(f"parindex: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Stack.start has stopped what it started
+        return 0
     except Exception as exc:
-        stack.stop()
         print(f"parindex: could not start: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(endpoints["services"], indent=2))

@@ -84,10 +84,19 @@ class Stack:
     # NATS user -> password, when `up` runs its own (locked-down) nats-server.
     nats_users: dict[str, str] = field(default_factory=dict)
     _lockfh: object | None = None
+    _mail_args: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 60.0) -> dict:
+        """Start everything; if anything fails or a stop signal arrives, stop what was started."""
         self.state_dir = self.state_dir.resolve()
         self._lockfh = _lock(self.state_dir)
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> dict:
         if not self.nats_url:
             # The same accounts and least-privilege users as deploy/nats: no anonymous access
             # (docs/architecture.md, decision 18).
@@ -158,18 +167,13 @@ class Stack:
     def _start_mailcatcher(self, env: dict[str, str]) -> None:
         """No SMTP server configured: catch mail locally and show it in the browser."""
         smtp_port, http_port = free_port(), free_port()
+        self._mail_args = [
+            sys.executable, "-m", "parindex.runtime.mailcatcher",
+            "--smtp-port", str(smtp_port), "--http-port", str(http_port),
+            "--dir", str(self.state_dir / "mail"),
+        ]  # fmt: skip
         self.mail = spawn(
-            [
-                sys.executable,
-                "-m",
-                "parindex.runtime.mailcatcher",
-                "--smtp-port",
-                str(smtp_port),
-                "--http-port",
-                str(http_port),
-                "--dir",
-                str(self.state_dir / "mail"),
-            ],  # fmt: skip
+            self._mail_args,
             stdout=open(self.state_dir / "mailcatcher.log", "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )
@@ -227,7 +231,46 @@ class Stack:
         self.procs[name] = new
         wait_port(self.ports[name], 30, self.procs[name])
 
+    def dead_children(self) -> list[str]:
+        """Reaps: every child that has exited, by the name restart_child knows it by."""
+        dead = [n for n, p in self.procs.items() if p.poll() is not None]
+        for name, server in (("mail", self.mail), ("postgres", self.postgres), ("nats", self.nats)):
+            proc = getattr(server, "proc", server)
+            if proc is not None and proc.poll() is not None:
+                dead.append(name)
+        return dead
+
+    def returncode_of(self, name: str) -> int | None:
+        proc = {"mail": self.mail, "postgres": self.postgres, "nats": self.nats}.get(name)
+        proc = getattr(proc, "proc", proc) if proc is not None else self.procs[name]
+        return proc.returncode if proc is not None else None
+
+    def restart_child(self, name: str) -> None:
+        """Start a dead child again in place: same port, same data (decision 20)."""
+        if name == "nats" and self.nats is not None:
+            self.nats.start()
+        elif name == "postgres" and self.postgres is not None:
+            self.postgres.start(timeout=30)
+        elif name == "mail" and self.mail is not None:
+            self.mail = spawn(
+                self._mail_args,
+                stdout=open(self.state_dir / "mailcatcher.log", "ab"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )
+        else:
+            old = self.procs[name]
+            env = _env_of(old, dict(os.environ))
+            new = spawn(
+                old.args,
+                env=env,
+                stdout=open(self.state_dir / "logs" / f"{name}.log", "ab"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )
+            new._parindex_env = env  # type: ignore[attr-defined]
+            self.procs[name] = new
+
     def stop(self) -> None:
+        """Services, mail catcher, PostgreSQL, nats-server, in that order, each within a bound."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -238,7 +281,10 @@ class Stack:
                 proc.kill()
         if self.mail is not None and self.mail.poll() is None:
             self.mail.terminate()
-            self.mail.wait(10)
+            try:
+                self.mail.wait(10)
+            except subprocess.TimeoutExpired:
+                self.mail.kill()
         if self.postgres:
             self.postgres.stop()
         if self.nats:
@@ -265,22 +311,7 @@ def _port(preferred: int) -> int:
 
 
 def run_forever(stack: Stack) -> int:
-    stopping = False
+    """Supervise until SIGTERM / Ctrl-C (docs/architecture.md, decision 20)."""
+    from parindex.runtime.supervise import supervise
 
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        while not stopping:
-            for name, proc in stack.procs.items():
-                if proc.poll() is not None:
-                    print(f"parindex: {name} exited ({proc.returncode}); stopping", file=sys.stderr)
-                    stopping = True
-            time.sleep(0.5)
-    finally:
-        print("parindex: stopping…", file=sys.stderr)
-        stack.stop()
-    return 0
+    return supervise(stack)
