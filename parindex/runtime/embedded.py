@@ -115,10 +115,43 @@ class NatsServer:
         self.stop(signal.SIGKILL)
 
 
-def _pg_bin(name: str) -> str:
+def _pg_bin(name: str, bin_dir: Path | None = None) -> str:
     from pgserver._commands import POSTGRES_BIN_PATH
 
-    return str(POSTGRES_BIN_PATH / name)
+    return str((bin_dir or POSTGRES_BIN_PATH) / name)
+
+
+def _untraversable(path: Path, uid: int, gid: int) -> Path | None:
+    """The first directory on the way to `path` that this user may not enter, if any."""
+    for d in reversed([path, *path.parents]):
+        st = d.stat()
+        if st.st_uid == uid:
+            ok = st.st_mode & 0o100
+        elif st.st_gid == gid:
+            ok = st.st_mode & 0o010
+        else:
+            ok = st.st_mode & 0o001
+        if not ok:
+            return d
+    return None
+
+
+def _reachable(path: Path, user: str | None, fds: list[int]) -> str:
+    """`path` as `user` can reach it, never widening anyone's permissions (decision 20).
+
+    As root, PostgreSQL runs unprivileged, and the state directory or the virtualenv may lie
+    under a private home (mode 700). pgserver's ensure_prefix_permissions chmodded every parent
+    for that; instead root opens the directory and the child inherits the descriptor: a path
+    through /proc/self/fd/N needs no permission on the directories above it.
+    """
+    if user is None:
+        return str(path)
+    pw = pwd.getpwnam(user)
+    if _untraversable(path, pw.pw_uid, pw.pw_gid) is None:
+        return str(path)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fds.append(fd)
+    return f"/proc/self/fd/{fd}"
 
 
 def _pg_user() -> str | None:
@@ -136,6 +169,13 @@ class PostgresServer:
     data_dir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    bin_dir: Path | None = None  # None: pgserver's own pginstall/bin
+    _fds: list[int] = field(default_factory=list)  # directories handed to the child
+
+    def _close_fds(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
 
     @property
     def url(self) -> str:
@@ -144,43 +184,49 @@ class PostgresServer:
 
     def _prepare(self) -> str | None:
         user = _pg_user()
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        home = self.data_dir.parent
+        home.mkdir(parents=True, exist_ok=True)
         if user:
-            from pgserver.utils import ensure_prefix_permissions
+            # Never chmod a parent (pgserver's ensure_prefix_permissions did, to every one):
+            # PostgreSQL reaches its data and binaries through inherited descriptors instead.
+            from pgserver._commands import POSTGRES_BIN_PATH
 
-            ensure_prefix_permissions(self.data_dir.parent)
-            self.data_dir.parent.chmod(self.data_dir.parent.stat().st_mode | 0o055)
+            self._close_fds()
+            self.bin_dir = Path(_reachable(POSTGRES_BIN_PATH.parent, user, self._fds)) / "bin"
         if not (self.data_dir / "PG_VERSION").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             if user:
                 pw = pwd.getpwnam(user)
                 os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
+            data = _reachable(self.data_dir, user, self._fds)
             subprocess.run(
                 [
-                    _pg_bin("initdb"),
+                    _pg_bin("initdb", self.bin_dir),
                     "--auth=trust",
                     "--encoding=utf8",
                     "--locale=C.UTF-8",
                     "-U",
                     "postgres",
                     "-D",
-                    str(self.data_dir),
+                    data,
                 ],
                 check=True,
                 capture_output=True,
                 user=user,
+                pass_fds=self._fds,
             )
         return user
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
         user = self._prepare()
+        data = _reachable(self.data_dir, user, self._fds)
         log = open(self.data_dir.parent / "postgres.log", "ab")  # noqa: SIM115
         # SIGQUIT is PostgreSQL's immediate shutdown: the postmaster takes its backends along.
         self.proc = spawn(
             [
-                _pg_bin("postgres"),
+                _pg_bin("postgres", self.bin_dir),
                 "-D",
-                str(self.data_dir),
+                data,
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -196,6 +242,7 @@ class PostgresServer:
             stderr=subprocess.STDOUT,
             user=user,
             death_signal=signal.SIGQUIT,
+            pass_fds=self._fds,
         )
         wait_port(self.port, timeout, self.proc)
         _wait_pg_ready(self.port, timeout)

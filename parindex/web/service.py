@@ -33,6 +33,7 @@ from parindex.settings import Settings, get_settings
 from parindex.telemetry import metrics
 from parindex.telemetry.lag import lag_updater
 from parindex.telemetry.tracing import setup_tracing
+from parindex.web import database_down
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parindex.http")
@@ -147,6 +148,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     _refuse_bad_input(app)
+    database_down.install(app)  # 503 while PostgreSQL restarts (docs/architecture.md, decision 20)
     for router in spec.routers:
         app.include_router(router)
     if spec.static_dir is not None:

@@ -1,0 +1,154 @@
+"""`parindex up` supervises what it starts and stops all of it (docs/architecture.md, 20)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import exc as sa_exc
+
+from parindex.runtime.embedded import PostgresServer
+from parindex.web import database_down
+
+
+def eventually(check, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    """Sync twin of tests/waiting.py::eventually (these tests drive a subprocess)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"condition not met within {timeout}s"
+        time.sleep(0.1)
+
+
+def _up(state: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "parindex.cli", "up", "--state-dir", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")},
+    )
+
+
+def _descendants(pid: int) -> set[int]:
+    try:
+        return {c.pid for c in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"}
+
+
+def _sigterm_and_check(proc: subprocess.Popen, seen: set[int]) -> None:
+    seen |= _descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)  # stops within a bound
+    eventually(lambda: not _alive(seen), timeout=10)
+
+
+@pytest.mark.timeout(110)
+@pytest.mark.parametrize("moment", ["at once", "mid start-up"])
+def test_sigterm_during_start_up_leaves_no_child(tmp_path: Path, moment: str) -> None:
+    proc = _up(tmp_path / "state")
+    seen: set[int] = set()
+    if moment == "mid start-up":  # nats-server and PostgreSQL up, services not yet ready
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "state" / "postgres" / "postgres.log").exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            seen |= _descendants(proc.pid)
+            time.sleep(0.05)
+        assert seen, "nats-server should be running by now"
+    else:
+        time.sleep(0.3)  # the interpreter is importing: the signal must still stop it
+    _sigterm_and_check(proc, seen)
+
+
+@pytest.mark.timeout(115)
+def test_killed_children_come_back_and_sigterm_stops_all(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    proc = _up(state)
+    endpoints = state / "endpoints.json"
+    eventually(lambda: endpoints.exists(), timeout=60)
+    import json
+
+    survey = json.loads(endpoints.read_text())["services"]["survey"]
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{survey}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    eventually(ready, timeout=60)
+    children = {p.pid: p for p in psutil.Process(proc.pid).children()}
+    names = {pid: " ".join(p.cmdline()) for pid, p in children.items()}
+    victims = [
+        next(pid for pid, c in names.items() if "services.survey" in c),
+        next(pid for pid, c in names.items() if "bin/postgres" in c),
+        next(pid for pid, c in names.items() if "nats-server" in c),
+        next(pid for pid, c in names.items() if "mailcatcher" in c),
+    ]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    eventually(ready, timeout=80)
+    now = {p.pid for p in psutil.Process(proc.pid).children()}
+    assert not set(victims) & now and len(now) >= len(children)
+    log = (state / "logs" / "supervisor.log").read_text()
+    assert "postgres restarted" in log and "survey restarted" in log, log
+    _sigterm_and_check(proc, set())
+
+
+def test_survey_answers_503_not_500_while_the_database_is_down() -> None:
+    app = FastAPI()
+    database_down.install(app)
+
+    @app.get("/down")
+    async def down() -> None:
+        raise sa_exc.DBAPIError("SELECT 1", None, ConnectionRefusedError(111, "refused"))
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise sa_exc.ProgrammingError("SELECT nope", None, ValueError("syntax"))
+
+    client = TestClient(app, raise_server_exceptions=False)
+    r = client.get("/down")
+    assert r.status_code == 503 and r.headers["retry-after"] and "database" in r.json()["detail"]
+    page = client.get("/down", headers={"accept": "text/html"})
+    assert page.status_code == 503 and "Cơ sở dữ liệu" in page.text and "database" not in page.text
+    assert client.get("/bug").status_code == 500
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+@pytest.mark.timeout(90)
+def test_postgres_starts_under_a_private_directory_without_widening_it(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    parents = [private, *private.parents]
+    before = {p: stat.S_IMODE(p.stat().st_mode) for p in parents}
+    server = PostgresServer(private / "state" / "postgres" / "data").start()
+    try:
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import socket; socket.create_connection(('127.0.0.1', {server.port}))",
+            ],
+            capture_output=True,
+        )
+        assert res.returncode == 0
+    finally:
+        server.stop()
+    assert {p: stat.S_IMODE(p.stat().st_mode) for p in parents} == before
+    assert (private / "state" / "postgres" / "data" / "PG_VERSION").exists()
