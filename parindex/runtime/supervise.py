@@ -46,11 +46,11 @@ def ignore_stop_signals() -> None:
 def log(state_dir: Path, message: str) -> None:
     """To stderr and <state-dir>/logs/supervisor.log, so a restart is never silent."""
     line = f"{datetime.now(UTC).isoformat(timespec='seconds')} parindex: {message}"
-    print(line, file=sys.stderr, flush=True)
     logs = state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / "supervisor.log", "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
+    print(line, file=sys.stderr, flush=True)
 
 
 class Backoff:

@@ -233,12 +233,12 @@ class Stack:
 
     def dead_children(self) -> list[str]:
         """Reaps: every child that has exited, by the name restart_child knows it by."""
-        dead = [n for n, p in self.procs.items() if p.poll() is not None]
-        for name, server in (("mail", self.mail), ("postgres", self.postgres), ("nats", self.nats)):
+        dead = []  # servers first: a service restarted before them would only fail again
+        for name, server in (("nats", self.nats), ("postgres", self.postgres), ("mail", self.mail)):
             proc = getattr(server, "proc", server)
             if proc is not None and proc.poll() is not None:
                 dead.append(name)
-        return dead
+        return dead + [n for n, p in self.procs.items() if p.poll() is not None]
 
     def returncode_of(self, name: str) -> int | None:
         proc = {"mail": self.mail, "postgres": self.postgres, "nats": self.nats}.get(name)

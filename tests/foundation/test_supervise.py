@@ -32,9 +32,8 @@ def eventually(check, timeout: float) -> None:  # type: ignore[no-untyped-def]
 def _up(state: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "parindex.cli", "up", "--state-dir", str(state)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=open(state.parent / "up.out", "ab"),  # noqa: SIM115
+        stderr=open(state.parent / "up.err", "ab"),  # noqa: SIM115 - a pipe nobody reads fills up
         env={k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")},
     )
 
@@ -82,15 +81,16 @@ def test_killed_children_come_back_and_sigterm_stops_all(tmp_path: Path) -> None
     eventually(lambda: endpoints.exists(), timeout=60)
     import json
 
-    survey = json.loads(endpoints.read_text())["services"]["survey"]
+    services = json.loads(endpoints.read_text())["services"].values()
 
-    def ready() -> bool:
+    def ready() -> bool:  # all four, as `parindex up` waits for before it supervises
         try:
-            return httpx.get(f"{survey}/readyz", timeout=2).status_code == 200
+            return all(httpx.get(f"{u}/readyz", timeout=2).status_code == 200 for u in services)
         except httpx.HTTPError:
             return False
 
     eventually(ready, timeout=60)
+    eventually(lambda: "running" in (tmp_path / "up.out").read_text(), timeout=30)
     children = {p.pid: p for p in psutil.Process(proc.pid).children()}
     names = {pid: " ".join(p.cmdline()) for pid, p in children.items()}
     victims = [
@@ -101,7 +101,13 @@ def test_killed_children_come_back_and_sigterm_stops_all(tmp_path: Path) -> None
     ]
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
-    eventually(ready, timeout=80)
+    try:
+        eventually(ready, timeout=80)
+    except AssertionError:
+        logs = state / "logs"
+        raise AssertionError(
+            (tmp_path / "up.err").read_text()[-3000:] + (logs / "survey.log").read_text()[-3000:]
+        ) from None
     now = {p.pid for p in psutil.Process(proc.pid).children()}
     assert not set(victims) & now and len(now) >= len(children)
     log = (state / "logs" / "supervisor.log").read_text()
