@@ -158,3 +158,26 @@ def test_postgres_starts_under_a_private_directory_without_widening_it(tmp_path:
         server.stop()
     assert {p: stat.S_IMODE(p.stat().st_mode) for p in parents} == before
     assert (private / "state" / "postgres" / "data" / "PG_VERSION").exists()
+
+
+@pytest.mark.timeout(110)
+def test_sigterm_during_the_demo_leaves_no_child(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    out = tmp_path / "demo.out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parindex.cli", "demo", "--state-dir", str(state)]
+        + ["--minutes", "0.5", "--exit"],
+        stdout=open(out, "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")},
+    )
+    seen: set[int] = set()
+
+    def demo_running() -> bool:
+        seen.update(_descendants(proc.pid))
+        assert proc.poll() is None, out.read_text()[-2000:]
+        return "campaign:" in out.read_text()
+
+    eventually(demo_running, timeout=90)
+    assert len(seen) >= 7  # nats-server, PostgreSQL, mail catcher, four services
+    _sigterm_and_check(proc, seen)
