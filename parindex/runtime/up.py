@@ -85,9 +85,9 @@ class Stack:
             PARINDEX_NATS_URL=self.nats_url,
             PARINDEX_DATABASE_URL=self.database_url,
             PARINDEX_STATE_DIR=str(self.state_dir),
-            PARINDEX_BALLOT_KEY=os.environ.get("PARINDEX_BALLOT_KEY")
-            or _secret(self.state_dir, "ballot_key"),
         )
+        env.pop("PARINDEX_BALLOT_KEY", None)  # only survey holds it (docs/architecture.md, 15)
+        ballot_key = os.environ.get("PARINDEX_BALLOT_KEY") or _secret(self.state_dir, "ballot_key")
         env.update(self.extra_env)
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
@@ -95,6 +95,8 @@ class Stack:
             port = self.base_port + i if self.base_port else free_port()
             self.ports[name] = port
             env_s = dict(env, PARINDEX_PUBLIC_URL=f"http://{self.host}:{port}")
+            if name == "survey":
+                env_s["PARINDEX_BALLOT_KEY"] = ballot_key
             if name == "notify":  # invitations link to the one login page
                 env_s["PARINDEX_NOTIFY_SURVEY_URL"] = (
                     f"http://{self.host}:{self.ports['identity']}/"
