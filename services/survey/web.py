@@ -251,10 +251,13 @@ async def _situation(rt: Runtime, p: Principal) -> Situation:
     )
 
 
-async def _enter(request: Request, refused: int = 200) -> Situation | Response:
+async def _enter(
+    request: Request, refused: int = 200, submission_id: str | None = None
+) -> Situation | Response:
     """The respondent's situation, or the page to show instead of the form.
 
     `refused` is the status of a closed-campaign page: 409 when answering a POST, as the API.
+    A repeated "Gửi phiếu" (same `submission_id`) shows the same receipt again.
     """
     p = await current_principal(request)
     if p is None:
@@ -266,7 +269,7 @@ async def _enter(request: Request, refused: int = 200) -> Situation | Response:
     except HTTPException as exc:
         return _message(request, "no_key" if exc.status_code == 503 else "not_registered", 403)
     if sit.ballot is not None:
-        return _logged_page(request, sit, refused)
+        return _logged_page(request, sit, refused, submission_id)
     if sit.deadline_passed:
         return _message(request, "expired", refused, deadline=sit.campaign.deadline)
     if not sit.open:
@@ -274,13 +277,19 @@ async def _enter(request: Request, refused: int = 200) -> Situation | Response:
     return sit
 
 
-def _logged_page(request: Request, sit: Situation, refused: int) -> Response:
-    """A ballot on the log: a receipt if it counts, "arrived after the deadline" if not."""
+def _logged_page(
+    request: Request, sit: Situation, refused: int, submission_id: str | None = None
+) -> Response:
+    """A ballot on the log: a receipt if it counts, "arrived after the deadline" if not.
+
+    Nothing about the receipt is stored: a later visit gets a fresh receipt for the same day.
+    """
     assert sit.ballot is not None
     if not sit.ballot.counted:
         return _message(request, "late", refused, deadline=sit.campaign.deadline)
     day = sit.ballot.ballot.submitted_on
-    return _receipt_page(request, api.issue_receipt(_rt(request), sit.campaign.id, day, None), day)
+    code = api.issue_receipt(_rt(request), sit.campaign.id, day, submission_id)
+    return _receipt_page(request, code, day)
 
 
 def _receipt_page(
@@ -417,11 +426,13 @@ async def survey_post(request: Request) -> Response:
     csrf = form.get("csrf")
     if not csrf_ok(request, csrf if isinstance(csrf, str) else None):
         return _message(request, "csrf", 403)
-    sit = await _enter(request, refused=409)
+    action = form.get("action")
+    submission = form.get("client_submission_id")
+    submission_id = submission[:100] if isinstance(submission, str) and submission else None
+    sit = await _enter(request, refused=409, submission_id=submission_id)
     if isinstance(sit, Response):
         return sit
     rt = _rt(request)
-    action = form.get("action")
     chosen, errors = _answers_from_form(sit, form)
     if action == "draft":
         answers = [a.model_dump() for a in _answers(chosen)]
@@ -444,8 +455,6 @@ async def survey_post(request: Request) -> Response:
     if action == "submit":
         if errors:
             return _form_page(request, sit, chosen, errors, status=422)
-        submission = form.get("client_submission_id")
-        submission_id = submission[:100] if isinstance(submission, str) and submission else None
         p = await current_principal(request)
         assert p is not None
         result = await api.intake_ballot(rt, p, _answers(chosen), submission_id)
@@ -454,7 +463,7 @@ async def survey_post(request: Request) -> Response:
         if result.outcome in ("already_submitted", "deadline_passed"):
             sit.ballot = await api._submitted(rt, sit.campaign.id, sit.pseudonym)
             if sit.ballot is not None:
-                return _logged_page(request, sit, 409)
+                return _logged_page(request, sit, 409, submission_id)
             if result.outcome == "already_submitted":
                 return _message(request, "submitted", 409)
             return _message(request, "expired", 409, deadline=sit.campaign.deadline)

@@ -260,7 +260,11 @@ async def test_full_flow_one_unit(survey: Survey, nc, campaign_id: str) -> None:
     msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.ballot(campaign_id, pseudo))
     env, payload = decode(msg.data)
     assert env.occurred_at.isoformat() == "2023-09-22T00:00:00+00:00"
-    assert payload.unit_code == "H-A" and payload.ballot_id == body["receipt"]
+    assert payload.unit_code == "H-A" and payload.ballot_id not in body["receipt"]
+    check = await survey.client.get(
+        "/api/receipts/verify", params={"campaign": campaign_id, "receipt": body["receipt"]}
+    )
+    assert check.json() == {"campaign": campaign_id, "valid": True, "submitted_on": "2023-09-22"}
 
     # Many-unit form: every rated unit must be answered; unit_code is None on the event.
     chi = survey.as_(respondent(campaign_id, "chi", None, "01"))
@@ -535,4 +539,4 @@ async def test_no_identity_in_ballots_and_no_table_joins_people_to_answers(
     }
     assert not linked
     assert "respondent_id" not in tables["survey_drafts"]
-    assert not {"submitted_at", "voted_at", "voted_on"} & tables["survey_respondents"]
+    assert not {"voted", "submitted_at", "voted_at", "voted_on"} & tables["survey_respondents"]
