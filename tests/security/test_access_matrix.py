@@ -52,6 +52,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "survey PUT /api/draft": RESPONDENT,
     "survey GET /api/draft": RESPONDENT,
     "survey GET /api/progress": STAFF_PROGRESS,
+    "survey GET /api/receipts/verify": ALL,  # says only "a ballot on this day"
     "survey GET /": ALL,  # a redirect to /survey
     "survey GET /survey": RESPONDENT,
     "survey POST /survey": RESPONDENT,
