@@ -40,6 +40,9 @@ class Settings:
     clock_epoch: float = field(default_factory=lambda: float(_env("CLOCK_EPOCH", "0")))
     # Seconds a stopping service gives its background tasks before it leaves them behind.
     shutdown_grace: float = field(default_factory=lambda: float(_env("SHUTDOWN_GRACE", "10")))
+    # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For is believed; empty:
+    # nobody's. The embedded stack has no proxy in front, so any local process could forge it.
+    trusted_proxies: str = field(default_factory=lambda: _env("TRUSTED_PROXIES", ""))
     cookie_secure: bool = field(default_factory=lambda: _env("COOKIE_SECURE", "0") == "1")
 
     def service_database_url(self, service: str) -> str:

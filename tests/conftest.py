@@ -6,6 +6,7 @@ testcontainers when a Docker engine answers, then the embedded binaries from pip
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import uuid
@@ -29,21 +30,36 @@ def _docker_usable() -> bool:
         return False
 
 
+def _provisioned(url: str) -> str:
+    """Services only wait for the streams (docs/architecture.md, decision 18): make them."""
+
+    async def run() -> None:
+        client = await nats.connect(url)
+        try:
+            await ensure_streams(client.jetstream())
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+    return url
+
+
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An OPEN server (no accounts) for most tests; `parindex up` itself is always locked."""
     import os
 
     if url := os.environ.get("PARINDEX_TEST_NATS_URL"):
-        yield url
+        yield _provisioned(url)
         return
     if _docker_usable():
         from testcontainers.nats import NatsContainer
 
         with NatsContainer("nats:2.11", jetstream=True) as c:  # pragma: no cover - no engine here
-            yield c.nats_uri()
+            yield _provisioned(c.nats_uri())
         return
     server = NatsServer(tmp_path_factory.mktemp("nats")).start()
-    yield server.url
+    yield _provisioned(server.url)
     server.stop()
 
 

@@ -1,8 +1,10 @@
-"""One way to connect to NATS and to provision the streams, idempotently."""
+"""One way to connect to NATS; streams are provisioned once and only checked by services."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import nats
 from nats.aio.client import Client
@@ -62,8 +64,16 @@ def stream_configs(replicas: int) -> list[StreamConfig]:
     ]
 
 
+class StreamsMissing(RuntimeError):
+    pass
+
+
 async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create the streams, or update them to this config; safe to run from every service."""
+    """Create the streams, or update them to this config: the provisioning identity's job.
+
+    Under the locked-down bus only the provisioner may (docs/architecture.md, decision 18);
+    services call wait_for_streams instead.
+    """
     for cfg in stream_configs(replicas):
         try:
             await js.stream_info(cfg.name)
@@ -75,3 +85,32 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             except BadRequestError:  # another service created it first
                 pass
         await js.update_stream(cfg)
+
+
+async def wait_for_streams(js: JetStreamContext, timeout: float | None = None) -> None:
+    """Return once both streams exist; a service never creates or edits them (decision 18).
+
+    Retries while the provisioner has not run yet (compose starts it alongside), so a service
+    started first simply waits; `timeout` (None: forever) bounds one-shot commands.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    warned = 0.0
+    for name in (subjects.EVENTS_STREAM, subjects.DLQ_STREAM):
+        while True:
+            try:
+                await js.stream_info(name)
+                break
+            except NotFoundError:
+                reason = "missing"
+            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                reason = "no answer"
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise StreamsMissing(
+                    f"stream {name} {reason}: run the provisioning step (parindex up, or "
+                    "the nats-provision service) first"
+                )
+            if now - warned > 10:
+                log.warning("waiting for stream %s (%s) to be provisioned", name, reason)
+                warned = now
+            await asyncio.sleep(0.5)

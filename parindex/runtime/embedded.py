@@ -60,7 +60,7 @@ jetstream {{
   store_dir: "{store}"
   sync_interval: always
 }}
-"""
+{accounts}"""
 
 
 @dataclass
@@ -71,6 +71,10 @@ class NatsServer:
     name: str = "parindex"
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    # Locked down: the accounts block (parindex.bus.permissions.render_accounts) and the
+    # $NATS_*_PASSWORD values it names. Empty: an open server, for the test harness only.
+    accounts: str = ""
+    passwords: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -79,15 +83,27 @@ class NatsServer:
     def start(self, timeout: float = 30.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = self.store_dir / "nats.conf"
+        include = ""
+        if self.accounts:
+            (self.store_dir / "accounts.conf").write_text(self.accounts)
+            include = "include ./accounts.conf\n"
         conf.write_text(
             NATS_CONF.format(
-                port=self.port, monitor_port=self.monitor_port, name=self.name, store=self.store_dir
+                port=self.port,
+                monitor_port=self.monitor_port,
+                name=self.name,
+                store=self.store_dir,
+                accounts=include,
             )
         )
         self.log_path = self.store_dir / "nats.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        # Passwords reach nats-server through its environment, never a file it writes.
         self.proc = spawn(
-            [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+            [nats_server_binary(), "-c", str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.passwords},
         )
         wait_port(self.port, timeout, self.proc)
         return self

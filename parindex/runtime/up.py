@@ -1,28 +1,35 @@
 """`parindex up`: the whole product on one machine with nothing but Python.
 
-Starts nats-server and PostgreSQL from pip (unless external URLs are given), then the four
-services as child processes, writes <state-dir>/endpoints.json, and stops everything on
-Ctrl-C / SIGTERM. A lock file refuses a second `up` on the same state dir.
+Starts nats-server and PostgreSQL from pip (unless external URLs are given), provisions the
+streams as the one user allowed to, then the four services as child processes, writes
+<state-dir>/endpoints.json, and stops everything on Ctrl-C / SIGTERM. A lock file refuses a
+second `up` on the same state dir.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 
+from parindex.bus import permissions
+from parindex.bus.credentials import ensure_secret, nats_secret_name, new_nats_password
+from parindex.provision import provision
 from parindex.runtime.children import spawn
 from parindex.runtime.embedded import NatsServer, PostgresServer, free_port, wait_port
 from parindex.runtime.serve import SERVICES
+from parindex.settings import Settings
 
 
 class AlreadyRunning(RuntimeError):
@@ -43,14 +50,21 @@ def _lock(state_dir: Path):  # type: ignore[no-untyped-def]
     return fh
 
 
-def _secret(state_dir: Path, name: str) -> str:
+def _secret(state_dir: Path, name: str, new: Callable[[], str] | None = None) -> str:
     """Secrets live in files under state_dir/secrets (mode 600), never in the log or database."""
-    path = state_dir / "secrets" / name
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return ensure_secret(state_dir, name, new) if new else ensure_secret(state_dir, name)
+
+
+def nats_passwords(state_dir: Path) -> dict[str, str]:
+    """One generated password per NATS user of the locked-down bus (decision 18)."""
+    users = ["sys", *(u.name for u in permissions.USERS)]
+    return {user: _secret(state_dir, nats_secret_name(user), new_nats_password) for user in users}
+
+
+def _run(coro) -> None:  # type: ignore[no-untyped-def]
+    """asyncio.run, also from a caller that already runs an event loop (tests, the demo)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
 @dataclass
@@ -67,14 +81,25 @@ class Stack:
     mail: subprocess.Popen | None = None
     mail_url: str | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    # NATS user -> password, when `up` runs its own (locked-down) nats-server.
+    nats_users: dict[str, str] = field(default_factory=dict)
     _lockfh: object | None = None
 
     def start(self, timeout: float = 60.0) -> dict:
         self.state_dir = self.state_dir.resolve()
         self._lockfh = _lock(self.state_dir)
         if not self.nats_url:
-            self.nats = NatsServer(self.state_dir / "nats", port=_port(4222)).start()
+            # The same accounts and least-privilege users as deploy/nats: no anonymous access
+            # (docs/architecture.md, decision 18).
+            self.nats_users = nats_passwords(self.state_dir)
+            self.nats = NatsServer(
+                self.state_dir / "nats",
+                port=_port(4222),
+                accounts=permissions.render_accounts(),
+                passwords={f"NATS_{u.upper()}_PASSWORD": p for u, p in self.nats_users.items()},
+            ).start()
             self.nats_url = self.nats.url
+        self._provision()
         if not self.database_url:
             self.postgres = PostgresServer(self.state_dir / "postgres" / "data").start()
             self.database_url = self.postgres.url
@@ -97,6 +122,8 @@ class Stack:
             env_s = dict(env, PARINDEX_PUBLIC_URL=f"http://{self.host}:{port}")
             if name == "survey":
                 env_s["PARINDEX_BALLOT_KEY"] = ballot_key
+            if self.nats_users:  # each service gets its own NATS user, and only that
+                env_s.update(PARINDEX_NATS_USER=name, PARINDEX_NATS_PASSWORD=self.nats_users[name])
             if name == "notify":  # invitations link to the one login page
                 env_s["PARINDEX_NOTIFY_SURVEY_URL"] = (
                     f"http://{self.host}:{self.ports['identity']}/"
@@ -120,6 +147,15 @@ class Stack:
         (self.state_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2))
         self.wait_ready(timeout)
         return endpoints
+
+    def _provision(self) -> None:
+        """Create/update the streams before any service starts; services only check them."""
+        settings = replace(Settings(), nats_url=self.nats_url or "")
+        if self.nats_users:
+            settings = replace(
+                settings, nats_user="provisioner", nats_password=self.nats_users["provisioner"]
+            )
+        _run(provision(settings, timeout=60))
 
     def _start_mailcatcher(self, env: dict[str, str]) -> None:
         """No SMTP server configured: catch mail locally and show it in the browser."""

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from parindex.bus.connection import connect, ensure_streams
+from parindex.bus.connection import connect, wait_for_streams
 from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import prepare, sessionmaker
 from parindex.lifecycle import bounded, stop_tasks
@@ -77,7 +77,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         setup_tracing(f"parindex-{spec.name}")
         nc = await connect(settings, spec.name)
         js = nc.jetstream()
-        await ensure_streams(js, settings.stream_replicas)
+        await wait_for_streams(js)
         engine = await prepare(settings.service_database_url(spec.name), spec.versions_dir)
         rt = Runtime(spec.name, settings, nc, js, engine, sessionmaker(engine))
         app.state.rt = rt

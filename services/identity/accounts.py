@@ -1,15 +1,21 @@
 """Who may log in: staff users (private rows, never events) and respondents; throttling.
 
-Throttling is stored in the database, not in memory, so it holds across instances and
-restarts: 5 failed attempts for a username within 15 minutes (counted since its last success)
-lock that username for the rest of the window, i.e. until the oldest of those failures is 15
-minutes old; while locked, even the right password is refused and the attempt is recorded as
-`locked` (not a failure, so the lock does not extend itself). One address may fail at most 30
-times per 15 minutes, across usernames, which slows password spraying.
+Throttling lives in the database, so it holds across instances and restarts
+(docs/architecture.md, decision 19):
+- an account is locked for a source after MAX_PAIR_FAILURES failures from that source within
+  WINDOW_MIN minutes, and for every source after MAX_ACCOUNT_FAILURES (a distributed guess);
+  failures count since the account's last success. There is no lock on an address alone: under a
+  proxy, or in an office behind one NAT, that would lock out everyone behind it;
+- the check and the recording of an attempt happen under a per-account transaction lock, and an
+  attempt is recorded as failed *before* its password is checked (then turned into ok), so
+  parallel guesses cannot exceed the limit;
+- attempts carry a keyed digest of the account name, never the name as typed: a password typed
+  into the username field is not stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -20,8 +26,8 @@ from services.identity.credentials import hash_password, verify_password
 
 STAFF_ROLES = tuple(r for r in ROLES if r != "respondent")
 WINDOW_MIN = 15
-MAX_USER_FAILURES = 5
-MAX_IP_FAILURES = 30
+MAX_PAIR_FAILURES = 5
+MAX_ACCOUNT_FAILURES = 20
 
 
 class UserExists(Exception):
@@ -72,79 +78,111 @@ class LoginResult:
     locked: bool = False
 
 
-async def _failures(s: AsyncSession, column: str, value: str) -> int:
-    since_ok = (
-        f"(SELECT max(at) FROM identity_login_attempts WHERE {column} = :v AND outcome = 'ok')"
-        if column == "username"
-        else "NULL::timestamptz"
-    )
+def account_digest(key: bytes, username: str) -> str:
+    """What the attempts table stores instead of the typed name (keyed: not reversible offline)."""
+    name = username.strip().lower().encode()
+    return hashlib.blake2b(name, key=key[:64], digest_size=20).hexdigest()
+
+
+async def _failures(s: AsyncSession, account: str, ip: str | None) -> int:
+    source = "AND ip = :ip" if ip is not None else ""
     return int(
         await s.scalar(
             text(
-                f"SELECT count(*) FROM identity_login_attempts WHERE {column} = :v "
-                f"AND outcome = 'failed' AND at > now() - interval '{WINDOW_MIN} minutes' "
-                f"AND at > COALESCE({since_ok}, '-infinity'::timestamptz)"
+                "SELECT count(*) FROM identity_login_attempts WHERE account = :a "
+                f"AND outcome = 'failed' {source} "
+                f"AND at > now() - interval '{WINDOW_MIN} minutes' "
+                "AND at > COALESCE((SELECT max(at) FROM identity_login_attempts "
+                "WHERE account = :a AND outcome = 'ok'), '-infinity'::timestamptz)"
             ),
-            {"v": value},
+            {"a": account, "ip": ip},
         )
         or 0
     )
 
 
-async def _record(sessions: async_sessionmaker, username: str, ip: str, outcome: str) -> None:
+async def _claim_attempt(sessions: async_sessionmaker, account: str, ip: str) -> int | None:
+    """Record an attempt as failed before checking it; None when the account is locked."""
+    async with sessions.begin() as s:
+        await s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:a))"), {"a": account})
+        locked = (
+            await _failures(s, account, ip) >= MAX_PAIR_FAILURES
+            or await _failures(s, account, None) >= MAX_ACCOUNT_FAILURES
+        )
+        outcome = "locked" if locked else "failed"
+        attempt = await s.scalar(
+            text(
+                "INSERT INTO identity_login_attempts (account, ip, outcome) "
+                "VALUES (:a, :i, :o) RETURNING id"
+            ),
+            {"a": account, "i": ip, "o": outcome},
+        )
+    return None if locked else int(attempt)
+
+
+async def _succeeded(sessions: async_sessionmaker, attempt: int) -> None:
     async with sessions.begin() as s:
         await s.execute(
-            text("INSERT INTO identity_login_attempts (username, ip, outcome) VALUES (:u, :i, :o)"),
-            {"u": username, "i": ip, "o": outcome},
+            text("UPDATE identity_login_attempts SET outcome = 'ok', at = now() WHERE id = :i"),
+            {"i": attempt},
+        )
+
+
+async def _promote_pending(
+    sessions: async_sessionmaker, campaign: str, respondent_id: str, pending_hash: str
+) -> None:
+    """The newer credential was used: it replaces the earlier one, which stops working."""
+    async with sessions.begin() as s:
+        await s.execute(
+            text(
+                "UPDATE identity_credentials SET password_hash = pending_hash, "
+                "purpose = COALESCE(pending_purpose, purpose), pending_hash = NULL, "
+                "pending_purpose = NULL WHERE campaign = :c AND respondent_id = :r "
+                "AND pending_hash = :h"
+            ),
+            {"c": campaign, "r": respondent_id, "h": pending_hash},
         )
 
 
 async def authenticate(
-    sessions: async_sessionmaker, username: str, password: str, ip: str
+    sessions: async_sessionmaker, username: str, password: str, ip: str, *, key: bytes
 ) -> LoginResult:
-    """Staff first, then respondents; every outcome is recorded for throttling."""
-    username = username.strip()
-    key = username.lower()
-    async with sessions() as s:
-        if (
-            await _failures(s, "username", key) >= MAX_USER_FAILURES
-            or await _failures(s, "ip", ip) >= MAX_IP_FAILURES
-        ):
-            locked = True
-        else:
-            locked = False
-            staff = (
-                (
-                    await s.execute(
-                        text(
-                            "SELECT username, role, unit_code, campaign_id, password_hash "
-                            "FROM identity_users WHERE lower(username) = :u"
-                        ),
-                        {"u": key},
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            people = (
-                (
-                    await s.execute(
-                        text(
-                            "SELECT r.campaign, r.respondent_id, r.full_name, r.unit_code, "
-                            "r.form_code, c.password_hash FROM identity_respondents r "
-                            "JOIN identity_credentials c ON c.campaign = r.campaign "
-                            "AND c.respondent_id = r.respondent_id "
-                            "WHERE lower(r.username) = :u AND NOT r.withdrawn"
-                        ),
-                        {"u": key},
-                    )
-                )
-                .mappings()
-                .all()
-            )
-    if locked:
-        await _record(sessions, key, ip, "locked")
+    """Staff first, then respondents; every attempt is counted before its password is checked."""
+    name = username.strip().lower()
+    attempt = await _claim_attempt(sessions, account_digest(key, name), ip)
+    if attempt is None:
         return LoginResult(None, locked=True)
+    async with sessions() as s:
+        staff = (
+            (
+                await s.execute(
+                    text(
+                        "SELECT username, role, unit_code, campaign_id, password_hash "
+                        "FROM identity_users WHERE lower(username) = :u"
+                    ),
+                    {"u": name},
+                )
+            )
+            .mappings()
+            .first()
+        )
+        people = (
+            (
+                await s.execute(
+                    text(
+                        "SELECT r.campaign, r.respondent_id, r.full_name, r.unit_code, "
+                        "r.form_code, c.password_hash, c.pending_hash "
+                        "FROM identity_respondents r "
+                        "JOIN identity_credentials c ON c.campaign = r.campaign "
+                        "AND c.respondent_id = r.respondent_id "
+                        "WHERE lower(r.username) = :u AND NOT r.withdrawn"
+                    ),
+                    {"u": name},
+                )
+            )
+            .mappings()
+            .all()
+        )
     principal: Principal | None = None
     if staff is not None:
         if await verify_password(staff["password_hash"], password):
@@ -157,7 +195,14 @@ async def authenticate(
             )
     elif people:
         for p in people:  # the same username in two campaigns: the password decides
-            if await verify_password(p["password_hash"], password):
+            matched = await verify_password(p["password_hash"], password)
+            if not matched and p["pending_hash"]:
+                matched = await verify_password(p["pending_hash"], password)
+                if matched:
+                    await _promote_pending(
+                        sessions, p["campaign"], p["respondent_id"], p["pending_hash"]
+                    )
+            if matched:
                 principal = Principal(
                     subject=p["respondent_id"],
                     role="respondent",
@@ -169,7 +214,8 @@ async def authenticate(
                 break
     else:
         await verify_password(None, password)  # same work as for a real user
-    await _record(sessions, key, ip, "ok" if principal else "failed")
+    if principal is not None:
+        await _succeeded(sessions, attempt)
     return LoginResult(principal)
 
 

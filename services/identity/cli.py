@@ -13,7 +13,8 @@ import getpass
 import sys
 from pathlib import Path
 
-from parindex.bus.connection import connect, ensure_streams
+from parindex.bus.connection import connect, wait_for_streams
+from parindex.bus.credentials import settings_as
 from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import prepare, sessionmaker
 from parindex.settings import get_settings
@@ -25,12 +26,12 @@ async def _import(args: argparse.Namespace, content: bytes) -> int:
     from services.identity.imports import UnknownCampaign, run_import
     from services.identity.projection import IdentityProjection
 
-    settings = get_settings()
+    settings = settings_as("identity")
     nc = await connect(settings, "identity-cli")
     engine = await prepare(settings.service_database_url("identity"), VERSIONS, pool_size=2)
     try:
         js = nc.jetstream()
-        await ensure_streams(js, settings.stream_replicas)
+        await wait_for_streams(js, timeout=30)
         runner = ProjectionRunner(nc, sessionmaker(engine), IdentityProjection())
 
         async def wait_applied(seq: int) -> None:

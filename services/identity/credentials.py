@@ -78,7 +78,7 @@ async def verify_password(hashed: str | None, password: str) -> bool:
 async def issue_credential(
     rt: Runtime, campaign_id: str, respondent_id: str, purpose: str = "invitation"
 ) -> dict[str, Any] | None:
-    """A fresh password for a registered respondent (replacing any earlier one), or None."""
+    """A fresh password for a registered respondent, or None; an earlier one works until used."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}")
     async with rt.sessions() as s:
@@ -91,17 +91,20 @@ async def issue_credential(
     async with rt.sessions.begin() as s:
         await s.execute(
             text(
+                # A respondent who already holds a credential keeps it until the new one is
+                # used (docs/architecture.md, decision 19): a reset request or a reminder
+                # never silently breaks the password from the invitation.
                 "INSERT INTO identity_credentials (campaign, respondent_id, password_hash, "
                 "purpose, issued_at) VALUES (:c, :r, :h, :p, now()) "
                 "ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
-                "password_hash = EXCLUDED.password_hash, purpose = EXCLUDED.purpose, "
-                "issued_at = EXCLUDED.issued_at"
+                "pending_hash = EXCLUDED.password_hash, pending_purpose = EXCLUDED.purpose"
             ),
             {"c": campaign_id, "r": respondent_id, "h": hashed, "p": purpose},
         )
     event = make(
-        CredentialsIssued(respondent_id=respondent_id, username=person["username"],
-                          purpose=purpose),  # type: ignore[arg-type]
+        CredentialsIssued(
+            respondent_id=respondent_id, username=person["username"], purpose=purpose
+        ),  # type: ignore[arg-type]
         campaign_id=campaign_id,
         producer=PRODUCER,
         event_id=str(uuid.uuid4()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from parindex.bus.projection import ProjectionRunner
@@ -20,6 +21,10 @@ async def start(rt: Runtime) -> None:
     """Signing key, the registry projection, then the RPC responders that read it."""
     key = load_or_create_private_key(key_path(rt.settings.state_dir))
     rt.extras["private_key"] = key
+    # Keys the digest of account names in the login-attempts table (decision 19).
+    rt.extras["attempts_key"] = hashlib.blake2b(
+        b"parindex login attempts", key=key.private_bytes_raw()
+    ).digest()
     cache = PublicKeyCache(rt.nc)  # identity verifies its own cookies without asking itself
     cache.pem = public_pem(key)
     rt.extras["public_key"] = cache

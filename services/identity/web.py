@@ -156,7 +156,10 @@ async def login(
     if not csrf_ok(request, csrf):
         return _csrf_refused(request)
     t = TEXT[_lang(request)]
-    result = await accounts.authenticate(_rt(request).sessions, username, password, _ip(request))
+    rt = _rt(request)
+    result = await accounts.authenticate(
+        rt.sessions, username, password, _ip(request), key=rt.extras["attempts_key"]
+    )
     if result.principal is None:
         error = t["locked"] if result.locked else t["bad_login"]
         return _page(

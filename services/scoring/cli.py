@@ -20,11 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _audit(args: argparse.Namespace) -> int:
     from parindex.bus.connection import connect
-    from parindex.settings import get_settings
+    from parindex.bus.credentials import settings_as
     from services.scoring.audit import audit, report_json
 
     async def run() -> int:
-        settings = get_settings()
+        settings = settings_as("auditor")
         nc = await connect(settings, "auditor")
         try:
             report = await audit(nc, settings, args.campaign, compare_live=not args.no_live)
@@ -39,14 +39,14 @@ def _audit(args: argparse.Namespace) -> int:
 def _rebuild(args: argparse.Namespace) -> int:
     from contracts import subjects
     from parindex.bus.connection import connect
+    from parindex.bus.credentials import settings_as
     from parindex.bus.projection import ProjectionRunner
     from parindex.db.engine import prepare, sessionmaker
-    from parindex.settings import get_settings
     from services.scoring.projection import ScoringProjection
     from services.scoring.service import VERSIONS
 
     async def run() -> int:
-        settings = get_settings()
+        settings = settings_as("scoring")
         nc = await connect(settings, "rebuild")
         engine = await prepare(settings.service_database_url("scoring"), VERSIONS)
         info = await nc.jetstream().stream_info(subjects.EVENTS_STREAM)

@@ -8,9 +8,9 @@ import sys
 
 
 async def _load_async(path: str) -> int:
-    from parindex.bus.connection import connect, ensure_streams
+    from parindex.bus.connection import connect, wait_for_streams
+    from parindex.bus.credentials import settings_as
     from parindex.bus.publish import ConcurrencyConflict
-    from parindex.settings import get_settings
     from services.survey.campaign_file import CampaignFileError, load_campaign_file
     from services.survey.define import CampaignFrozen, define_campaign
 
@@ -19,11 +19,11 @@ async def _load_async(path: str) -> int:
     except CampaignFileError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    settings = get_settings()
+    settings = settings_as("survey")
     nc = await connect(settings, "cli")
     try:
         js = nc.jetstream()
-        await ensure_streams(js, settings.stream_replicas)
+        await wait_for_streams(js, timeout=30)
         try:
             defined = await define_campaign(js, campaign, producer="cli")
         except CampaignFrozen as exc:

@@ -27,6 +27,7 @@ DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 SERVICES = ("identity", "survey", "scoring", "notify")
+ONE_SHOT = ("nats-provision",)
 NATS_CONFS = [DEPLOY / "nats" / f"nats-{i}.conf" for i in (1, 2, 3)]
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, ${VAR:+alt}; $$ escapes.
 VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
@@ -115,6 +116,9 @@ def test_expected_services_images_and_policies() -> None:
     for name, svc in services.items():
         if "tools" in svc.get("profiles", []):
             continue
+        if name in ONE_SHOT:  # runs to completion; restarted only if it failed
+            assert svc.get("restart") == "on-failure", name
+            continue
         assert svc.get("restart") == "unless-stopped", name
     for name in SERVICES + ("nats-1", "nats-2", "nats-3", "postgres", "mailpit", "caddy"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
@@ -142,6 +146,22 @@ def test_parindex_services_one_image_and_settings() -> None:
     assert "PARINDEX_BALLOT_KEY" in services["survey"]["environment"]
     for name in ("identity", "scoring", "notify"):  # the pseudonym key stays in survey
         assert "PARINDEX_BALLOT_KEY" not in services[name]["environment"]
+
+
+def test_streams_are_provisioned_once_by_the_provisioner() -> None:
+    """docs/architecture.md, decision 18: services only wait for the streams."""
+    services = compose()["services"]
+    prov = services["nats-provision"]
+    assert prov["command"] == ["parindex.provision"]
+    assert (ROOT / "parindex" / "provision" / "__main__.py").is_file()
+    env = prov["environment"]
+    assert env["PARINDEX_NATS_USER"] == "provisioner"
+    assert "NATS_PROVISIONER_PASSWORD" in env["PARINDEX_NATS_PASSWORD"]
+    assert env["PARINDEX_STREAM_REPLICAS"] == "3"
+    for name in SERVICES:
+        deps = services[name]["depends_on"]
+        assert deps["nats-provision"]["condition"] == "service_completed_successfully", name
+        assert "PROVISIONER" not in str(services[name]["environment"]), name
 
 
 def test_every_referenced_path_exists() -> None:
@@ -346,9 +366,18 @@ def allowed(user: dict, action: str, subject: str) -> bool:
     return any(covers(a, subject) for a in allow) and not any(covers(d, subject) for d in deny)
 
 
+def test_accounts_conf_is_the_rendering_of_the_one_definition() -> None:
+    """`parindex up` gives its nats-server the same text: the two cannot drift."""
+    from parindex.bus.permissions import render_accounts
+
+    assert (DEPLOY / "nats" / "accounts.conf").read_text() == render_accounts(), (
+        "regenerate: python -m parindex.bus.permissions > deploy/nats/accounts.conf"
+    )
+
+
 def test_every_password_comes_from_the_environment() -> None:
     found = users()
-    assert set(SERVICES) | {"auditor"} <= set(found)
+    assert set(SERVICES) | {"auditor", "provisioner"} <= set(found)
     for name, user in found.items():
         assert user["password"].startswith("$NATS_"), name
         assert user["password"][1:] in env_example(), name
@@ -394,6 +423,9 @@ def test_services_publish_only_their_own_subjects() -> None:
         assert not any(allowed(user, "subscribe", f"_INBOX_{o}.x") for o in others), name
         assert not allowed(user, "publish", "$JS.API.STREAM.DELETE.PARINDEX"), name
         assert not allowed(user, "publish", "$JS.API.STREAM.PURGE.PARINDEX"), name
+        for op in ("CREATE", "UPDATE", "MSG.DELETE"):
+            assert not allowed(user, "publish", f"$JS.API.STREAM.{op}.PARINDEX"), (name, op)
+        assert not allowed(user, "subscribe", "par.rpc.identity.public_key") or name == "identity"
     assert allowed(found["identity"], "subscribe", "par.rpc.identity.credential")
     assert allowed(found["survey"], "subscribe", "par.rpc.survey.nonrespondents")
     for name in ("survey", "scoring", "notify"):
@@ -444,8 +476,9 @@ def nats_with_accounts(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 async def test_permissions_on_a_real_server(nats_with_accounts) -> None:  # type: ignore[no-untyped-def]
     import nats
-    from nats.js.api import StreamConfig
     from nats.js.errors import APIError
+
+    from parindex.bus.connection import ensure_streams
 
     url, env = nats_with_accounts
 
@@ -461,7 +494,9 @@ async def test_permissions_on_a_real_server(nats_with_accounts) -> None:  # type
         return nc, errors
 
     admin, _ = await connect("admin")
-    await admin.jetstream().add_stream(StreamConfig(name="PARINDEX", subjects=["par.evt.>"]))
+    provisioner, _ = await connect("provisioner")  # the one-shot nats-provision's user
+    await ensure_streams(provisioner.jetstream())
+    await provisioner.close()
     identity, identity_errors = await connect("identity")
     ack = await identity.jetstream().publish("par.evt.c1.respondent.r1", b"{}")
     assert ack.seq == 1
@@ -500,6 +535,51 @@ async def test_permissions_on_a_real_server(nats_with_accounts) -> None:  # type
     assert any("permissions violation" in str(e).lower() for e in survey_errors)
     for nc in (admin, identity, auditor, notify, survey):
         await nc.close()
+
+
+async def test_no_service_user_can_shorten_delete_or_purge_the_log(  # type: ignore[no-untyped-def]
+    nats_with_accounts,
+) -> None:
+    """Issue #14: with the compose config's `scoring` user, max_age had been set to 2 s."""
+    import dataclasses
+
+    import nats
+
+    from parindex.bus.connection import ensure_streams, stream_configs
+
+    url, env = nats_with_accounts
+    with pytest.raises(Exception, match="(?i)authorization"):
+        await nats.connect(url, allow_reconnect=False, connect_timeout=3)
+
+    async def connect(user: str):  # type: ignore[no-untyped-def]
+        return await nats.connect(url, user=user, password=env[f"NATS_{user.upper()}_PASSWORD"],
+                                  inbox_prefix=f"_INBOX_{user}", allow_reconnect=False)
+
+    provisioner = await connect("provisioner")
+    await ensure_streams(provisioner.jetstream())
+    identity = await connect("identity")
+    await identity.jetstream().publish("par.evt.c1.respondent.r1", b"{}")
+    await identity.close()
+    log_config = stream_configs(1)[0]
+    for user in (*SERVICES, "auditor"):
+        nc = await connect(user)
+        js = nc.jetstream(timeout=1)
+        attacks = {
+            "max_age": js.update_stream(
+                dataclasses.replace(log_config, max_age=2.0, duplicate_window=1.0)),
+            "create": js.add_stream(dataclasses.replace(log_config, name="EVIL",
+                                                        subjects=["evil.>"])),
+            "delete": js.delete_stream("PARINDEX"),
+            "purge": js.purge_stream("PARINDEX"),
+            "message delete": js.delete_msg("PARINDEX", 1),
+        }  # fmt: skip
+        results = await asyncio.gather(*attacks.values(), return_exceptions=True)
+        done = [n for n, r in zip(attacks, results, strict=True) if not isinstance(r, Exception)]
+        assert not done, f"{user} could {done}"
+        await nc.close()
+    info = await provisioner.jetstream().stream_info("PARINDEX")
+    assert (info.state.messages, info.config.max_age or 0) == (1, 0)
+    await provisioner.close()
 
 
 # ---------------------------------------------------------------- PostgreSQL and Caddy

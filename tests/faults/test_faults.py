@@ -232,7 +232,12 @@ async def test_nothing_acknowledged_is_lost_or_doubled_under_faults(
     _respondent_list(lst, PER_FAULT * len(FAULTS))
     await asyncio.to_thread(_cli, env, "respondents", "import", str(lst), "--campaign", campaign.id)
 
-    settings = Settings(nats_url=stack.nats_url or "", database_url=stack.database_url or "")
+    settings = Settings(  # read-only: `parindex up`'s bus has no anonymous access
+        nats_url=stack.nats_url or "",
+        database_url=stack.database_url or "",
+        nats_user="auditor",
+        nats_password=stack.nats_users["auditor"],
+    )
     nc = await connect(settings, "fault-test")
     js = nc.jetstream()
     key = load_or_create_private_key(key_path(stack.state_dir))

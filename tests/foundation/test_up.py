@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -11,6 +13,10 @@ import time
 from pathlib import Path
 
 import httpx
+import nats
+import pytest
+
+from contracts import subjects
 
 
 def _wait_for_file(path: Path, proc: subprocess.Popen, timeout: float) -> None:
@@ -34,6 +40,41 @@ def _wait_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
     raise AssertionError(f"{needle!r} not printed within {timeout}s; got:\n{seen}")
 
 
+def _campaign() -> Path:
+    from services.survey.campaign_file import shipped_campaign_path
+
+    return Path(shipped_campaign_path())
+
+
+def _check_the_bus_is_locked_down(state: Path, url: str) -> None:
+    """No anonymous client; a service user cannot shorten the log (docs/architecture.md, 18)."""
+    secrets_dir = state / "secrets"
+    for user in ("provisioner", "identity", "survey", "scoring", "notify", "auditor"):
+        path = secrets_dir / f"nats_{user}"
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+    async def attack() -> None:
+        with pytest.raises(Exception, match="(?i)authorization"):
+            await nats.connect(url, allow_reconnect=False, connect_timeout=3)
+        password = (secrets_dir / "nats_scoring").read_text().strip()
+        nc = await nats.connect(
+            url, user="scoring", password=password, inbox_prefix="_INBOX_scoring",
+            allow_reconnect=False,
+        )  # fmt: skip
+        js = nc.jetstream(timeout=2)
+        cfg = (await js.stream_info(subjects.EVENTS_STREAM)).config
+        assert cfg.max_age in (0, None) and cfg.deny_delete and cfg.deny_purge
+        shortened = dataclasses.replace(cfg, max_age=2.0, duplicate_window=1.0)
+        with pytest.raises((nats.errors.Error, asyncio.TimeoutError)):
+            await js.update_stream(shortened)
+        with pytest.raises((nats.errors.Error, asyncio.TimeoutError)):
+            await js.delete_stream(subjects.EVENTS_STREAM)
+        assert (await js.stream_info(subjects.EVENTS_STREAM)).config.max_age in (0, None)
+        await nc.close()
+
+    asyncio.run(attack())
+
+
 def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
@@ -52,6 +93,16 @@ def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None
             r = httpx.get(f"{url}/readyz", timeout=5)
             assert r.status_code == 200, (name, r.text)
             assert r.json()["checks"] == {"nats": True, "database": True}
+
+        _check_the_bus_is_locked_down(state, endpoints["nats_url"])
+        # The CLI finds its own NATS user in the state dir: the campaign is loaded as survey.
+        cli_env = dict(env, PARINDEX_STATE_DIR=str(state))
+        loaded = subprocess.run(
+            [sys.executable, "-m", "parindex.cli", "campaign", "load", str(_campaign())],
+            env=cli_env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr
+        assert "defined" in loaded.stdout
 
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert second.returncode != 0

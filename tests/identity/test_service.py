@@ -234,19 +234,29 @@ async def test_credential_login_lockout_and_no_secret_leaks(identity, write_xlsx
     assert password not in listing.data.decode()
 
 
-async def test_reissue_replaces_previous_password(identity, write_xlsx):
+async def test_a_new_credential_replaces_the_old_one_only_once_used(identity, write_xlsx):
+    """A reset or a reminder never silently breaks the invitation's password (decision 19)."""
     client, c, nc = identity["client"], identity["campaign_id"], identity["nc"]
     await login(client, identity["admin"], ADMIN_PASSWORD)
     body = (await import_file(client, c, write_xlsx(ROWS))).json()
     rid = body["respondents"][0]["respondent_id"]
-    req = json.dumps({"campaign_id": c, "respondent_id": rid, "purpose": "reset"}).encode()
-    first = json.loads((await nc.request(subjects.RPC_IDENTITY_CREDENTIAL, req, timeout=10)).data)
-    second = json.loads((await nc.request(subjects.RPC_IDENTITY_CREDENTIAL, req, timeout=10)).data)
+
+    async def issue(purpose: str) -> dict:
+        req = json.dumps({"campaign_id": c, "respondent_id": rid, "purpose": purpose}).encode()
+        reply = await nc.request(subjects.RPC_IDENTITY_CREDENTIAL, req, timeout=10)
+        return json.loads(reply.data)
+
+    invitation = await issue("invitation")
+    reset = await issue("reset")
     async with httpx.AsyncClient(
         transport=identity["transport"], base_url="http://testserver"
     ) as person:
-        assert (await login(person, first["username"], first["password"])).status_code == 401
-        assert (await login(person, second["username"], second["password"])).status_code == 303
+        user = invitation["username"]
+        assert (await login(person, user, invitation["password"])).status_code == 303
+        assert (await login(person, user, reset["password"])).status_code == 303
+        # The new one was used: from now on it alone works.
+        assert (await login(person, user, invitation["password"])).status_code == 401
+        assert (await login(person, user, reset["password"])).status_code == 303
     unknown = json.dumps({"campaign_id": c, "respondent_id": "r-nobody"}).encode()
     assert "error" in json.loads(
         (await nc.request(subjects.RPC_IDENTITY_CREDENTIAL, unknown, timeout=10)).data

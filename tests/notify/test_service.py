@@ -65,16 +65,21 @@ def free_port() -> int:
 
 
 class Collector:
-    """Keeps every accepted message; recipients containing 'flaky' get 451, 'bad' get 550."""
+    """Keeps every accepted message; mailbox 'flaky@…' gets 451, 'bad@…' gets 550.
+
+    Only the whole mailbox name: a random campaign id inside an address ("t-3bad…") must not
+    turn a test's invitations into permanent failures.
+    """
 
     def __init__(self) -> None:
         self.messages: list = []
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if "flaky" in address:
+        mailbox = address.split("@", 1)[0].lower()
+        if mailbox == "flaky":
             return "451 4.3.0 mailbox busy, try later"
-        if "bad" in address:
+        if mailbox == "bad":
             return "550 5.1.1 no such user"
         envelope.rcpt_tos.append(address)
         return "250 OK"
