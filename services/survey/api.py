@@ -160,7 +160,7 @@ async def _submitted(rt: Runtime, campaign_id: str, pseudo: str) -> Logged | Non
         return None
     _, payload = decode(msg.data)
     assert isinstance(payload, BallotSubmitted)
-    return Logged(payload, await participation.counted(rt.js, campaign_id, int(msg.seq)))
+    return Logged(payload, await participation.counted(rt.js, campaign_id, int(msg.seq or 0)))
 
 
 def issue_receipt(rt: Runtime, campaign_id: str, day: date, submission_id: str | None) -> str:

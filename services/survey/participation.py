@@ -24,7 +24,7 @@ async def deadline_seq(js: JetStreamContext, campaign_id: str) -> int | None:
         msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.deadline(campaign_id))
     except NotFoundError:
         return None
-    return int(msg.seq)
+    return int(msg.seq or 0)
 
 
 async def counted(js: JetStreamContext, campaign_id: str, ballot_seq: int) -> bool:
@@ -50,9 +50,19 @@ async def voted(
     closed_at = await deadline_seq(js, campaign_id)
     if closed_at is None:
         return set(found.values())
-    out = set()
-    for p, r in found.items():  # after the deadline: a ballot sequenced later did not count
-        msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.ballot(campaign_id, p))
-        if int(msg.seq) < closed_at:
-            out.add(r)
-    return out
+    late = await late_pseudonyms(js, campaign_id, closed_at)
+    return {r for p, r in found.items() if p not in late}
+
+
+async def late_pseudonyms(js: JetStreamContext, campaign_id: str, closed_at: int) -> set[str]:
+    """Pseudonyms whose ballot was sequenced after the deadline: one lookup per late ballot."""
+    prefix = subjects.ballot(campaign_id, "")
+    late: set[str] = set()
+    seq = closed_at + 1
+    while True:
+        try:
+            msg = await js.get_msg(subjects.EVENTS_STREAM, seq=seq, subject=prefix + "*", next=True)
+        except NotFoundError:
+            return late
+        late.add(str(msg.subject)[len(prefix) :])
+        seq = int(msg.seq or seq) + 1

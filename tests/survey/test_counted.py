@@ -181,9 +181,12 @@ async def test_late_ballot_gets_409_and_no_receipt_when_survey_lags(
     survey: Survey, nc: Any, campaign_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The projection has not seen DeadlineReached yet: the log still decides, JSON and HTML."""
-    people = [("an", "H-A", "02"), ("binh", "H-A", "02")]
+    people = [("an", "H-A", "02"), ("binh", "H-A", "02"), ("chi", "H-A", "02")]
     await setup_open_campaign(survey, nc, campaign_id, people)
     js = nc.jetstream()
+    chi = survey.as_(respondent(campaign_id, "chi"))
+    r = await survey.client.post("/api/ballots", json={"answers": full_answers("H-A")}, headers=chi)
+    assert r.status_code == 201  # before the deadline: counted
     real_status = api._status
 
     async def lagging(rt: Any, campaign: Campaign, who: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +221,14 @@ async def test_late_ballot_gets_409_and_no_receipt_when_survey_lags(
     # Survey's projection does not count them either, as scoring would not.
     end = await last_seq(js)
     await eventually(lambda: survey_caught_up(survey, end))
-    assert (await progress_rows(survey, campaign_id))[("H-A", "02")] == 0
+    assert (await progress_rows(survey, campaign_id))[("H-A", "02")] == 1
+    # Nor are they "answered" for the focal point: participation means a counted ballot.
+    focal = Principal(subject="fp", role="focal_point", campaign_id=campaign_id, unit_code="H-A")
+    r = await survey.client.get(f"/api/progress?campaign={campaign_id}", headers=survey.as_(focal))
+    assert [p["full_name"] for p in r.json()["not_answered"]] == [
+        "Nguyễn Văn AN",
+        "Nguyễn Văn BINH",
+    ]
 
 
 # --- 5. progress counts per rated unit, as scoring --------------------------------------------
