@@ -387,3 +387,86 @@ async def test_no_per_respondent_order_or_time_of_day_in_survey_tables(
     assert timed == []
     cols = {(t, c) for t, c, _ in typed}
     assert ("survey_respondents", "voted") not in cols
+
+
+# --- the upgrade: survey_0003 drops the flag and rebuilds the counts from the log ---------------
+async def test_upgrade_drops_voted_and_rebuilds_counts_per_unit(
+    survey: Survey, nc: Any, campaign_id: str, db_url: str
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    import parindex.db.engine as db
+    from parindex.bus.projection import ProjectionRunner
+    from parindex.db.engine import ensure_database, make_engine, migrate, sessionmaker
+    from services.survey.projection import SurveyProjection
+    from services.survey.service import SERVICE
+
+    def upgrade_to(revision: str) -> Any:
+        def run(sync_conn: Any) -> None:
+            cfg = Config()
+            cfg.set_main_option("path_separator", "os")
+            cfg.set_main_option("script_location", str(Path(db.__file__).parent / "alembic"))
+            cfg.set_main_option("version_locations", str(SERVICE.versions_dir))
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, revision)
+
+        return run
+
+    # A campaign whose many-units ballots the old projection kept under one blank unit.
+    people = [("m1", None, "01"), ("m2", None, "01")]
+    await setup_open_campaign(survey, nc, campaign_id, people)
+    for rid, _, _ in people:
+        r = await survey.client.post(
+            "/api/ballots",
+            json={"answers": full_answers("H-A") + full_answers("H-B")},
+            headers=survey.as_(respondent(campaign_id, rid, None, "01")),
+        )
+        assert r.status_code == 201
+
+    await ensure_database(db_url)
+    engine = make_engine(db_url, 2)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade_to("survey_0002"))
+            await conn.execute(
+                text(
+                    "INSERT INTO survey_respondents (campaign, respondent_id, form_code, "
+                    "full_name, voted) VALUES (:c, 'm1', '01', 'M1', true)"
+                ),
+                {"c": campaign_id},
+            )
+            await conn.execute(
+                text("INSERT INTO survey_ballot_counts VALUES (:c, '', '01', 2)"),
+                {"c": campaign_id},
+            )
+            await conn.execute(text("INSERT INTO projection_offsets VALUES ('survey', 999999)"))
+        await migrate(engine, SERVICE.versions_dir)
+        async with engine.connect() as conn:
+            cols = set(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT column_name FROM information_schema.columns "
+                            "WHERE table_name = 'survey_respondents'"
+                        )
+                    )
+                ).scalars()
+            )
+            assert "voted" not in cols
+            assert await conn.scalar(text("SELECT count(*) FROM survey_ballot_counts")) == 0
+            assert await conn.scalar(text("SELECT seq FROM projection_offsets")) == 0
+        await ProjectionRunner(nc, sessionmaker(engine), SurveyProjection()).catch_up()
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT unit_code, form_code, received FROM survey_ballot_counts "
+                        "WHERE campaign = :c ORDER BY unit_code"
+                    ),
+                    {"c": campaign_id},
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [("H-A", "01", 2), ("H-B", "01", 2)]
+    finally:
+        await engine.dispose()
