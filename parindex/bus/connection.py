@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -35,7 +36,7 @@ async def connect(settings: Settings, name: str) -> Client:
 
 def stream_configs(replicas: int) -> list[StreamConfig]:
     """The log (ARCHITECTURE.md 1): file storage, kept forever, no delete, no purge."""
-    common = dict(
+    common: dict[str, Any] = dict(
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.NEW,
@@ -65,6 +66,7 @@ def stream_configs(replicas: int) -> list[StreamConfig]:
 async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     """Create the streams, or update them to this config; safe to run from every service."""
     for cfg in stream_configs(replicas):
+        assert cfg.name is not None  # stream_configs names every stream
         try:
             await js.stream_info(cfg.name)
         except NotFoundError:

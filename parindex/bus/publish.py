@@ -115,4 +115,5 @@ async def last_on_subject(js: JetStreamContext, subject: str) -> tuple[int, str]
     except NotFoundError:
         return None
     event_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+    assert msg.seq is not None  # a stored message always has its sequence
     return msg.seq, event_id

@@ -7,13 +7,14 @@ import importlib
 import logging
 
 import uvicorn
+from fastapi import FastAPI
 
 from parindex.web.service import create_app
 
 SERVICES = ("identity", "survey", "scoring", "notify")
 
 
-def build(name: str):  # type: ignore[no-untyped-def]
+def build(name: str) -> FastAPI:
     spec = importlib.import_module(f"services.{name}.service").SERVICE
     return create_app(spec)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from nats.aio.msg import Msg
 from sqlalchemy import text
 
 from contracts import subjects
@@ -100,8 +101,9 @@ async def issue_credential(
             {"c": campaign_id, "r": respondent_id, "h": hashed, "p": purpose},
         )
     event = make(
-        CredentialsIssued(respondent_id=respondent_id, username=person["username"],
-                          purpose=purpose),  # type: ignore[arg-type]
+        CredentialsIssued(
+            respondent_id=respondent_id, username=person["username"], purpose=purpose
+        ),
         campaign_id=campaign_id,
         producer=PRODUCER,
         event_id=str(uuid.uuid4()),
@@ -124,7 +126,7 @@ def _matches(r: dict[str, Any], members: list[dict[str, Any]]) -> bool:
     return False
 
 
-async def _reply(msg, body: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+async def _reply(msg: Msg, body: dict[str, Any]) -> None:
     if msg.reply:
         await msg.respond(json.dumps(body, ensure_ascii=False).encode())
 
@@ -133,7 +135,7 @@ async def start_responders(rt: Runtime) -> None:
     """Subscribe the three identity RPC subjects with a queue group (instances share load)."""
     pem = public_pem(rt.extras["private_key"])
 
-    async def credential(msg) -> None:  # type: ignore[no-untyped-def]
+    async def credential(msg: Msg) -> None:
         try:
             req = json.loads(msg.data or b"{}")
             reply = await issue_credential(
@@ -146,10 +148,10 @@ async def start_responders(rt: Runtime) -> None:
             log.exception("credential request failed")
             await _reply(msg, {"error": "internal error"})
 
-    async def public_key(msg) -> None:  # type: ignore[no-untyped-def]
+    async def public_key(msg: Msg) -> None:
         await _reply(msg, {"public_key_pem": pem})
 
-    async def respondents(msg) -> None:  # type: ignore[no-untyped-def]
+    async def respondents(msg: Msg) -> None:
         try:
             req = json.loads(msg.data or b"{}")
             async with rt.sessions() as s:

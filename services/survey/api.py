@@ -145,7 +145,7 @@ async def _submitted(rt: Runtime, campaign_id: str, pseudo: str) -> BallotSubmit
         msg = await rt.js.get_last_msg(subjects.EVENTS_STREAM, subjects.ballot(campaign_id, pseudo))
     except NotFoundError:
         return None
-    _, payload = decode(msg.data)
+    _, payload = decode(msg.data or b"")
     assert isinstance(payload, BallotSubmitted)
     return payload
 

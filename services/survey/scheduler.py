@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts import subjects
 from contracts.campaign import Campaign
-from contracts.events import DeadlineReached, WaveOpened, make
+from contracts.events import DeadlineReached, Payload, WaveOpened, make
 from parindex.bus.publish import ConcurrencyConflict, publish_event
 from parindex.settings import Settings
 
@@ -133,7 +133,7 @@ class Scheduler:
                 )
         return written
 
-    async def _once(self, subject: str, payload, campaign_id: str) -> int:  # type: ignore[no-untyped-def]
+    async def _once(self, subject: str, payload: Payload, campaign_id: str) -> int:
         if subject in self._decided:
             return 0  # written; the projection has not caught up yet
         try:
