@@ -35,7 +35,7 @@ async def connect(settings: Settings, name: str) -> Client:
 
 
 def stream_configs(replicas: int) -> list[StreamConfig]:
-    """The log (ARCHITECTURE.md 1): file storage, kept forever, no delete, no purge."""
+    """The log (docs/architecture.md, decision 1): file storage, kept forever, no delete/purge."""
     common: dict[str, Any] = dict(
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,

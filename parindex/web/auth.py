@@ -1,4 +1,4 @@
-"""Sessions every service verifies without calling identity (ARCHITECTURE.md 5).
+"""Sessions every service verifies without calling identity (docs/architecture.md, decision 5).
 
 Identity signs a short-lived EdDSA (Ed25519) JWT with its private key; the public key is
 published over NATS request-reply (subjects.RPC_IDENTITY_PUBLIC_KEY) and cached by each

@@ -6,7 +6,8 @@ mistakes. Hashes: argon2id with the OWASP Password Storage Cheat Sheet minimum (
 t=2, p=1), ~20-40 ms per hash here, run in a thread so the event loop keeps serving.
 
 The plaintext exists only in the reply to RPC_IDENTITY_CREDENTIAL (notify, at send time) and is
-never logged or published (ARCHITECTURE.md 6): the log gets CredentialsIssued, the fact only.
+never logged or published (docs/architecture.md, decision 6): the log gets CredentialsIssued,
+the fact only.
 Re-issuing replaces the previous hash, so an old e-mail's password stops working. Who may
 send requests on par.rpc.identity.* is a NATS permission matter (only notify should publish to
 the credential subject in production).

@@ -1,8 +1,8 @@
 """Reminders: at deadline − N days, queue a reminder for whoever has not answered yet.
 
-Who has answered is known only to the survey service (ARCHITECTURE.md 7), so it is asked by
-request-reply at the moment of the reminder. Each (campaign, offset) is decided once, in the
-transaction that queues its rows (notify_reminder_runs), and rows are ON CONFLICT DO NOTHING,
+Who has answered is known only to the survey service (docs/architecture.md, decision 7), so it
+is asked by request-reply at the moment of the reminder. Each (campaign, offset) is decided once,
+in the transaction that queues its rows (notify_reminder_runs), and rows are ON CONFLICT DO NOTHING,
 so two instances or a crash mid-run never remind anyone twice. When several offsets are due at
 once (notify was down at d-3 and wakes at d-1) only the nearest is sent: one reminder, not two.
 """

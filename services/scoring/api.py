@@ -67,7 +67,7 @@ async def unit_breakdown(request: Request, campaign: str, unit_code: str) -> dic
     out = _jsonable(unit)
     assert isinstance(out, dict)  # a dataclass becomes a dict
     # Per-question distributions of a small group would disclose individual ballots
-    # (ARCHITECTURE.md 7): below min_report_size only the scores are shown.
+    # (docs/architecture.md, decision 7): below min_report_size only the scores are shown.
     for form in out["forms"]:
         for crit in form["criteria"]:
             for q in crit["questions"]:

@@ -1,11 +1,11 @@
 """The survey service's read model: campaigns, respondents, waves, deadline, ballot counts.
 
-Participation ("who voted") is not an event (ARCHITECTURE.md 7). It is derived here: a ballot's
-subject ends in the keyed pseudonym, and only this service holds the key, so the projection
-recomputes pseudonyms of the campaign's respondents *in memory* to set `respondents.voted`, a
-bare flag with no time and no ballot id. Answers are never stored; ballots become counts per
-(campaign, unit, form). Ballots sequenced after DeadlineReached are not counted (the log is the
-arbiter, decision 8), exactly as scoring does.
+Participation ("who voted") is not an event (docs/architecture.md, decision 7). It is derived here:
+a ballot's subject ends in the keyed pseudonym, and only this service holds the key, so the
+projection recomputes pseudonyms of the campaign's respondents *in memory* to set
+`respondents.voted`, a bare flag with no time and no ballot id. Answers are never stored; ballots
+become counts per (campaign, unit, form). Ballots sequenced after DeadlineReached are not counted
+(the log is the arbiter, decision 8), exactly as scoring does.
 
 Two instances may run this projection against the same database: each batch first locks the
 offset row and skips what another instance already applied (the 0002 trigger keeps the offset

@@ -1,4 +1,4 @@
-"""Time on the log (ARCHITECTURE.md 8): WaveOpened and DeadlineReached, each exactly once.
+"""Time on the log (docs/architecture.md, decision 8): WaveOpened and DeadlineReached, once each.
 
 Every instance runs this loop. Each wave and the deadline has its own subject, published with
 expected last subject sequence 0, so JetStream lets exactly one instance write it; the others get

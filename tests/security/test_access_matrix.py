@@ -3,8 +3,8 @@
 EXPECTED is the access policy written down. A route added to any service without an entry
 here fails `test_every_route_has_an_entry`, so nobody ships an endpoint whose audience was
 never decided. "Denied" means 401/403, or a redirect to the login page for an HTML page.
-Scoring's dashboards and JSON API are public by design (ARCHITECTURE.md "Dashboards: read
-projections"): they show aggregates only, with small groups suppressed.
+Scoring's dashboards and JSON API are public by design: they show aggregates only, with small
+groups suppressed (docs/architecture.md, decision 7).
 """
 
 from __future__ import annotations
