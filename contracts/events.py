@@ -2,7 +2,8 @@
 
 Wire format: the envelope as JSON. `type` + `schema_version` select the payload model; old
 versions are upcast on decode (contracts.upcasters) so readers only ever see the newest shape.
-Secrets never appear here (ARCHITECTURE.md 6) and no ballot carries who cast it (7).
+Secrets never appear here (docs/architecture.md, decision 6) and no ballot carries who cast it
+(decision 7).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Projections: apply the log in order, in batches, exactly once in effect.
 
 Each projection stores the last stream sequence it applied in the same transaction as its rows
-(ARCHITECTURE.md 4), so a crash between batches re-reads at most one batch and skips what is
-already applied. The read position lives in PostgreSQL, not in a NATS consumer: dropping the
+(docs/architecture.md, decision 4), so a crash between batches re-reads at most one batch and skips
+what is already applied. The read position lives in PostgreSQL, not in a NATS consumer: dropping the
 rows and the offset rebuilds from sequence 1. A message that cannot be decoded goes to the
 dead-letter subject with its reason and the projection moves on.
 """

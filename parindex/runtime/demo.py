@@ -22,6 +22,7 @@ import sys
 import time
 import zlib
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,7 +172,9 @@ async def _vote(endpoints: dict, person: Respondent, rnd: random.Random, state: 
             state.refused += 1
 
 
-async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, seed: int) -> None:
+async def simulate(
+    stack: Stack, endpoints: dict, epoch: float, speed: float, seed: int
+) -> DemoState:
     rnd = random.Random(seed)
     state = DemoState()
     mail_dir = stack.state_dir / "mail"
@@ -192,6 +195,7 @@ async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, se
                 if (
                     p.will_answer
                     and not (p.submitted or p.refused or p.abandoned)
+                    and p.answer_at is not None
                     and p.answer_at <= now
                 ):
                     p.refused = "pending"  # claimed; reset by the task's outcome
@@ -218,10 +222,10 @@ async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, se
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
     sys.stderr.write("\n")
-    stack.demo_state = state  # type: ignore[attr-defined]
+    return state
 
 
-async def _claimed(vote, p: Respondent) -> None:  # type: ignore[no-untyped-def]
+async def _claimed(vote: Callable[[Respondent], Awaitable[None]], p: Respondent) -> None:
     p.refused = ""
     try:
         await vote(p)
@@ -283,7 +287,7 @@ def run_demo(state_dir: Path, minutes: float, seed: int = 2023, keep_running: bo
     )
     endpoints = stack.start(timeout=120)
     env = dict(os.environ)
-    env.update({k: v for k, v in stack.procs["identity"]._parindex_env.items()})  # type: ignore[attr-defined]
+    env.update(stack.envs["identity"])
     try:
         from services.survey.campaign_file import load_shipped, shipped_campaign_path
 
@@ -297,10 +301,10 @@ def run_demo(state_dir: Path, minutes: float, seed: int = 2023, keep_running: bo
         print("  respondents:", " ".join(res.stdout.split())[:300] or res.stderr[-300:])
         admin_pw = secrets.token_urlsafe(12)
         _cli(env, "users", "add", "admin", "--role", "admin", "--password", admin_pw, "--replace")
-        asyncio.run(simulate(stack, endpoints, epoch, speed, seed))
+        state = asyncio.run(simulate(stack, endpoints, epoch, speed, seed))
         audit = _cli(env, "audit", "--campaign", CAMPAIGN)
         print(audit.stdout)
-        print(summary(endpoints, stack.demo_state, audit.stdout, audit.returncode == 0))  # type: ignore[attr-defined]
+        print(summary(endpoints, state, audit.stdout, audit.returncode == 0))
         svc = endpoints["services"]
         urls = {
             "đăng nhập / login": endpoints["open"],

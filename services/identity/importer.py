@@ -200,7 +200,8 @@ class _Row:
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             if name in ("full_name", "email"):
-                return self._wrong_type(name, value)
+                self._wrong_type(name, value)
+                return None
             digits = str(value)
             # Excel drops leading zeros of numbers typed as numbers: VN mobiles have 10 digits,
             # CCCD 12, CMND 9, and all start with 0 when one digit short.
@@ -210,7 +211,8 @@ class _Row:
                 digits = "0" + digits
             return digits
         if not isinstance(value, str):
-            return self._wrong_type(name, value)
+            self._wrong_type(name, value)
+            return None
         text = _clean(value)
         if not text:
             return None
@@ -240,7 +242,6 @@ class _Row:
             f"Ô chứa giá trị kiểu {kind} ({value!s:.40}); cần nhập dạng văn bản.",
             f"Cell holds a {kind} ({value!s:.40}); text was expected.",
         )
-        return None
 
     def flag(self, name: str) -> bool:
         value = self.raw(name)

@@ -65,9 +65,10 @@ async def unit_breakdown(request: Request, campaign: str, unit_code: str) -> dic
     except (KeyError, StopIteration, ValueError):
         raise HTTPException(404, f"unit {unit_code} is not rated in {campaign}") from None
     out = _jsonable(unit)
+    assert isinstance(out, dict)  # a dataclass becomes a dict
     # Per-question distributions of a small group would disclose individual ballots
-    # (ARCHITECTURE.md 7): below min_report_size only the scores are shown.
-    for form in out["forms"]:  # type: ignore[index]
+    # (docs/architecture.md, decision 7): below min_report_size only the scores are shown.
+    for form in out["forms"]:
         for crit in form["criteria"]:
             for q in crit["questions"]:
                 if q["answered_count"] + q["dont_know_count"] < camp.min_report_size:

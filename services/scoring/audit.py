@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from contracts import subjects
-from contracts.events import ResultRow, decode
+from contracts.events import ResultRow, ResultsPublished, decode
 from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import _asyncpg_dsn, prepare, sessionmaker
 from parindex.settings import Settings, database_url_for
@@ -84,9 +84,10 @@ async def audit(
     published_seq: int | None = None
     try:
         msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.results(campaign_id))
-        env, payload = decode(msg.data)
-        report.published_digest = payload.digest  # type: ignore[attr-defined]
-        report.published_last_sequence = payload.last_sequence  # type: ignore[attr-defined]
+        env, payload = decode(msg.data or b"")
+        assert isinstance(payload, ResultsPublished)  # the only event on the results subject
+        report.published_digest = payload.digest
+        report.published_last_sequence = payload.last_sequence
         published_seq = msg.seq
     except NotFoundError:
         pass

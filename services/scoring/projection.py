@@ -1,8 +1,8 @@
 """The scoring projection: counters from the log, results recomputed per batch.
 
-Only ballots sequenced before the campaign's DeadlineReached count (ARCHITECTURE.md 8): the
-projection applies in stream order, so once it has seen DeadlineReached every later ballot is
-skipped. The same class fills the live database and the auditor's scratch database.
+Only ballots sequenced before the campaign's DeadlineReached count (docs/architecture.md,
+decision 8): the projection applies in stream order, so once it has seen DeadlineReached every
+later ballot is skipped. The same class fills the live database and the auditor's scratch database.
 """
 
 from __future__ import annotations

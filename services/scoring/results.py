@@ -1,4 +1,7 @@
-"""Freezing and publishing results once the deadline is on the log (ARCHITECTURE.md 9)."""
+"""Freezing and publishing results once the deadline is on the log.
+
+The log decides, and a replay recomputes the same digest (docs/architecture.md, decision 9).
+"""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ async def unit_page(request: Request, campaign: str, unit_code: str) -> HTMLResp
 
 
 def _result_table(camp: Campaign, results: Results) -> list[list[object]]:
-    head = [
+    head: list[object] = [
         "unit_code", "unit_name", "unit_kind", "form_code", "received", "quota",
         "raw", "penalty", "adjusted", "rank",
     ]  # fmt: skip

@@ -158,7 +158,7 @@ async def _submitted(rt: Runtime, campaign_id: str, pseudo: str) -> Logged | Non
         msg = await rt.js.get_last_msg(subjects.EVENTS_STREAM, subjects.ballot(campaign_id, pseudo))
     except NotFoundError:
         return None
-    _, payload = decode(msg.data)
+    _, payload = decode(msg.data or b"")
     assert isinstance(payload, BallotSubmitted)
     return Logged(payload, await participation.counted(rt.js, campaign_id, int(msg.seq or 0)))
 

@@ -412,12 +412,18 @@ async def survey_page(request: Request) -> Response:
     if isinstance(sit, Response):
         return sit
     draft = await api.load_draft(_rt(request), sit.campaign.id, sit.pseudonym)
-    chosen = {
-        (a.get("unit_code"), a.get("question_id")): a.get("option_code")
-        for a in draft
-        if isinstance(a, dict)
-    }
-    return _form_page(request, sit, chosen)  # type: ignore[arg-type]
+    return _form_page(request, sit, _draft_choices(draft))
+
+
+def _draft_choices(draft: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """The draft's picks; its rows are Answer dumps, and anything else is skipped."""
+    chosen: dict[tuple[str, str], str] = {}
+    for a in draft:
+        if isinstance(a, dict):
+            u, q, o = a.get("unit_code"), a.get("question_id"), a.get("option_code")
+            if isinstance(u, str) and isinstance(q, str) and isinstance(o, str):
+                chosen[(u, q)] = o
+    return chosen
 
 
 @router.post("/survey", response_class=HTMLResponse)

@@ -297,7 +297,7 @@ def parse_nats(path: Path) -> dict:
     tokens = tokenize(path.read_text())
     pos = 0
 
-    def value():  # type: ignore[no-untyped-def]
+    def value():
         nonlocal pos
         kind, tok = tokens[pos]
         pos += 1
@@ -440,7 +440,7 @@ def test_services_publish_only_their_own_subjects() -> None:
 
 
 @pytest.fixture
-def nats_with_accounts(tmp_path: Path):  # type: ignore[no-untyped-def]
+def nats_with_accounts(tmp_path: Path):
     binary = nats_server()
     if binary is None:
         pytest.skip("nats-server binary not found")
@@ -474,7 +474,7 @@ def nats_with_accounts(tmp_path: Path):  # type: ignore[no-untyped-def]
         proc.wait(timeout=10)
 
 
-async def test_permissions_on_a_real_server(nats_with_accounts) -> None:  # type: ignore[no-untyped-def]
+async def test_permissions_on_a_real_server(nats_with_accounts) -> None:
     import nats
     from nats.js.errors import APIError
 
@@ -482,7 +482,7 @@ async def test_permissions_on_a_real_server(nats_with_accounts) -> None:  # type
 
     url, env = nats_with_accounts
 
-    async def connect(user: str):  # type: ignore[no-untyped-def]
+    async def connect(user: str):
         errors: list[Exception] = []
 
         async def on_error(e: Exception) -> None:
@@ -520,7 +520,7 @@ async def test_permissions_on_a_real_server(nats_with_accounts) -> None:  # type
     assert info.state.messages == 1  # the auditor's publish never reached the log
     # Request-reply across users: identity answers notify through allow_responses, and the
     # reply lands on notify's own inbox, which survey may not read.
-    async def answer(msg):  # type: ignore[no-untyped-def]
+    async def answer(msg):
         await msg.respond(b"secret-credential")
 
     await identity.subscribe("par.rpc.identity.credential", cb=answer)

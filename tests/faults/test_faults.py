@@ -104,7 +104,7 @@ def _respondent_list(path: Path, n: int) -> None:
             w.writerow([i, f"Người Thử {i:03d}", f"nguoi{i:03d}@example.vn", unit, form])
 
 
-async def _registered(js, campaign_id: str) -> list[Person]:  # type: ignore[no-untyped-def]
+async def _registered(js, campaign_id: str) -> list[Person]:
     people = []
     for m in await read_all(js, f"par.evt.{campaign_id}.respondent.>"):
         _, p = decode(m.data)
@@ -113,7 +113,7 @@ async def _registered(js, campaign_id: str) -> list[Person]:  # type: ignore[no-
     return people
 
 
-async def _ballots_in_log(js, campaign_id: str) -> Counter:  # type: ignore[no-untyped-def]
+async def _ballots_in_log(js, campaign_id: str) -> Counter:
     """Ballots per pseudonym: a receipt names no ballot (docs/architecture.md, decision 15), so
     acknowledged ballots are matched to the log through the person's pseudonym."""
     counts: Counter = Counter()
@@ -204,7 +204,7 @@ def _table(rows: list[Row]) -> str:
 
 
 @pytest.fixture
-def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
+def stack(tmp_path: Path):
     s = Stack(
         state_dir=tmp_path / "state",
         extra_env={
@@ -227,8 +227,8 @@ async def test_nothing_acknowledged_is_lost_or_doubled_under_faults(
 ) -> None:
     started = time.monotonic()
     campaign = small_campaign("faults-2023")
-    env = dict(os.environ) | stack.procs["identity"]._parindex_env  # type: ignore[attr-defined]
-    ballot_key = stack.procs["survey"]._parindex_env["PARINDEX_BALLOT_KEY"]  # type: ignore[attr-defined]
+    env = dict(os.environ) | stack.envs["identity"]
+    ballot_key = stack.envs["survey"]["PARINDEX_BALLOT_KEY"]
     camp_file = tmp_path / "campaign.json"
     camp_file.write_text(json.dumps(campaign.model_dump(mode="json"), ensure_ascii=False))
     await asyncio.to_thread(_cli, env, "campaign", "load", str(camp_file))

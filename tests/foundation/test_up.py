@@ -31,7 +31,7 @@ def _wait_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     seen = ""
     while time.monotonic() < deadline:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
+        line = proc.stdout.readline()  # type: ignore[union-attr]  # started with stdout=PIPE
         if not line and proc.poll() is not None:
             break
         seen += line
