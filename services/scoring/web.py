@@ -15,12 +15,12 @@ import secrets
 from decimal import Decimal
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from contracts.campaign import Campaign, UnitKind
-from parindex.web.auth import Principal, current_principal, require
+from parindex.web.auth import current_principal, require
 from parindex.web.i18n import LANG_COOKIE, language, templates, vi_date
 from services.scoring.figures import (
     UnitFigures,
@@ -186,13 +186,16 @@ async def publish(
     campaign: str = Form(""),
     digest: str = Form(""),
     csrf: str = Form(""),
-    principal: Principal = Depends(require("admin")),
 ) -> Response:
-    """An admin publishes the frozen results: ResultsReleased, once, for the frozen digest."""
+    """An admin publishes the frozen results: ResultsReleased, once, for the frozen digest.
+
+    The CSRF token is checked first, so a forged form is refused whoever's cookie rides along.
+    """
     lang = language(request)
     cookie = request.cookies.get(CSRF_COOKIE)
     if not (cookie and csrf and hmac.compare_digest(cookie, csrf)):
         raise HTTPException(403, "invalid or missing CSRF token")
+    principal = await require("admin")(request)
     camp, _results, stage = await _load(request, campaign)
     try:
         await release(request.app.state.rt.js, stage, campaign, digest, principal.subject)
