@@ -24,6 +24,7 @@ from parindex.settings import Settings
 from parindex.web.auth import Principal
 from parindex.web.i18n import VN
 from parindex.web.service import create_app
+from services.scoring.audit import audit
 from services.scoring.service import SERVICE
 from tests.scoring.staff import CSRF, client, serve_public_key
 from tests.scoring.test_method import WORKED_BALLOTS, WORKED_DIGEST, worked_campaign
@@ -261,3 +262,6 @@ async def test_no_score_before_publication_and_publication_by_an_admin(
     except nats.js.errors.NotFoundError:
         raise AssertionError("ResultsPublished (the frozen results) is missing") from None
     assert decode(msg.data)[1].digest == WORKED_DIGEST
+    report = await audit(nc, settings, cid)
+    assert report.ok and report.released_digest == WORKED_DIGEST, report.render()
+    assert "released digest" in report.render()
