@@ -101,7 +101,7 @@ async def audit(
         pass
     try:  # the admin's publication (docs/architecture.md, decision 16)
         msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.release(campaign_id))
-        report.released_digest = decode(msg.data)[1].digest  # type: ignore[attr-defined]
+        report.released_digest = decode(msg.data or b"")[1].digest  # type: ignore[attr-defined]
     except NotFoundError:
         pass
     info = await js.stream_info(subjects.EVENTS_STREAM)

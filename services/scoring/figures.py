@@ -189,4 +189,3 @@ def csv_cell(value: object) -> object:
     if isinstance(value, Decimal):
         return fixed(value)
     return value
-
