@@ -127,10 +127,24 @@ class ResultRow(Payload):
 
 
 class ResultsPublished(Payload):
+    """Results frozen at the deadline, with their digest: NOT a publication to the public.
+
+    The name is historical and kept for compatibility; the results become visible to focal
+    points and the public only with ResultsReleased (docs/architecture.md, decision 16).
+    """
+
     digest: str  # sha256 hex over the canonical serialisation of `rows`
     last_sequence: int  # the DeadlineReached sequence: ballots before it are counted
     method: str = "parindex-2023.1"
     rows: list[ResultRow]
+
+
+class ResultsReleased(Payload):
+    """A person published the frozen results: decided once per campaign (subjects.release)."""
+
+    digest: str  # must equal the ResultsPublished digest it releases
+    released_by: str  # the admin's staff username
+    released_on: date
 
 
 PAYLOADS: dict[str, type[Payload]] = {
@@ -149,6 +163,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         ReminderSent,
         DeliveryFailed,
         ResultsPublished,
+        ResultsReleased,
     )
 }
 CURRENT_VERSION: dict[str, int] = {name: 1 for name in PAYLOADS}

@@ -211,7 +211,7 @@ async def simulate(
             sys.stderr.flush()
             try:
                 r = await http.get(f"{scoring}/api/results", params={"campaign": CAMPAIGN})
-                if r.status_code == 200 and r.json().get("published"):
+                if r.status_code == 200 and r.json().get("status", "live") != "live":
                     break
             except httpx.HTTPError:
                 pass  # a busy server: ask again on the next turn
@@ -235,10 +235,19 @@ async def _claimed(vote: Callable[[Respondent], Awaitable[None]], p: Respondent)
             p.answer_at += timedelta(hours=2)
 
 
-def summary(endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool) -> str:
-    r = httpx.get(
-        f"{endpoints['services']['scoring']}/api/results", params={"campaign": CAMPAIGN}, timeout=30
-    ).json()
+def summary(
+    endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool, admin_pw: str
+) -> str:
+    # Frozen results are for staff until an admin publishes them (docs/architecture.md, 16).
+    svc = endpoints["services"]
+    with httpx.Client(timeout=30) as http:
+        page = http.get(f"{svc['identity']}/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        http.post(
+            f"{svc['identity']}/login",
+            data={"username": "admin", "password": admin_pw, "csrf": csrf.group(1) if csrf else ""},
+        )
+        r = http.get(f"{svc['scoring']}/api/results", params={"campaign": CAMPAIGN}).json()
     totals = [x for x in r["rows"] if x["form_code"] is None]
     forms = [x for x in r["rows"] if x["form_code"] is not None]
     errors = Counter(p.refused for p in state.people.values() if p.refused)
@@ -259,7 +268,8 @@ def summary(endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool) -
         "  cao nhất / top: " + ", ".join(f"{x['unit_code']} {x['adjusted']}" for x in ranked[:3]),
         "  thấp nhất / bottom: "
         + ", ".join(f"{x['unit_code']} {x['adjusted']}" for x in ranked[-3:]),
-        f"  digest: {r['published']['digest']} (log up to #{r['published']['last_sequence']})",
+        f"  digest: {r['published']['digest']} (log up to #{r['published']['last_sequence']})"
+        " — chưa công bố / not published: the admin publishes on the dashboard",
         f"  kiểm toán / audit: {'ĐẠT / OK' if audit_ok else 'KHÔNG ĐẠT / FAILED'}",
     ]
     return "\n".join(lines)
@@ -304,7 +314,7 @@ def run_demo(state_dir: Path, minutes: float, seed: int = 2023, keep_running: bo
         state = asyncio.run(simulate(stack, endpoints, epoch, speed, seed))
         audit = _cli(env, "audit", "--campaign", CAMPAIGN)
         print(audit.stdout)
-        print(summary(endpoints, state, audit.stdout, audit.returncode == 0))
+        print(summary(endpoints, state, audit.stdout, audit.returncode == 0, admin_pw))
         svc = endpoints["services"]
         urls = {
             "đăng nhập / login": endpoints["open"],

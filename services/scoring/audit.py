@@ -33,12 +33,17 @@ class AuditReport:
     digest: str = ""
     published_digest: str | None = None
     published_last_sequence: int | None = None
+    released_digest: str | None = None  # ResultsReleased: what an admin made public
     differences: list[str] = field(default_factory=list)
     rows: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.differences and self.published_digest in (None, self.digest)
+        return (
+            not self.differences
+            and self.published_digest in (None, self.digest)
+            and self.released_digest in (None, self.digest)
+        )
 
     def render(self) -> str:
         lines = [
@@ -49,6 +54,10 @@ class AuditReport:
         ]
         if self.published_digest is not None and self.published_digest != self.digest:
             lines.append("  MISMATCH: the published digest differs from the replay")
+        if self.released_digest is not None:
+            lines.append(f"  released digest   : {self.released_digest}")
+            if self.released_digest != self.digest:
+                lines.append("  MISMATCH: the released digest differs from the replay")
         for d in self.differences:
             lines.append(f"  MISMATCH: {d}")
         lines.append("VERDICT: " + ("OK — every number matches" if self.ok else "FAILED"))
@@ -89,6 +98,11 @@ async def audit(
         report.published_digest = payload.digest
         report.published_last_sequence = payload.last_sequence
         published_seq = msg.seq
+    except NotFoundError:
+        pass
+    try:  # the admin's publication (docs/architecture.md, decision 16)
+        msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.release(campaign_id))
+        report.released_digest = decode(msg.data or b"")[1].digest  # type: ignore[attr-defined]
     except NotFoundError:
         pass
     info = await js.stream_info(subjects.EVENTS_STREAM)

@@ -1,6 +1,7 @@
-"""Freezing and publishing results once the deadline is on the log.
+"""Freezing results once the deadline is on the log (docs/architecture.md, decisions 9 and 16).
 
-The log decides, and a replay recomputes the same digest (docs/architecture.md, decision 9).
+ResultsPublished means "frozen results with their digest", not public: admins and auditors see
+them; the public only after an admin puts ResultsReleased on the log.
 """
 
 from __future__ import annotations

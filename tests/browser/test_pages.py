@@ -322,7 +322,7 @@ async def _scored(site: Site, unit: str, timeout: float = 30.0) -> None:
             r = await http.get(f"{site.scoring}/api/results", params={"campaign": CAMPAIGN})
             if r.status_code == 200 and any(
                 row["unit_code"] == unit and row["form_code"] and row["received"] >= 1
-                for row in r.json()["rows"]
+                for row in r.json()["counts"]
             ):
                 return
             assert time.monotonic() < deadline, f"no ballot for {unit} scored within {timeout}s"
