@@ -328,17 +328,17 @@ async def test_nothing_acknowledged_is_lost_or_doubled_under_faults(
                 assert not lost, f"{fault}: {len(lost)} acknowledged ballots not in the log"
                 assert not orphans, f"{fault}: {len(orphans)} ballots in the log nobody got 201 for"
 
+                # Live scores are hidden until publication (decision 16): the audit compares
+                # scoring's live rows with a scratch replay of the log instead.
                 report = None
-                live_digest = None
                 while True:
                     r = await http.get(f"{scoring}/api/results", params={"campaign": campaign.id})
                     if r.status_code == 200:
-                        live_digest = r.json()["digest"]
                         report = await audit(nc, settings, campaign.id, compare_live=True)
-                        if report.ok and report.digest == live_digest:
+                        if report.ok:
                             break
                     assert time.monotonic() - load_done < CONVERGE_S, (
-                        f"{fault}: scoring {live_digest} never converged to the replay "
+                        f"{fault}: scoring never converged to the replay "
                         f"{report.render() if report else r.text}"
                     )
                     await asyncio.sleep(0.5)
