@@ -113,7 +113,6 @@ def backup(nats_url: str, database_url: str, to: Path, **connect: object) -> Sum
     to.mkdir(parents=True, exist_ok=True)
     if any(to.iterdir()):
         raise FileExistsError(f"{to} is not empty")
-    counts = asyncio.run(_backup_streams(to, nats_url, connect))
     dbs = _databases(database_url)
     for db in dbs:
         subprocess.run(
@@ -126,6 +125,10 @@ def backup(nats_url: str, database_url: str, to: Path, **connect: object) -> Sum
             ],
             check=True,
         )
+    # Databases first, then the log: every projection cursor in the dumps then points inside the
+    # saved log, so restored services resume and catch up. The other order could leave a cursor
+    # past the restored log's end, and the projection would skip the next events written.
+    counts = asyncio.run(_backup_streams(to, nats_url, connect))
     (to / "manifest.json").write_text(json.dumps({"messages": counts, "databases": dbs}, indent=2))
     return Summary(counts, dbs)
 
