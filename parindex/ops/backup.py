@@ -100,7 +100,7 @@ async def _dump_stream(js, stream: str, path: Path) -> int:  # type: ignore[no-u
 
 
 async def _backup_streams(to: Path, nats_url: str, connect: dict) -> dict[str, int]:
-    nc = await nats.connect(nats_url, **connect)
+    nc = await nats.connect(servers=[u.strip() for u in nats_url.split(",")], **connect)
     try:
         js = nc.jetstream()
         return {s: await _dump_stream(js, s, to / f"{s}.jsonl") for s in STREAMS}
@@ -156,7 +156,7 @@ async def _replay(js, stream: str, path: Path) -> int:  # type: ignore[no-untype
 async def _restore_streams(
     source: Path, nats_url: str, replicas: int, connect: dict
 ) -> dict[str, int]:
-    nc = await nats.connect(nats_url, **connect)
+    nc = await nats.connect(servers=[u.strip() for u in nats_url.split(",")], **connect)
     try:
         js = nc.jetstream()
         await ensure_streams(js, replicas)
