@@ -26,6 +26,8 @@ def _up(args: argparse.Namespace) -> int:
 
     if args.demo:
         return _demo(args)
+    if args.cluster:
+        return _up_cluster(args)
     stack = Stack(
         state_dir=Path(args.state_dir),
         nats_url=args.nats_url or os.environ.get("PARINDEX_NATS_URL"),
@@ -62,6 +64,19 @@ def _nats_auth() -> dict[str, str]:
         "password": s.nats_password,
         "inbox_prefix": f"_INBOX_{s.nats_user}",
     }
+
+
+def _up_cluster(args: argparse.Namespace) -> int:
+    """`up` against N local JetStream nodes with R-N streams (docs/architecture.md, decision 21)."""
+    from parindex.runtime.cluster import NatsCluster
+
+    cluster = NatsCluster(Path(args.state_dir).resolve() / "cluster", size=args.cluster).start()
+    os.environ["PARINDEX_STREAM_REPLICAS"] = str(args.cluster)
+    args.cluster, args.nats_url = 0, cluster.url
+    try:
+        return _up(args)
+    finally:
+        cluster.stop()
 
 
 def _backup(args: argparse.Namespace) -> int:
@@ -110,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--timeout", type=float, default=90.0)
     up.add_argument("--minutes", type=float, default=6.0, help="demo length (with --demo)")
     up.add_argument("--exit", action="store_true", help="with --demo: stop when it is done")
+    up.add_argument(
+        "--cluster", type=int, default=0, help="run N local JetStream nodes (R-N streams, open)"
+    )
     up.set_defaults(fn=_up)
 
     demo = sub.add_parser("demo", help="the Sóc Trăng 2023 campaign on an accelerated clock")
