@@ -26,6 +26,8 @@ def _up(args: argparse.Namespace) -> int:
 
     if args.demo:
         return _demo(args)
+    if args.cluster:
+        return _up_cluster(args)
     stack = Stack(
         state_dir=Path(args.state_dir),
         nats_url=args.nats_url or os.environ.get("PARINDEX_NATS_URL"),
@@ -49,6 +51,54 @@ def _up(args: argparse.Namespace) -> int:
         )
     print(f"\nparindex is running. Open {endpoints['open']}  (Ctrl-C stops)", flush=True)
     return run_forever(stack)
+
+
+def _nats_auth() -> dict[str, str]:
+    from parindex.settings import Settings
+
+    s = Settings()
+    if not s.nats_user:
+        return {}
+    return {
+        "user": s.nats_user,
+        "password": s.nats_password,
+        "inbox_prefix": f"_INBOX_{s.nats_user}",
+    }
+
+
+def _up_cluster(args: argparse.Namespace) -> int:
+    """`up` against N local JetStream nodes with R-N streams (docs/architecture.md, decision 21)."""
+    from parindex.runtime.cluster import NatsCluster
+
+    cluster = NatsCluster(Path(args.state_dir).resolve() / "cluster", size=args.cluster).start()
+    os.environ["PARINDEX_STREAM_REPLICAS"] = str(args.cluster)
+    args.cluster, args.nats_url = 0, cluster.url
+    try:
+        return _up(args)
+    finally:
+        cluster.stop()
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from parindex.ops.backup import backup
+
+    summary = backup(args.nats_url, args.database_url, Path(args.to), **_nats_auth())
+    print(json.dumps({"messages": summary.messages, "databases": summary.databases}))
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from parindex.ops.backup import RestoreError, restore
+
+    try:
+        summary = restore(
+            args.nats_url, args.database_url, Path(args.source), args.replicas, **_nats_auth()
+        )
+    except RestoreError as exc:
+        print(f"parindex: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"messages": summary.messages, "databases": summary.databases}))
+    return 0
 
 
 def _contracts(args: argparse.Namespace) -> int:
@@ -75,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--timeout", type=float, default=90.0)
     up.add_argument("--minutes", type=float, default=6.0, help="demo length (with --demo)")
     up.add_argument("--exit", action="store_true", help="with --demo: stop when it is done")
+    up.add_argument(
+        "--cluster", type=int, default=0, help="run N local JetStream nodes (R-N streams, open)"
+    )
     up.set_defaults(fn=_up)
 
     demo = sub.add_parser("demo", help="the Sóc Trăng 2023 campaign on an accelerated clock")
@@ -86,6 +139,23 @@ def main(argv: list[str] | None = None) -> int:
     con = sub.add_parser("contracts", help="regenerate contracts/schemas and asyncapi.json")
     con.add_argument("--out", help="directory (default: the contracts folder)")
     con.set_defaults(fn=_contracts)
+
+    nats_default = os.environ.get("PARINDEX_NATS_URL", "nats://127.0.0.1:4222")
+    pg_default = os.environ.get("PARINDEX_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/")
+    bak = sub.add_parser("backup", help="copy both streams and every service database to DIR")
+    bak.add_argument("--to", required=True)
+    bak.add_argument("--nats-url", default=nats_default)
+    bak.add_argument("--database-url", default=pg_default)
+    bak.set_defaults(fn=_backup)
+
+    res = sub.add_parser("restore", help="replay a backup into an EMPTY NATS and PostgreSQL")
+    res.add_argument("--from", dest="source", required=True)
+    res.add_argument("--nats-url", default=nats_default)
+    res.add_argument("--database-url", default=pg_default)
+    res.add_argument(
+        "--replicas", type=int, default=int(os.environ.get("PARINDEX_STREAM_REPLICAS", "1"))
+    )
+    res.set_defaults(fn=_restore)
 
     for name in SERVICE_CLIS:  # each service adds its own commands (services/<name>/cli.py)
         try:
