@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
+from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from contracts import subjects
@@ -77,7 +78,7 @@ def _databases(server_url: str) -> list[str]:
     return [f"parindex_{s}" for s in SERVICES if f"parindex_{s}" in out]
 
 
-async def _dump_stream(js, stream: str, path: Path) -> int:
+async def _dump_stream(js: JetStreamContext, stream: str, path: Path) -> int:
     # One get per sequence: simple and exact (≈ 1–2k messages/s); a big log would want an
     # ordered consumer instead.
     info = await js.stream_info(stream)
@@ -133,7 +134,7 @@ def backup(nats_url: str, database_url: str, to: Path, **connect: object) -> Sum
     return Summary(counts, dbs)
 
 
-async def _replay(js, stream: str, path: Path) -> int:
+async def _replay(js: JetStreamContext, stream: str, path: Path) -> int:
     info = await js.stream_info(stream)
     if info.state.last_seq:
         raise RestoreError(f"stream {stream} is not empty (last sequence {info.state.last_seq})")
