@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from contracts import subjects
-from contracts.events import ResultRow, ResultsPublished, decode
+from contracts.events import ResultRow, ResultsPublished, ResultsReleased, decode
 from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import _asyncpg_dsn, prepare, sessionmaker
 from parindex.settings import Settings, database_url_for
@@ -102,7 +102,9 @@ async def audit(
         pass
     try:  # the admin's publication (docs/architecture.md, decision 16)
         msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.release(campaign_id))
-        report.released_digest = decode(msg.data or b"")[1].digest  # type: ignore[attr-defined]
+        released = decode(msg.data or b"")[1]
+        if isinstance(released, ResultsReleased):
+            report.released_digest = released.digest
     except NotFoundError:
         pass
     info = await js.stream_info(subjects.EVENTS_STREAM)

@@ -87,7 +87,8 @@ def _csrf(request: Request) -> str:
 
 def _render(request: Request, template: str, status: int = 200, **ctx: object) -> HTMLResponse:
     lang = language(request)
-    places = ctx["camp"].rounding.places if "camp" in ctx else 2  # type: ignore[attr-defined]
+    camp = ctx.get("camp")
+    places = camp.rounding.places if isinstance(camp, Campaign) else 2
     csrf = _csrf(request)
     resp = TEMPLATES.TemplateResponse(
         request,

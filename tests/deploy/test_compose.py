@@ -539,7 +539,7 @@ async def test_permissions_on_a_real_server(nats_with_accounts) -> None:
         await nc.close()
 
 
-async def test_no_service_user_can_shorten_delete_or_purge_the_log(  # type: ignore[no-untyped-def]
+async def test_no_service_user_can_shorten_delete_or_purge_the_log(
     nats_with_accounts,
 ) -> None:
     """Issue #14: with the compose config's `scoring` user, max_age had been set to 2 s."""
@@ -553,7 +553,7 @@ async def test_no_service_user_can_shorten_delete_or_purge_the_log(  # type: ign
     with pytest.raises(Exception, match="(?i)authorization"):
         await nats.connect(url, allow_reconnect=False, connect_timeout=3)
 
-    async def connect(user: str):  # type: ignore[no-untyped-def]
+    async def connect(user: str):
         return await nats.connect(url, user=user, password=env[f"NATS_{user.upper()}_PASSWORD"],
                                   inbox_prefix=f"_INBOX_{user}", allow_reconnect=False)
 

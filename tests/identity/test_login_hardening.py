@@ -26,7 +26,7 @@ from tests.waiting import eventually
 identity = base.identity  # the running identity service fixture, shared with test_service
 
 
-async def _respondent(identity: dict, write_xlsx) -> dict:  # type: ignore[no-untyped-def]
+async def _respondent(identity: dict, write_xlsx) -> dict:
     client, c, nc = identity["client"], identity["campaign_id"], identity["nc"]
     await login(client, identity["admin"], ADMIN_PASSWORD)
     body = (await import_file(client, c, write_xlsx(ROWS))).json()

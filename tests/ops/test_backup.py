@@ -32,7 +32,7 @@ from tests.waiting import eventually
 CID = "drill-2026"
 
 
-async def _log(js) -> list[tuple[int, str, bytes]]:  # type: ignore[no-untyped-def]
+async def _log(js) -> list[tuple[int, str, bytes]]:
     info = await js.stream_info(subjects.EVENTS_STREAM)
     out = []
     for seq in range(1, info.state.last_seq + 1):

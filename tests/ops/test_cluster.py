@@ -15,7 +15,7 @@ from parindex.runtime.cluster import NatsCluster
 from tests.waiting import eventually
 
 
-async def _leader(js) -> str | None:  # type: ignore[no-untyped-def]
+async def _leader(js) -> str | None:
     try:
         info = await js.stream_info(subjects.EVENTS_STREAM)
     except NatsError:

@@ -19,14 +19,14 @@ async def serve_public_key(nc: Client) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
     body = json.dumps({"public_key_pem": public_pem(key)}).encode()
 
-    async def reply(msg) -> None:  # type: ignore[no-untyped-def]
+    async def reply(msg) -> None:
         await msg.respond(body)
 
     await nc.subscribe(subjects.RPC_IDENTITY_PUBLIC_KEY, cb=reply)
     return key
 
 
-def client(app, key: Ed25519PrivateKey | None, principal: Principal | None) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+def client(app, key: Ed25519PrivateKey | None, principal: Principal | None) -> httpx.AsyncClient:
     """An HTTP client of the app, logged in as `principal` (anonymous if None)."""
     cookies = {"parindex_csrf": CSRF}
     if key is not None and principal is not None:

@@ -62,7 +62,7 @@ def _blank_received(obj: object) -> object:
     return obj
 
 
-def _hidden_snapshot(path: str, resp) -> object:  # type: ignore[no-untyped-def]
+def _hidden_snapshot(path: str, resp) -> object:
     """What the reader saw, with received counts blanked; asserts no score is in it."""
     if path.endswith("questions.csv"):
         assert resp.status_code == 404, resp.text[:200]
@@ -103,7 +103,7 @@ def _hidden_snapshot(path: str, resp) -> object:  # type: ignore[no-untyped-def]
     return re.sub(r"\s+", " ", re.sub(r"\d+", "#", masked))
 
 
-async def _release_events(js, cid: str) -> list:  # type: ignore[no-untyped-def]
+async def _release_events(js, cid: str) -> list:
     info = await js.stream_info(subjects.EVENTS_STREAM, subjects_filter=subjects.release(cid))
     count = (info.state.subjects or {}).get(subjects.release(cid), 0)
     if not count:

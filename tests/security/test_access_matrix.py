@@ -391,6 +391,6 @@ async def test_unit_breakdown_suppresses_small_groups(campaign_stack: Stack) -> 
         return body if forms and forms[0]["received"] == 1 else None
 
     body = await eventually(counted, timeout=30)
-    assert body["visible"] is False and body["status"] == "live"  # type: ignore[index]
-    form03 = next(f for f in body["forms"] if f["form_code"] == "03")  # type: ignore[index]
+    assert body["visible"] is False and body["status"] == "live"
+    form03 = next(f for f in body["forms"] if f["form_code"] == "03")
     assert set(form03) == {"form_code", "received", "quota"}
