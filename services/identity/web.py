@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from contracts import subjects
 from parindex.bus.publish import ConcurrencyConflict
 from parindex.web.auth import COOKIE, Principal, current_principal, issue_token, require
+from parindex.web.fields import bad_field
 from parindex.web.service import Runtime
 from services.identity import accounts, projection
 from services.identity.importer import MAX_BYTES
@@ -61,6 +62,8 @@ TEXT: dict[str, dict[str, str]] = {
         "campaign": "Mã đợt khảo sát",
         "file": "Tệp danh sách (.xlsx, .csv)",
         "upload": "Tải lên và kiểm tra",
+        "bad_chars": "Trường «{field}» chứa ký tự không được phép (ví dụ ký tự điều khiển).",
+        "dead_letters": "Sự kiện lỗi",
         "other_lang": "English",
         "other_code": "en",
     },
@@ -85,6 +88,9 @@ TEXT: dict[str, dict[str, str]] = {
         "campaign": "Campaign id",
         "file": "List file (.xlsx, .csv)",
         "upload": "Upload and check",
+        "bad_chars": "The field “{field}” contains characters that are not allowed "
+        "(such as control characters).",
+        "dead_letters": "Failed events",
         "other_lang": "Tiếng Việt",
         "other_code": "vi",
     },
@@ -156,6 +162,10 @@ async def login(
     if not csrf_ok(request, csrf):
         return _csrf_refused(request)
     t = TEXT[_lang(request)]
+    bad = bad_field({"username": username, "password": password, "next": next})
+    if bad is not None:  # PostgreSQL would refuse it: a clear answer, not a 500 (decision 17)
+        label = t.get(bad, t["login"])
+        return _page(request, "login.html", status=400, error=t["bad_chars"].format(field=label))
     result = await accounts.authenticate(_rt(request).sessions, username, password, _ip(request))
     if result.principal is None:
         error = t["locked"] if result.locked else t["bad_login"]
@@ -256,6 +266,10 @@ async def reset(request: Request, email: str = Form(""), csrf: str = Form("")) -
     """
     if not csrf_ok(request, csrf):
         return _csrf_refused(request)
+    if bad_field({"email": email}) is not None:
+        t = TEXT[_lang(request)]
+        error = t["bad_chars"].format(field=t["email"])
+        return _page(request, "reset.html", status=400, error=error)
     if email.strip():
         rt = _rt(request)
         if await accounts.record_reset_request(rt.sessions, email, _ip(request)):
