@@ -306,6 +306,9 @@ async def _import(
     request: Request, campaign: str, file: UploadFile, admin: Principal
 ) -> tuple[int, dict, object | None]:
     """(status, report dict, report) shared by the JSON API and the HTML page."""
+    if bad_field({"campaign": campaign}) is not None:
+        t = TEXT[_lang(request)]
+        return 422, {"detail": t["bad_chars"].format(field=t["campaign"])}, None
     content = await file.read(MAX_BYTES + 1)
     rt = _rt(request)
     try:
