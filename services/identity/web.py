@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from contracts import subjects
+from parindex.bus.deadletter import dead_letter_count
 from parindex.bus.publish import ConcurrencyConflict
 from parindex.web.auth import COOKIE, Principal, current_principal, issue_token, require
 from parindex.web.fields import bad_field
@@ -246,9 +247,14 @@ async def portal(request: Request) -> Response:
             if service == "survey" and p.role != "respondent":
                 path, vi, en = "/progress", "Tiến độ khảo sát", "Survey progress"
             links.append({"href": base.rstrip("/") + path, "label": vi if lang == "vi" else en})
+    failed = None
     if p.role == "admin":
         links.append({"href": "/admin/import", "label": TEXT[lang]["import"]})
-    return _page(request, "portal.html", principal=p, links=links)
+        try:  # the dead-letter stream's message count (docs/architecture.md, decision 17)
+            failed = await dead_letter_count(_rt(request).js)
+        except Exception:  # NATS unavailable: the portal still opens
+            log.warning("could not count dead letters", exc_info=True)
+    return _page(request, "portal.html", principal=p, links=links, failed=failed)
 
 
 # --- reset -------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ its reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -16,8 +19,9 @@ from sqlalchemy import text
 
 from contracts import subjects
 from contracts.events import CampaignDefined, DeliveryFailed, encode, make
-from parindex.bus.deadletter import dead_letters
-from parindex.db.engine import make_engine
+from parindex.bus.deadletter import dead_letter_count, dead_letters
+from parindex.bus.projection import ProjectionRunner
+from parindex.db.engine import make_engine, prepare, sessionmaker
 from parindex.settings import Settings
 from parindex.telemetry import metrics
 from parindex.web.service import create_app
@@ -25,6 +29,7 @@ from services.identity.service import SERVICE as IDENTITY
 from services.notify.service import SERVICE as NOTIFY
 from services.scoring.service import SERVICE as SCORING
 from services.survey.service import SERVICE as SURVEY
+from tests.foundation.test_projection import VERSIONS
 from tests.scoring.test_method import worked_campaign
 from tests.waiting import eventually
 
@@ -127,3 +132,51 @@ async def test_every_projection_dead_letters_poison_and_applies_what_follows(
     for service in SERVICES:  # the valid event was not dead-lettered by anyone
         assert not [d for d in letters if d.stream_seq == valid.seq]
         assert metrics.events_failed.labels(service)._value.get() > failed_before[service]
+
+
+class _Nothing:
+    name = "cli-check"
+
+    async def apply(self, session, events) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    async def reset(self, session) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+
+async def test_operators_see_dead_letters_in_the_cli(nc, nats_url, db_url, campaign_id) -> None:
+    js = nc.jetstream()
+    ack = await js.publish(
+        subjects.campaign(campaign_id), b"{broken", stream=subjects.EVENTS_STREAM
+    )
+    engine = await prepare(db_url, VERSIONS)
+    try:
+        runner = ProjectionRunner(nc, sessionmaker(engine), _Nothing(), batch_size=1000)
+        await runner.catch_up()
+    finally:
+        await engine.dispose()
+    letter = next(
+        d for d in await dead_letters(js, consumer="cli-check") if d.stream_seq == ack.seq
+    )
+    assert await dead_letter_count(js) >= 1
+    env = {**os.environ, "PARINDEX_NATS_URL": nats_url}
+
+    async def cli(*args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "parindex.cli",
+            "deadletters",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0
+        return out.decode()
+
+    listing = await cli("list", "--consumer", "cli-check")
+    assert subjects.campaign(campaign_id) in listing and "invalid envelope" in listing
+    shown = await cli("show", str(letter.seq))
+    assert "consumer:  cli-check" in shown and f"sequence:  {ack.seq}" in shown
+    assert "reason:    invalid envelope" in shown and "{broken" in shown

@@ -30,3 +30,16 @@ async def test_login_and_reset_with_nul_answer_4xx_naming_the_field(identity) ->
         "/reset", data={"email": "a\x00@example.vn", "csrf": await _csrf(client, "/reset")}
     )
     assert r.status_code == 400 and "«Email»" in r.text
+
+
+async def test_admin_portal_shows_the_dead_letter_count(identity) -> None:  # noqa: F811
+    from parindex.bus.deadletter import dead_letter_count
+    from tests.identity.test_service import login
+
+    client = identity["client"]
+    assert (await login(client, identity["admin"], ADMIN_PASSWORD)).status_code == 303
+    count = await dead_letter_count(identity["nc"].jetstream())
+    page = await client.get("/")
+    shown = re.search(r"Sự kiện lỗi: (\d+)", page.text)
+    assert page.status_code == 200 and shown is not None
+    assert int(shown.group(1)) >= count  # others may dead-letter meanwhile, never fewer
