@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import pytest
 from pydantic import ValidationError
@@ -121,7 +119,7 @@ def test_errors_an_event_causes_are_dead_lettered(exc: BaseException) -> None:
         _wrapped(asyncpg.exceptions.SerializationError("could not serialize")),
         _wrapped(asyncpg.exceptions.ConnectionDoesNotExistError("closed"), sa.InterfaceError),
         sa.InterfaceError("cannot connect", {}, Exception("down")),
-        asyncio.TimeoutError(),
+        TimeoutError(),
         OSError("network unreachable"),
         RuntimeError("killed mid-run"),
     ],
