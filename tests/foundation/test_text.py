@@ -126,3 +126,13 @@ def test_errors_an_event_causes_are_dead_lettered(exc: BaseException) -> None:
 )
 def test_transient_errors_are_retried(exc: BaseException) -> None:
     assert not is_event_fault(exc)
+
+
+@pytest.mark.parametrize("value", ["Khảo sát\x00", "Khảo sát\ud800", "Khảo\x1bsát"])
+def test_campaign_file_loader_names_the_field(value: str) -> None:
+    from services.survey.campaign_file import CampaignFileError, parse_campaign
+
+    doc = worked_campaign().model_dump(mode="json")
+    with pytest.raises(CampaignFileError) as refused:
+        parse_campaign({**doc, "name": value})
+    assert any(path == "name" for path, _ in refused.value.errors)
