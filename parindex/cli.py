@@ -109,6 +109,43 @@ def _contracts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deadletters(args: argparse.Namespace) -> int:
+    """Dead letters for operators: the reason, who refused it and where it came from."""
+    import asyncio
+
+    from parindex.bus.connection import connect
+    from parindex.bus.deadletter import dead_letter_at, dead_letters
+    from parindex.settings import get_settings
+
+    async def run() -> int:
+        nc = await connect(get_settings(), "deadletters")
+        try:
+            js = nc.jetstream()
+            if args.action == "show":
+                d = await dead_letter_at(js, args.seq)
+                if d is None:
+                    print(f"parindex: no dead letter {args.seq}", file=sys.stderr)
+                    return 1
+                print(f"dead letter {d.seq} ({d.time or '-'})")
+                print(f"consumer:  {d.consumer}")
+                print(f"subject:   {d.subject}")
+                print(f"sequence:  {d.stream_seq}")
+                print(f"reason:    {d.reason}")
+                print("message:   " + d.data.decode("utf-8", "backslashreplace")[:4000])
+                return 0
+            letters = await dead_letters(js, limit=args.limit, consumer=args.consumer)
+            print(f"{'SEQ':>6}  {'CONSUMER':<10} {'ORIG SEQ':>8}  SUBJECT / REASON")
+            for d in letters:
+                print(f"{d.seq:>6}  {d.consumer:<10} {d.stream_seq:>8}  {d.subject}")
+                print(f"{'':>28}{d.reason[:200]}")
+            print(f"{len(letters)} dead letter(s)")
+            return 0
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
 SERVICE_CLIS = ("identity", "survey", "scoring", "notify")
 
 
@@ -156,6 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         "--replicas", type=int, default=int(os.environ.get("PARINDEX_STREAM_REPLICAS", "1"))
     )
     res.set_defaults(fn=_restore)
+
+    dl = sub.add_parser("deadletters", help="events a projection could not apply, and why")
+    dl_sub = dl.add_subparsers(dest="action", required=True)
+    dl_list = dl_sub.add_parser("list", help="the newest dead letters")
+    dl_list.add_argument("--limit", type=int, default=50)
+    dl_list.add_argument("--consumer", help="only this consumer (identity, survey, ...)")
+    dl_show = dl_sub.add_parser("show", help="one dead letter with its message")
+    dl_show.add_argument("seq", type=int, help="its sequence in the dead-letter stream")
+    dl.set_defaults(fn=_deadletters)
 
     for name in SERVICE_CLIS:  # each service adds its own commands (services/<name>/cli.py)
         try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from contracts.campaign import Campaign, Form, Unit
 from contracts.events import RespondentRegistered, RespondentUpdated
+from contracts.text import text_problem
 from services.identity.importer_read import (
     HEADER_LABEL,
     HEADERS,
@@ -215,6 +216,15 @@ class _Row:
             return None
         text = _clean(value)
         if not text:
+            return None
+        if text_problem(text) is not None:  # unstorable: never reaches the log (decision 17)
+            self.problem(
+                name,
+                "bad_characters",
+                "Ô chứa ký tự không được phép (ký tự điều khiển hoặc ký tự hỏng): hãy gõ lại.",
+                "Cell holds a character that is not allowed (a control character or a broken "
+                "one): type it again.",
+            )
             return None
         if text.startswith(FORMULA_START) and not (name == "phone" and PHONE_RE.match(text)):
             self.problem(

@@ -71,7 +71,9 @@ class BallotIn(BaseModel):
 
 
 class DraftIn(BaseModel):
-    answers: list[dict[str, Any]] = Field(default_factory=list, max_length=2000)
+    # Drafts have the shape of answers, with the contracts' string rule: a malformed draft is a
+    # 422 here, never a stored row that breaks the respondent's page (decision 17).
+    answers: list[Answer] = Field(default_factory=list, max_length=2000)
 
 
 async def _respondent_context(rt: Runtime, p: Principal) -> tuple[Campaign, dict[str, Any]]:
@@ -272,7 +274,20 @@ async def load_draft(rt: Runtime, campaign_id: str, pseudo: str) -> list[dict[st
         )
     if isinstance(answers, str):
         answers = json.loads(answers)
-    return list(answers or [])
+    return [a.model_dump() for a in _well_formed(answers)]
+
+
+def _well_formed(stored: object) -> list[Answer]:
+    """The draft answers that still have the shape of an answer (older rows may not)."""
+    if not isinstance(stored, list):
+        return []
+    kept = []
+    for item in stored:
+        try:
+            kept.append(Answer.model_validate(item))
+        except ValueError:  # pydantic's ValidationError: skip it, keep the page working
+            continue
+    return kept
 
 
 @router.put("/draft")
@@ -285,7 +300,7 @@ async def put_draft(
     pseudo = _pseudonym(rt, campaign.id, p.subject)
     if await _submitted(rt, campaign.id, pseudo) is not None:
         raise HTTPException(409, {"error": "already_submitted"})
-    await save_draft(rt, campaign.id, pseudo, body.answers)
+    await save_draft(rt, campaign.id, pseudo, [a.model_dump() for a in body.answers])
     return {"saved": len(body.answers)}
 
 
