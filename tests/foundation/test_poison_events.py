@@ -137,10 +137,10 @@ async def test_every_projection_dead_letters_poison_and_applies_what_follows(
 class _Nothing:
     name = "cli-check"
 
-    async def apply(self, session, events) -> None:  # type: ignore[no-untyped-def]
+    async def apply(self, session, events) -> None:
         return None
 
-    async def reset(self, session) -> None:  # type: ignore[no-untyped-def]
+    async def reset(self, session) -> None:
         return None
 
 

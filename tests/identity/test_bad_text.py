@@ -7,7 +7,7 @@ import re
 from tests.identity.test_service import ADMIN_PASSWORD, identity  # noqa: F401 - fixture
 
 
-async def _csrf(client, path: str) -> str:  # type: ignore[no-untyped-def]
+async def _csrf(client, path: str) -> str:
     page = await client.get(path)
     return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
 
