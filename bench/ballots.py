@@ -75,7 +75,7 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
     nc = await connect(s)
     js = nc.jetstream()
 
-    async def public_key(msg) -> None:  # type: ignore[no-untyped-def]
+    async def public_key(msg) -> None:
         await msg.respond(pem)
 
     await nc.subscribe(subjects.RPC_IDENTITY_PUBLIC_KEY, cb=public_key)

@@ -195,7 +195,7 @@ async def db_scalar(s: Servers, service: str, sql: str) -> object:
         await conn.close()
 
 
-async def wait_for(check, timeout: float, what: str, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(check, timeout: float, what: str, interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
@@ -203,7 +203,7 @@ async def wait_for(check, timeout: float, what: str, interval: float = 0.2) -> N
         await asyncio.sleep(interval)
 
 
-async def connect(s: Servers):  # type: ignore[no-untyped-def]
+async def connect(s: Servers):
     import nats
 
     from parindex.bus.connection import ensure_streams
@@ -314,7 +314,7 @@ def ballot_event(c: Campaign, i: int) -> tuple[str, Envelope]:
     return subjects.ballot(c.id, pseudo), make(payload, campaign_id=c.id, producer="survey")
 
 
-async def publish_many(js, events, window: int = 1000) -> int:  # type: ignore[no-untyped-def]
+async def publish_many(js, events, window: int = 1000) -> int:
     """Pipelined publishes: up to `window` acks in flight, awaited together per batch."""
     batch: list = []
     done = 0

@@ -63,7 +63,7 @@ class Counter:
         self.count = 0
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
         with self.lock:
             self.count += 1
         return "250 Message accepted for delivery"

@@ -60,7 +60,7 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         return await _run(s, args)
 
 
-def _events(n: int):  # type: ignore[no-untyped-def]
+def _events(n: int):
     c = bench_campaign("bench-rebuild")
     yield campaign_event(c)
     for i in range(n):
@@ -83,7 +83,7 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
     done = asyncio.Event()
     seen = 0
 
-    async def count(msg) -> None:  # type: ignore[no-untyped-def]
+    async def count(msg) -> None:
         nonlocal seen
         seen += 1
         if seen >= total:

@@ -9,12 +9,20 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.text import Name, NonEmptyName, Text
+
 SUBJECT_TOKEN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 CODE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+# Every string is a contracts.text.Text (docs/architecture.md, decision 17).
+Code = Annotated[str, Text(32, pattern=CODE)]
+Token = Annotated[str, Text(64, pattern=SUBJECT_TOKEN)]
+Ref = Annotated[str, Text(32)]  # a reference to a code, checked against the codes by Campaign
+QuestionText = Annotated[str, Text(2000, min_length=1, multiline=True)]
+OptionalQuestionText = Annotated[str, Text(2000, multiline=True)]
 
 
 class Strict(BaseModel):
@@ -34,24 +42,24 @@ class DedupeRule(StrEnum):
 
 
 class Unit(Strict):
-    code: str = Field(pattern=CODE)
-    name: str = Field(min_length=1)
-    name_en: str | None = None
+    code: Code
+    name: NonEmptyName
+    name_en: Name | None = None
     kind: UnitKind
 
 
 class AnswerOption(Strict):
-    code: str = Field(pattern=CODE)
-    label: str = Field(min_length=1)
-    label_en: str | None = None
+    code: Code
+    label: NonEmptyName
+    label_en: Name | None = None
     # None means "counts as no answer" (e.g. "Không biết"): excluded from the mean.
     weight: Decimal | None = Field(default=None, ge=0, le=1)
 
 
 class Question(Strict):
-    id: str = Field(pattern=CODE)
-    text: str = Field(min_length=1)
-    text_en: str | None = None
+    id: Code
+    text: QuestionText
+    text_en: OptionalQuestionText | None = None
     max_points: Decimal = Field(gt=0)
     options: list[AnswerOption] = Field(min_length=2)
     required: bool = True
@@ -67,9 +75,9 @@ class Question(Strict):
 
 
 class Criterion(Strict):
-    code: str = Field(pattern=CODE)
-    name: str = Field(min_length=1)
-    name_en: str | None = None
+    code: Code
+    name: NonEmptyName
+    name_en: Name | None = None
     max_points: Decimal = Field(gt=0)
     questions: list[Question] = Field(min_length=1)
 
@@ -85,16 +93,18 @@ class Criterion(Strict):
 
 
 class Form(Strict):
-    code: str = Field(pattern=CODE)
-    name: str = Field(min_length=1)
-    name_en: str | None = None
-    group: str = Field(min_length=1, description="respondent group, e.g. provincial_delegate")
+    code: Code
+    name: NonEmptyName
+    name_en: Name | None = None
+    group: Annotated[str, Text(64, min_length=1)] = Field(
+        description="respondent group, e.g. provincial_delegate"
+    )
     # own_unit: the ballot rates the respondent's own unit; many_units: it rates every rated_unit.
     rates: Literal["own_unit", "many_units"]
     respondent_unit_kinds: list[UnitKind] = Field(
         default_factory=list, description="kinds of unit a respondent of this form belongs to"
     )
-    rated_units: list[str] = Field(default_factory=list, description="for many_units forms")
+    rated_units: list[Ref] = Field(default_factory=list, description="for many_units forms")
     criteria: list[Criterion] = Field(min_length=1)
 
     def questions(self) -> list[Question]:
@@ -106,20 +116,20 @@ class Form(Strict):
 
 
 class Quota(Strict):
-    form_code: str
-    unit_code: str | None = Field(
+    form_code: Ref
+    unit_code: Ref | None = Field(
         default=None, description="None: a form-wide quota, applied to every unit the form rates"
     )
     ballots: int = Field(gt=0)
 
 
 class WaveMember(Strict):
-    form_code: str
-    unit_codes: list[str] | None = None  # None: every unit of the form
+    form_code: Ref
+    unit_codes: list[Ref] | None = None  # None: every unit of the form
 
 
 class Wave(Strict):
-    id: str = Field(pattern=SUBJECT_TOKEN)
+    id: Token
     opens_at: datetime
     members: list[WaveMember] = Field(min_length=1)
 
@@ -137,12 +147,12 @@ class Rounding(Strict):
 
 
 class Campaign(Strict):
-    id: str = Field(pattern=SUBJECT_TOKEN)
+    id: Token
     version: int = Field(default=1, ge=1)
-    name: str
-    province: str
+    name: NonEmptyName
+    province: Name
     year: int
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: Annotated[str, Text(64)] = "Asia/Ho_Chi_Minh"
     units: list[Unit] = Field(min_length=1)
     forms: list[Form] = Field(min_length=1)
     quotas: list[Quota] = Field(default_factory=list)
@@ -150,7 +160,7 @@ class Campaign(Strict):
     deadline: datetime
     dedupe_rule: DedupeRule = DedupeRule.single_by_priority
     # Forms in priority order for single_by_priority (2023: provincial delegate > district > staff).
-    form_priority: list[str] = Field(default_factory=list)
+    form_priority: list[Ref] = Field(default_factory=list)
     reminder_offsets_days: list[int] = Field(default_factory=lambda: [3, 1])
     min_report_size: int = Field(default=10, ge=1)
     rounding: Rounding = Rounding()

@@ -2,7 +2,9 @@
 
 Wire format: the envelope as JSON. `type` + `schema_version` select the payload model; old
 versions are upcast on decode (contracts.upcasters) so readers only ever see the newest shape.
-Secrets never appear here (ARCHITECTURE.md 6) and no ballot carries who cast it (7).
+Every string is a contracts.text.Text: nothing unstorable reaches the log (docs/architecture.md,
+decision 17). Secrets never appear here (decision 6) and no ballot carries who cast it
+(decision 7).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from contracts.campaign import Campaign
+from contracts.text import FreeText, Id, Name, Text
 
-Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
-RespondentId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Code = Annotated[str, Text(32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+RespondentId = Annotated[str, Text(64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Short = Annotated[str, Text(64)]  # usernames, phones, labels of kinds and purposes
+Email = Annotated[str, Text(320)]
 
 
 class Payload(BaseModel):
@@ -31,45 +36,45 @@ class CampaignDefined(Payload):
 
 
 class CampaignClosed(Payload):
-    reason: str = "closed by admin"
+    reason: FreeText = "closed by admin"
 
 
 # --- identity ----------------------------------------------------------------------------
 class RespondentRegistered(Payload):
     respondent_id: RespondentId
-    username: str
-    full_name: str
-    email: str
+    username: Short
+    full_name: Name
+    email: Email
     unit_code: Code | None  # None for provincial delegates (form 01)
     form_code: Code
-    roles: list[str] = Field(default_factory=list)
-    phone: str | None = None
+    roles: list[Short] = Field(default_factory=list, max_length=16)
+    phone: Short | None = None
 
 
 class RespondentUpdated(Payload):
     respondent_id: RespondentId
-    full_name: str | None = None
-    email: str | None = None
+    full_name: Name | None = None
+    email: Email | None = None
     unit_code: Code | None = None
-    phone: str | None = None
+    phone: Short | None = None
 
 
 class RespondentWithdrawn(Payload):
     respondent_id: RespondentId
-    reason: str = ""
+    reason: FreeText = ""
 
 
 class CredentialsIssued(Payload):
     """A credential was (re)issued. Only the fact: the secret itself never enters the log."""
 
     respondent_id: RespondentId
-    username: str
+    username: Short
     purpose: Literal["invitation", "reminder", "reset", "admin"] = "invitation"
 
 
 # --- survey ------------------------------------------------------------------------------
 class WaveOpened(Payload):
-    wave_id: str
+    wave_id: Id
     opens_at: datetime
 
 
@@ -82,11 +87,11 @@ class Answer(Payload):
 class BallotSubmitted(Payload):
     """One counted ballot. No respondent identity, and only the day it was cast."""
 
-    ballot_id: str
+    ballot_id: Id
     form_code: Code
     unit_code: Code | None  # the unit whose quota it counts towards; None for many-unit forms
     submitted_on: date
-    answers: list[Answer] = Field(min_length=1)
+    answers: list[Answer] = Field(min_length=1, max_length=2000)
 
 
 class DeadlineReached(Payload):
@@ -96,40 +101,54 @@ class DeadlineReached(Payload):
 # --- notify ------------------------------------------------------------------------------
 class InvitationSent(Payload):
     respondent_id: RespondentId
-    wave_id: str
-    message_id: str
+    wave_id: Id
+    message_id: Id
 
 
 class ReminderSent(Payload):
     respondent_id: RespondentId
-    reminder: str  # e.g. "d-3"
-    message_id: str
+    reminder: Short  # e.g. "d-3"
+    message_id: Id
 
 
 class DeliveryFailed(Payload):
     respondent_id: RespondentId
-    purpose: str
+    purpose: Short
     attempts: int
-    error: str
+    error: FreeText
 
 
 # --- scoring -----------------------------------------------------------------------------
 class ResultRow(Payload):
     unit_code: Code
-    unit_kind: str
+    unit_kind: Short
     form_code: Code | None  # None: the unit's total row
     received: int
     quota: int | None
-    raw: str  # decimals as strings: exact, and the same digits on every machine
-    adjusted: str
+    raw: Short  # decimals as strings: exact, and the same digits on every machine
+    adjusted: Short
     rank: int | None = None
 
 
 class ResultsPublished(Payload):
-    digest: str  # sha256 hex over the canonical serialisation of `rows`
+    """Results frozen at the deadline, with their digest: NOT a publication to the public.
+
+    The name is historical and kept for compatibility; the results become visible to focal
+    points and the public only with ResultsReleased (docs/architecture.md, decision 16).
+    """
+
+    digest: Short  # sha256 hex over the canonical serialisation of `rows`
     last_sequence: int  # the DeadlineReached sequence: ballots before it are counted
-    method: str = "parindex-2023.1"
+    method: Short = "parindex-2023.1"
     rows: list[ResultRow]
+
+
+class ResultsReleased(Payload):
+    """A person published the frozen results: decided once per campaign (subjects.release)."""
+
+    digest: Short  # must equal the ResultsPublished digest it releases
+    released_by: Id  # the admin's staff username
+    released_on: date
 
 
 PAYLOADS: dict[str, type[Payload]] = {
@@ -148,6 +167,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         ReminderSent,
         DeliveryFailed,
         ResultsPublished,
+        ResultsReleased,
     )
 }
 CURRENT_VERSION: dict[str, int] = {name: 1 for name in PAYLOADS}
@@ -163,14 +183,14 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
-    type: str
+    event_id: Id = Field(default_factory=lambda: str(uuid.uuid4()))
+    type: Short
     schema_version: int = 1
     occurred_at: datetime = Field(default_factory=_now)
-    campaign_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    correlation_id: str | None = None
-    causation_id: str | None = None
-    producer: str
+    campaign_id: Annotated[str, Text(64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    correlation_id: Id | None = None
+    causation_id: Id | None = None
+    producer: Short
     data: dict[str, Any]
 
     @field_validator("occurred_at")

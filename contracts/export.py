@@ -35,7 +35,14 @@ CHANNELS: dict[str, tuple[str, list[str]]] = {
         "E-mail deliveries (no credential)",
         ["InvitationSent", "ReminderSent", "DeliveryFailed"],
     ),
-    "par.evt.{campaign}.results": ("Published results with their digest", ["ResultsPublished"]),
+    "par.evt.{campaign}.results": (
+        "Results frozen at the deadline with their digest (not yet public)",
+        ["ResultsPublished"],
+    ),
+    "par.evt.{campaign}.release": (
+        "The frozen results published by an admin, once",
+        ["ResultsReleased"],
+    ),
 }
 
 

@@ -48,6 +48,11 @@ def results(campaign_id: str) -> str:
     return f"par.evt.{campaign_id}.results"
 
 
+def release(campaign_id: str) -> str:
+    """The publication of the frozen results by an admin, decided once."""
+    return f"par.evt.{campaign_id}.release"
+
+
 def dead_letter(consumer: str) -> str:
     return f"par.dlq.{consumer}"
 

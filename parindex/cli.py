@@ -32,6 +32,8 @@ def _up(args: argparse.Namespace) -> int:
     if args.demo:
         return _demo(args)
     install_stop_signals()  # SIGTERM mid-start-up stops what was started (decision 20)
+    if args.cluster:
+        return _up_cluster(args)
     stack = Stack(
         state_dir=Path(args.state_dir),
         nats_url=args.nats_url or os.environ.get("PARINDEX_NATS_URL"),
@@ -58,12 +60,97 @@ def _up(args: argparse.Namespace) -> int:
     return run_forever(stack)
 
 
+def _nats_auth() -> dict[str, str]:
+    from parindex.settings import Settings
+
+    s = Settings()
+    if not s.nats_user:
+        return {}
+    return {
+        "user": s.nats_user,
+        "password": s.nats_password,
+        "inbox_prefix": f"_INBOX_{s.nats_user}",
+    }
+
+
+def _up_cluster(args: argparse.Namespace) -> int:
+    """`up` against N local JetStream nodes with R-N streams (docs/architecture.md, decision 21)."""
+    from parindex.runtime.cluster import NatsCluster
+
+    cluster = NatsCluster(Path(args.state_dir).resolve() / "cluster", size=args.cluster).start()
+    os.environ["PARINDEX_STREAM_REPLICAS"] = str(args.cluster)
+    args.cluster, args.nats_url = 0, cluster.url
+    try:
+        return _up(args)
+    finally:
+        cluster.stop()
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from parindex.ops.backup import backup
+
+    summary = backup(args.nats_url, args.database_url, Path(args.to), **_nats_auth())
+    print(json.dumps({"messages": summary.messages, "databases": summary.databases}))
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from parindex.ops.backup import RestoreError, restore
+
+    try:
+        summary = restore(
+            args.nats_url, args.database_url, Path(args.source), args.replicas, **_nats_auth()
+        )
+    except RestoreError as exc:
+        print(f"parindex: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"messages": summary.messages, "databases": summary.databases}))
+    return 0
+
+
 def _contracts(args: argparse.Namespace) -> int:
     from contracts.export import write_all
 
     changed = write_all(Path(args.out) if args.out else None)
     print("\n".join(str(p) for p in changed) or "contracts up to date")
     return 0
+
+
+def _deadletters(args: argparse.Namespace) -> int:
+    """Dead letters for operators: the reason, who refused it and where it came from."""
+    import asyncio
+
+    from parindex.bus.connection import connect
+    from parindex.bus.deadletter import dead_letter_at, dead_letters
+    from parindex.settings import get_settings
+
+    async def run() -> int:
+        nc = await connect(get_settings(), "deadletters")
+        try:
+            js = nc.jetstream()
+            if args.action == "show":
+                d = await dead_letter_at(js, args.seq)
+                if d is None:
+                    print(f"parindex: no dead letter {args.seq}", file=sys.stderr)
+                    return 1
+                print(f"dead letter {d.seq} ({d.time or '-'})")
+                print(f"consumer:  {d.consumer}")
+                print(f"subject:   {d.subject}")
+                print(f"sequence:  {d.stream_seq}")
+                print(f"reason:    {d.reason}")
+                print("message:   " + d.data.decode("utf-8", "backslashreplace")[:4000])
+                return 0
+            letters = await dead_letters(js, limit=args.limit, consumer=args.consumer)
+            print(f"{'SEQ':>6}  {'CONSUMER':<10} {'ORIG SEQ':>8}  SUBJECT / REASON")
+            for d in letters:
+                print(f"{d.seq:>6}  {d.consumer:<10} {d.stream_seq:>8}  {d.subject}")
+                print(f"{'':>28}{d.reason[:200]}")
+            print(f"{len(letters)} dead letter(s)")
+            return 0
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
 
 
 SERVICE_CLIS = ("identity", "survey", "scoring", "notify")
@@ -82,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--timeout", type=float, default=90.0)
     up.add_argument("--minutes", type=float, default=6.0, help="demo length (with --demo)")
     up.add_argument("--exit", action="store_true", help="with --demo: stop when it is done")
+    up.add_argument(
+        "--cluster", type=int, default=0, help="run N local JetStream nodes (R-N streams, open)"
+    )
     up.set_defaults(fn=_up)
 
     demo = sub.add_parser("demo", help="the Sóc Trăng 2023 campaign on an accelerated clock")
@@ -93,6 +183,32 @@ def main(argv: list[str] | None = None) -> int:
     con = sub.add_parser("contracts", help="regenerate contracts/schemas and asyncapi.json")
     con.add_argument("--out", help="directory (default: the contracts folder)")
     con.set_defaults(fn=_contracts)
+
+    nats_default = os.environ.get("PARINDEX_NATS_URL", "nats://127.0.0.1:4222")
+    pg_default = os.environ.get("PARINDEX_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/")
+    bak = sub.add_parser("backup", help="copy both streams and every service database to DIR")
+    bak.add_argument("--to", required=True)
+    bak.add_argument("--nats-url", default=nats_default)
+    bak.add_argument("--database-url", default=pg_default)
+    bak.set_defaults(fn=_backup)
+
+    res = sub.add_parser("restore", help="replay a backup into an EMPTY NATS and PostgreSQL")
+    res.add_argument("--from", dest="source", required=True)
+    res.add_argument("--nats-url", default=nats_default)
+    res.add_argument("--database-url", default=pg_default)
+    res.add_argument(
+        "--replicas", type=int, default=int(os.environ.get("PARINDEX_STREAM_REPLICAS", "1"))
+    )
+    res.set_defaults(fn=_restore)
+
+    dl = sub.add_parser("deadletters", help="events a projection could not apply, and why")
+    dl_sub = dl.add_subparsers(dest="action", required=True)
+    dl_list = dl_sub.add_parser("list", help="the newest dead letters")
+    dl_list.add_argument("--limit", type=int, default=50)
+    dl_list.add_argument("--consumer", help="only this consumer (identity, survey, ...)")
+    dl_show = dl_sub.add_parser("show", help="one dead letter with its message")
+    dl_show.add_argument("seq", type=int, help="its sequence in the dead-letter stream")
+    dl.set_defaults(fn=_deadletters)
 
     for name in SERVICE_CLIS:  # each service adds its own commands (services/<name>/cli.py)
         try:

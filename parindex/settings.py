@@ -46,7 +46,7 @@ class Settings:
     cookie_secure: bool = field(default_factory=lambda: _env("COOKIE_SECURE", "0") == "1")
 
     def service_database_url(self, service: str) -> str:
-        """SQLAlchemy async URL of the service's own database (ARCHITECTURE.md 4)."""
+        """SQLAlchemy async URL of the service's own database (docs/architecture.md, decision 4)."""
         return database_url_for(self.database_url, f"parindex_{service}")
 
 

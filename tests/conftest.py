@@ -112,7 +112,7 @@ def artifacts_dir() -> Path:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A timed-out test reports every asyncio task's await chain (see tests/hangs.py)."""
     outcome = yield
     report = outcome.get_result()

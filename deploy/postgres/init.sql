@@ -1,4 +1,5 @@
--- parindex: one database per service, each owned by its own role (ARCHITECTURE.md decision 4).
+-- parindex: one database per service, each owned by its own role
+-- (docs/architecture.md, decision 4).
 -- Run once by the postgres image on an empty data volume (/docker-entrypoint-initdb.d/).
 -- Passwords come from the container environment (deploy/.env.example) through psql's \getenv,
 -- so no secret is written in this file. Services create their tables by migrating on start.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -36,8 +37,8 @@ async def connect(settings: Settings, name: str) -> Client:
 
 
 def stream_configs(replicas: int) -> list[StreamConfig]:
-    """The log (ARCHITECTURE.md 1): file storage, kept forever, no delete, no purge."""
-    common = dict(
+    """The log (docs/architecture.md, decision 1): file storage, kept forever, no delete/purge."""
+    common: dict[str, Any] = dict(
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.NEW,
@@ -75,6 +76,7 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     services call wait_for_streams instead.
     """
     for cfg in stream_configs(replicas):
+        assert cfg.name is not None  # stream_configs names every stream
         try:
             await js.stream_info(cfg.name)
         except NotFoundError:

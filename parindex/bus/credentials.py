@@ -50,11 +50,12 @@ def settings_as(user: str, base: Settings | None = None) -> Settings:
     The state dir's endpoints.json also gives the NATS URL unless PARINDEX_NATS_URL is set.
     """
     base = base or get_settings()
-    changes: dict[str, str] = {}
     path = secret_path(base.state_dir, nats_secret_name(user))
-    if path.exists():
-        changes.update(nats_user=user, nats_password=path.read_text().strip())
-        endpoints = base.state_dir / "endpoints.json"
-        if not os.environ.get("PARINDEX_NATS_URL") and endpoints.exists():
-            changes["nats_url"] = json.loads(endpoints.read_text())["nats_url"]
-    return dataclasses.replace(base, **changes) if changes else base
+    if not path.exists():
+        return base
+    settings = dataclasses.replace(base, nats_user=user, nats_password=path.read_text().strip())
+    endpoints = base.state_dir / "endpoints.json"
+    if not os.environ.get("PARINDEX_NATS_URL") and endpoints.exists():
+        url = str(json.loads(endpoints.read_text())["nats_url"])
+        settings = dataclasses.replace(settings, nats_url=url)
+    return settings

@@ -114,8 +114,8 @@ USERS: list[User] = [
     ),  # fmt: skip
     _service(
         "scoring",
-        "Results only.",
-        ["par.evt.*.results"],
+        "Frozen results and their publication by an admin (decision 16).",
+        ["par.evt.*.results", "par.evt.*.release"],
         ["par.rpc.identity.public_key"],
     ),
     _service(

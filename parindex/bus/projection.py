@@ -1,10 +1,12 @@
 """Projections: apply the log in order, in batches, exactly once in effect.
 
 Each projection stores the last stream sequence it applied in the same transaction as its rows
-(ARCHITECTURE.md 4), so a crash between batches re-reads at most one batch and skips what is
-already applied. The read position lives in PostgreSQL, not in a NATS consumer: dropping the
+(docs/architecture.md, decision 4), so a crash between batches re-reads at most one batch and skips
+what is already applied. The read position lives in PostgreSQL, not in a NATS consumer: dropping the
 rows and the offset rebuilds from sequence 1. A message that cannot be decoded goes to the
-dead-letter subject with its reason and the projection moves on.
+dead-letter subject with its reason and the projection moves on; so does an event whose apply
+fails deterministically (parindex.bus.faults): the failed batch is re-applied one event per
+transaction to find it (docs/architecture.md, decision 17). Only transient errors are retried.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import propagate, trace
@@ -26,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts import subjects
 from contracts.events import Envelope, EventError, Payload, decode
 from parindex.bus.deadletter import dead_letter
+from parindex.bus.faults import is_event_fault
 from parindex.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -207,7 +211,10 @@ class ProjectionRunner:
             span.set_attribute("parindex.event_id", e.envelope.event_id)
             span.end()
 
-    async def _apply_batch(self, msgs: list) -> None:
+    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        await dead_letter(self.js, self.projection.name, msg, reason)  # counts events_failed
+
+    async def _apply_batch(self, msgs: list[Msg]) -> None:
         events: list[Event] = []
         last = self.applied_seq
         for m in msgs:
@@ -218,14 +225,36 @@ class ProjectionRunner:
             try:
                 env, payload = decode(m.data)
             except EventError as exc:
-                await dead_letter(self.js, self.projection.name, m, str(exc))
-                metrics.events_failed.labels(self.projection.name).inc()
+                await self._dead_letter(m, str(exc))
                 continue
             events.append(Event(seq, m.subject, env, payload, m.headers))
         if last == self.applied_seq:
             return
         raw = {m.metadata.sequence.stream: m for m in msgs}
         started = time.time_ns()
+        try:
+            new_seq, events = await self._commit(events, last, raw)
+        except Exception as exc:
+            if not is_event_fault(exc):
+                raise  # transient: run() resumes from the stored offset
+            log.warning(
+                "projection %s: batch up to seq %s failed (%s); applying one event at a time",
+                self.projection.name,
+                last,
+                _reason(exc),
+            )
+            new_seq, events = await self._commit_one_by_one(events, last, raw)
+        self.applied_seq = new_seq
+        self._trace(events, started)
+        metrics.events_consumed.labels(self.projection.name).inc(len(events))
+        metrics.applied_seq.labels(self.projection.name).set(last)
+        if self.on_batch is not None:
+            await self.on_batch(last)
+
+    async def _commit(
+        self, events: list[Event], last: int, raw: dict[int, Msg]
+    ) -> tuple[int, list[Event]]:
+        """Apply the batch in one transaction with its offset; the new offset and what applied."""
         while True:
             try:
                 async with self.sessions.begin() as session:
@@ -237,14 +266,48 @@ class ProjectionRunner:
                         await self.projection.apply(session, todo)
                     new_seq = max(last, current)
                     await _save_offset(session, self.projection.name, new_seq)
-                break
+                return new_seq, events
             except Rejected as rej:  # the transaction rolled back; apply the batch without it
-                await dead_letter(self.js, self.projection.name, raw[rej.seq], rej.reason)
-                metrics.events_failed.labels(self.projection.name).inc()
+                await self._dead_letter(raw[rej.seq], rej.reason)
                 events = [e for e in events if e.seq != rej.seq]
-        self.applied_seq = new_seq
-        self._trace(events, started)
-        metrics.events_consumed.labels(self.projection.name).inc(len(events))
-        metrics.applied_seq.labels(self.projection.name).set(last)
-        if self.on_batch is not None:
-            await self.on_batch(last)
+
+    async def _commit_one_by_one(
+        self, events: list[Event], last: int, raw: dict[int, Msg]
+    ) -> tuple[int, list[Event]]:
+        """Find the culprit: one transaction per event, each with its offset (exactly once).
+
+        An event whose error is its own fault is dead-lettered and the offset moves past it;
+        any other error propagates and the batch is retried from the stored offset
+        (docs/architecture.md, decision 17).
+        """
+        applied: list[Event] = []
+        for e in events:
+            try:
+                async with self.sessions.begin() as session:
+                    current = await _lock_offset(session, self.projection.name)
+                    if e.seq > current:
+                        await self.projection.apply(session, [e])
+                        await _save_offset(session, self.projection.name, e.seq)
+                applied.append(e)
+                continue
+            except Rejected as rej:
+                reason = rej.reason
+            except Exception as exc:
+                if not is_event_fault(exc):
+                    raise
+                reason = _reason(exc)
+            await self._dead_letter(raw[e.seq], reason)
+            async with self.sessions.begin() as session:
+                current = await _lock_offset(session, self.projection.name)
+                await _save_offset(session, self.projection.name, max(e.seq, current))
+        async with self.sessions.begin() as session:  # past undecodable messages at the end
+            current = await _lock_offset(session, self.projection.name)
+            new_seq = max(last, current)
+            await _save_offset(session, self.projection.name, new_seq)
+        return new_seq, applied
+
+
+def _reason(exc: BaseException) -> str:
+    """The dead-letter reason: the error's class and first line, never a stack trace."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"[:1000]

@@ -1,6 +1,6 @@
 """Publishing events: wait for the ack, retry with the same Msg-Id, decide aggregates once.
 
-Decision 2 of ARCHITECTURE.md: a retried publish with an expected subject sequence may be
+docs/architecture.md, decision 2: a retried publish with an expected subject sequence may be
 answered "wrong last sequence" (10071) because the first try did land. On that answer the
 subject's last message is read and compared by event_id before a conflict is reported.
 """
@@ -58,7 +58,8 @@ async def publish_event(
         span.set_attribute("messaging.destination.name", subject)
         span.set_attribute("parindex.event_id", envelope.event_id)
         carrier: dict[str, str] = {}
-        propagate.inject(carrier)  # consumers continue this trace (ARCHITECTURE.md 11)
+        # Consumers continue this trace (docs/architecture.md, decision 11).
+        propagate.inject(carrier)
         merged = dict(headers or {}) | carrier
         published = await _publish(
             js, subject, envelope, expected_last_subject_seq, merged, attempts, timeout
@@ -115,4 +116,5 @@ async def last_on_subject(js: JetStreamContext, subject: str) -> tuple[int, str]
     except NotFoundError:
         return None
     event_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+    assert msg.seq is not None  # a stored message always has its sequence
     return msg.seq, event_id

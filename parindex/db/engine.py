@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 
@@ -45,7 +45,7 @@ async def migrate(engine: AsyncEngine, versions_dir: Path) -> None:
     from alembic import command
     from alembic.config import Config
 
-    def upgrade(sync_conn) -> None:  # type: ignore[no-untyped-def]
+    def upgrade(sync_conn: Connection) -> None:
         cfg = Config()
         cfg.set_main_option("path_separator", "os")
         cfg.set_main_option("script_location", str(Path(__file__).parent / "alembic"))

@@ -22,6 +22,7 @@ import sys
 import time
 import zlib
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,7 +172,9 @@ async def _vote(endpoints: dict, person: Respondent, rnd: random.Random, state: 
             state.refused += 1
 
 
-async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, seed: int) -> None:
+async def simulate(
+    stack: Stack, endpoints: dict, epoch: float, speed: float, seed: int
+) -> DemoState:
     rnd = random.Random(seed)
     state = DemoState()
     mail_dir = stack.state_dir / "mail"
@@ -192,6 +195,7 @@ async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, se
                 if (
                     p.will_answer
                     and not (p.submitted or p.refused or p.abandoned)
+                    and p.answer_at is not None
                     and p.answer_at <= now
                 ):
                     p.refused = "pending"  # claimed; reset by the task's outcome
@@ -207,7 +211,7 @@ async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, se
             sys.stderr.flush()
             try:
                 r = await http.get(f"{scoring}/api/results", params={"campaign": CAMPAIGN})
-                if r.status_code == 200 and r.json().get("published"):
+                if r.status_code == 200 and r.json().get("status", "live") != "live":
                     break
             except httpx.HTTPError:
                 pass  # a busy server: ask again on the next turn
@@ -218,10 +222,10 @@ async def simulate(stack: Stack, endpoints: dict, epoch: float, speed: float, se
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
     sys.stderr.write("\n")
-    stack.demo_state = state  # type: ignore[attr-defined]
+    return state
 
 
-async def _claimed(vote, p: Respondent) -> None:  # type: ignore[no-untyped-def]
+async def _claimed(vote: Callable[[Respondent], Awaitable[None]], p: Respondent) -> None:
     p.refused = ""
     try:
         await vote(p)
@@ -231,10 +235,19 @@ async def _claimed(vote, p: Respondent) -> None:  # type: ignore[no-untyped-def]
             p.answer_at += timedelta(hours=2)
 
 
-def summary(endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool) -> str:
-    r = httpx.get(
-        f"{endpoints['services']['scoring']}/api/results", params={"campaign": CAMPAIGN}, timeout=30
-    ).json()
+def summary(
+    endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool, admin_pw: str
+) -> str:
+    # Frozen results are for staff until an admin publishes them (docs/architecture.md, 16).
+    svc = endpoints["services"]
+    with httpx.Client(timeout=30) as http:
+        page = http.get(f"{svc['identity']}/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        http.post(
+            f"{svc['identity']}/login",
+            data={"username": "admin", "password": admin_pw, "csrf": csrf.group(1) if csrf else ""},
+        )
+        r = http.get(f"{svc['scoring']}/api/results", params={"campaign": CAMPAIGN}).json()
     totals = [x for x in r["rows"] if x["form_code"] is None]
     forms = [x for x in r["rows"] if x["form_code"] is not None]
     errors = Counter(p.refused for p in state.people.values() if p.refused)
@@ -255,7 +268,8 @@ def summary(endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool) -
         "  cao nhất / top: " + ", ".join(f"{x['unit_code']} {x['adjusted']}" for x in ranked[:3]),
         "  thấp nhất / bottom: "
         + ", ".join(f"{x['unit_code']} {x['adjusted']}" for x in ranked[-3:]),
-        f"  digest: {r['published']['digest']} (log up to #{r['published']['last_sequence']})",
+        f"  digest: {r['published']['digest']} (log up to #{r['published']['last_sequence']})"
+        " — chưa công bố / not published: the admin publishes on the dashboard",
         f"  kiểm toán / audit: {'ĐẠT / OK' if audit_ok else 'KHÔNG ĐẠT / FAILED'}",
     ]
     return "\n".join(lines)
@@ -283,7 +297,7 @@ def run_demo(state_dir: Path, minutes: float, seed: int = 2023, keep_running: bo
     )
     endpoints = stack.start(timeout=120)
     env = dict(os.environ)
-    env.update({k: v for k, v in stack.procs["identity"]._parindex_env.items()})  # type: ignore[attr-defined]
+    env.update(stack.envs["identity"])
     try:
         from services.survey.campaign_file import load_shipped, shipped_campaign_path
 
@@ -297,10 +311,10 @@ def run_demo(state_dir: Path, minutes: float, seed: int = 2023, keep_running: bo
         print("  respondents:", " ".join(res.stdout.split())[:300] or res.stderr[-300:])
         admin_pw = secrets.token_urlsafe(12)
         _cli(env, "users", "add", "admin", "--role", "admin", "--password", admin_pw, "--replace")
-        asyncio.run(simulate(stack, endpoints, epoch, speed, seed))
+        state = asyncio.run(simulate(stack, endpoints, epoch, speed, seed))
         audit = _cli(env, "audit", "--campaign", CAMPAIGN)
         print(audit.stdout)
-        print(summary(endpoints, stack.demo_state, audit.stdout, audit.returncode == 0))  # type: ignore[attr-defined]
+        print(summary(endpoints, state, audit.stdout, audit.returncode == 0, admin_pw))
         svc = endpoints["services"]
         urls = {
             "đăng nhập / login": endpoints["open"],

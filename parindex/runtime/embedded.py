@@ -51,7 +51,7 @@ def nats_server_binary() -> str:
 
 
 NATS_CONF = """\
-# written by parindex; durability per ARCHITECTURE.md decision 1
+# written by parindex; durability per docs/architecture.md, decision 1
 listen: 127.0.0.1:{port}
 http: 127.0.0.1:{monitor_port}
 server_name: {name}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import uvicorn
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -28,11 +29,13 @@ class _Store:
         folder.mkdir(parents=True, exist_ok=True)
         self._n = itertools.count(len(list(folder.glob("*.eml"))) + 1)
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         n = next(self._n)
         path = self.folder / f"{int(time.time() * 1000):013d}-{n:06d}.eml"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(envelope.original_content or envelope.content)
+        tmp.write_bytes(envelope.original_content or b"")  # aiosmtpd sets it before DATA
         tmp.rename(path)  # readers never see half a message
         return "250 Message accepted for delivery"
 

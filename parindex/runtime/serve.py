@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from parindex.settings import Settings, get_settings
 from parindex.web.service import create_app
@@ -15,7 +16,7 @@ from parindex.web.service import create_app
 SERVICES = ("identity", "survey", "scoring", "notify")
 
 
-def build(name: str):  # type: ignore[no-untyped-def]
+def build(name: str) -> FastAPI:
     spec = importlib.import_module(f"services.{name}.service").SERVICE
     return create_app(spec)
 

@@ -16,10 +16,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO, Any
 
 import httpx
 
@@ -36,7 +37,7 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
-def _lock(state_dir: Path):  # type: ignore[no-untyped-def]
+def _lock(state_dir: Path) -> IO[str]:
     state_dir.mkdir(parents=True, exist_ok=True)
     fh = open(state_dir / "up.lock", "a+")  # noqa: SIM115 - held for the process lifetime
     try:
@@ -61,7 +62,7 @@ def nats_passwords(state_dir: Path) -> dict[str, str]:
     return {user: _secret(state_dir, nats_secret_name(user), new_nats_password) for user in users}
 
 
-def _run(coro) -> None:  # type: ignore[no-untyped-def]
+def _run(coro: Coroutine[Any, Any, None]) -> None:
     """asyncio.run, also from a caller that already runs an event loop (tests, the demo)."""
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, coro).result()
@@ -83,7 +84,9 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     # NATS user -> password, when `up` runs its own (locked-down) nats-server.
     nats_users: dict[str, str] = field(default_factory=dict)
-    _lockfh: object | None = None
+    # Each service's environment: the CLI, the demo and the tests reach the same servers with it.
+    envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    _lockfh: IO[str] | None = None
     _mail_args: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 60.0) -> dict:
@@ -119,9 +122,9 @@ class Stack:
             PARINDEX_NATS_URL=self.nats_url,
             PARINDEX_DATABASE_URL=self.database_url,
             PARINDEX_STATE_DIR=str(self.state_dir),
-            PARINDEX_BALLOT_KEY=os.environ.get("PARINDEX_BALLOT_KEY")
-            or _secret(self.state_dir, "ballot_key"),
         )
+        env.pop("PARINDEX_BALLOT_KEY", None)  # only survey holds it (docs/architecture.md, 15)
+        ballot_key = os.environ.get("PARINDEX_BALLOT_KEY") or _secret(self.state_dir, "ballot_key")
         env.update(self.extra_env)
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
@@ -129,6 +132,8 @@ class Stack:
             port = self.base_port + i if self.base_port else free_port()
             self.ports[name] = port
             env_s = dict(env, PARINDEX_PUBLIC_URL=f"http://{self.host}:{port}")
+            if name == "survey":
+                env_s["PARINDEX_BALLOT_KEY"] = ballot_key
             if self.nats_users:  # each service gets its own NATS user, and only that
                 env_s.update(PARINDEX_NATS_USER=name, PARINDEX_NATS_PASSWORD=self.nats_users[name])
             if name == "notify":  # invitations link to the one login page
@@ -136,20 +141,12 @@ class Stack:
                     f"http://{self.host}:{self.ports['identity']}/"
                 )
             self.procs[name] = spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    f"services.{name}",
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(port),
-                ],
+                self._command(name, port),
                 env=env_s,
                 stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
             )
-            self.procs[name]._parindex_env = env_s  # type: ignore[attr-defined]
+            self.envs[name] = env_s
         endpoints = self.endpoints()
         (self.state_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2))
         self.wait_ready(timeout)
@@ -163,6 +160,9 @@ class Stack:
                 settings, nats_user="provisioner", nats_password=self.nats_users["provisioner"]
             )
         _run(provision(settings, timeout=60))
+
+    def _command(self, name: str, port: int) -> list[str]:
+        return [sys.executable, "-m", f"services.{name}", "--host", self.host, "--port", str(port)]
 
     def _start_mailcatcher(self, env: dict[str, str]) -> None:
         """No SMTP server configured: catch mail locally and show it in the browser."""
@@ -216,18 +216,16 @@ class Stack:
     def restart_service(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Kill one service and start it again on the same port (fault tests)."""
         proc = self.procs[name]
-        args = proc.args
         proc.send_signal(sig)
         proc.wait(15)
         env = dict(os.environ)
         log = open(self.state_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
         new = spawn(
-            args,
-            env=_env_of(proc, env),
+            self._command(name, self.ports[name]),
+            env=self.envs.get(name, env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        new._parindex_env = _env_of(proc, env)  # type: ignore[attr-defined]
         self.procs[name] = new
         wait_port(self.ports[name], 30, self.procs[name])
 
@@ -258,16 +256,12 @@ class Stack:
                 stderr=subprocess.STDOUT,
             )
         else:
-            old = self.procs[name]
-            env = _env_of(old, dict(os.environ))
-            new = spawn(
-                old.args,
-                env=env,
+            self.procs[name] = spawn(
+                self._command(name, self.ports[name]),
+                env=self.envs.get(name, dict(os.environ)),
                 stdout=open(self.state_dir / "logs" / f"{name}.log", "ab"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
             )
-            new._parindex_env = env  # type: ignore[attr-defined]
-            self.procs[name] = new
 
     def stop(self) -> None:
         """Services, mail catcher, PostgreSQL, nats-server, in that order, each within a bound."""
@@ -290,12 +284,8 @@ class Stack:
         if self.nats:
             self.nats.stop()
         if self._lockfh is not None:
-            self._lockfh.close()  # type: ignore[attr-defined]
+            self._lockfh.close()
             self._lockfh = None
-
-
-def _env_of(proc: subprocess.Popen, fallback: dict[str, str]) -> dict[str, str]:
-    return getattr(proc, "_parindex_env", fallback)
 
 
 def _port(preferred: int) -> int:

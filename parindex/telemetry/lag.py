@@ -20,12 +20,17 @@ log = logging.getLogger(__name__)
 
 
 class _Projection(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
 
 class _Runner(Protocol):
-    projection: _Projection
-    applied_seq: int
+    # Read-only members, so that a runner holding a richer projection still matches.
+    @property
+    def projection(self) -> _Projection: ...
+
+    @property
+    def applied_seq(self) -> int: ...
 
 
 async def update_lag(js: JetStreamContext, runners: Iterable[_Runner]) -> int:

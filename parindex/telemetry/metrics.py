@@ -1,4 +1,4 @@
-"""Prometheus metrics shared by every service (ARCHITECTURE.md 11)."""
+"""Prometheus metrics shared by every service (docs/architecture.md, decision 11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sessions every service verifies without calling identity (ARCHITECTURE.md 5).
+"""Sessions every service verifies without calling identity (docs/architecture.md, decision 5).
 
 Identity signs a short-lived EdDSA (Ed25519) JWT with its private key; the public key is
 published over NATS request-reply (subjects.RPC_IDENTITY_PUBLIC_KEY) and cached by each
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +122,7 @@ async def current_principal(request: Request) -> Principal | None:
         return None
 
 
-def require(*roles: str):  # type: ignore[no-untyped-def]
+def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
     """FastAPI dependency: the caller's principal, 401 if anonymous, 403 if the wrong role."""
 
     async def dependency(request: Request) -> Principal:

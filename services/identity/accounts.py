@@ -117,7 +117,24 @@ async def _claim_attempt(sessions: async_sessionmaker, account: str, ip: str) ->
             ),
             {"a": account, "i": ip, "o": outcome},
         )
+    await _forget_expired(sessions)
     return None if locked else int(attempt)
+
+
+async def _forget_expired(sessions: async_sessionmaker) -> None:
+    """Attempts older than the lockout window decide nothing; kept, they would record when each
+    person logged in, close to when they voted (docs/architecture.md, decision 15).
+
+    SKIP LOCKED: concurrent logins never wait on, or deadlock over, each other's purge.
+    """
+    async with sessions.begin() as s:
+        await s.execute(
+            text(
+                "DELETE FROM identity_login_attempts WHERE id IN (SELECT id FROM "
+                f"identity_login_attempts WHERE at < now() - interval '{WINDOW_MIN} minutes' "
+                "FOR UPDATE SKIP LOCKED)"
+            )
+        )
 
 
 async def _succeeded(sessions: async_sessionmaker, attempt: int) -> None:

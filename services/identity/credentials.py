@@ -6,7 +6,8 @@ mistakes. Hashes: argon2id with the OWASP Password Storage Cheat Sheet minimum (
 t=2, p=1), ~20-40 ms per hash here, run in a thread so the event loop keeps serving.
 
 The plaintext exists only in the reply to RPC_IDENTITY_CREDENTIAL (notify, at send time) and is
-never logged or published (ARCHITECTURE.md 6): the log gets CredentialsIssued, the fact only.
+never logged or published (docs/architecture.md, decision 6): the log gets CredentialsIssued,
+the fact only.
 Re-issuing replaces the previous hash, so an old e-mail's password stops working. Who may
 send requests on par.rpc.identity.* is a NATS permission matter (only notify should publish to
 the credential subject in production).
@@ -24,6 +25,7 @@ from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from nats.aio.msg import Msg
 from sqlalchemy import text
 
 from contracts import subjects
@@ -104,7 +106,7 @@ async def issue_credential(
     event = make(
         CredentialsIssued(
             respondent_id=respondent_id, username=person["username"], purpose=purpose
-        ),  # type: ignore[arg-type]
+        ),
         campaign_id=campaign_id,
         producer=PRODUCER,
         event_id=str(uuid.uuid4()),
@@ -127,7 +129,7 @@ def _matches(r: dict[str, Any], members: list[dict[str, Any]]) -> bool:
     return False
 
 
-async def _reply(msg, body: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+async def _reply(msg: Msg, body: dict[str, Any]) -> None:
     if msg.reply:
         await msg.respond(json.dumps(body, ensure_ascii=False).encode())
 
@@ -136,7 +138,7 @@ async def start_responders(rt: Runtime) -> None:
     """Subscribe the three identity RPC subjects with a queue group (instances share load)."""
     pem = public_pem(rt.extras["private_key"])
 
-    async def credential(msg) -> None:  # type: ignore[no-untyped-def]
+    async def credential(msg: Msg) -> None:
         try:
             req = json.loads(msg.data or b"{}")
             reply = await issue_credential(
@@ -149,10 +151,10 @@ async def start_responders(rt: Runtime) -> None:
             log.exception("credential request failed")
             await _reply(msg, {"error": "internal error"})
 
-    async def public_key(msg) -> None:  # type: ignore[no-untyped-def]
+    async def public_key(msg: Msg) -> None:
         await _reply(msg, {"public_key_pem": pem})
 
-    async def respondents(msg) -> None:  # type: ignore[no-untyped-def]
+    async def respondents(msg: Msg) -> None:
         try:
             req = json.loads(msg.data or b"{}")
             async with rt.sessions() as s:

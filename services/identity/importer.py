@@ -19,6 +19,7 @@ from typing import Any
 
 from contracts.campaign import Campaign, Form, Unit
 from contracts.events import RespondentRegistered, RespondentUpdated
+from contracts.text import text_problem
 from services.identity.importer_read import (
     HEADER_LABEL,
     HEADERS,
@@ -200,7 +201,8 @@ class _Row:
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             if name in ("full_name", "email"):
-                return self._wrong_type(name, value)
+                self._wrong_type(name, value)
+                return None
             digits = str(value)
             # Excel drops leading zeros of numbers typed as numbers: VN mobiles have 10 digits,
             # CCCD 12, CMND 9, and all start with 0 when one digit short.
@@ -210,9 +212,19 @@ class _Row:
                 digits = "0" + digits
             return digits
         if not isinstance(value, str):
-            return self._wrong_type(name, value)
+            self._wrong_type(name, value)
+            return None
         text = _clean(value)
         if not text:
+            return None
+        if text_problem(text) is not None:  # unstorable: never reaches the log (decision 17)
+            self.problem(
+                name,
+                "bad_characters",
+                "Ô chứa ký tự không được phép (ký tự điều khiển hoặc ký tự hỏng): hãy gõ lại.",
+                "Cell holds a character that is not allowed (a control character or a broken "
+                "one): type it again.",
+            )
             return None
         if text.startswith(FORMULA_START) and not (name == "phone" and PHONE_RE.match(text)):
             self.problem(
@@ -240,7 +252,6 @@ class _Row:
             f"Ô chứa giá trị kiểu {kind} ({value!s:.40}); cần nhập dạng văn bản.",
             f"Cell holds a {kind} ({value!s:.40}); text was expected.",
         )
-        return None
 
     def flag(self, name: str) -> bool:
         value = self.raw(name)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts import subjects
 from contracts.events import Payload, RespondentRegistered, make
-from parindex.bus.publish import publish_event
+from parindex.bus.publish import Published, publish_event
 from services.identity import projection
 from services.identity.importer import ImportProblem, diff_against, parse_import
 
@@ -195,7 +195,7 @@ async def _publish(
     last_seq: int,
     expected: int | None,
     correlation_id: str | None,
-):  # type: ignore[no-untyped-def]
+) -> Published:
     env = make(
         payload,
         campaign_id=campaign_id,

@@ -22,8 +22,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from contracts import subjects
+from parindex.bus.deadletter import dead_letter_count
 from parindex.bus.publish import ConcurrencyConflict
 from parindex.web.auth import COOKIE, Principal, current_principal, issue_token, require
+from parindex.web.fields import bad_field
 from parindex.web.service import Runtime
 from services.identity import accounts, projection
 from services.identity.importer import MAX_BYTES
@@ -61,6 +63,8 @@ TEXT: dict[str, dict[str, str]] = {
         "campaign": "Mã đợt khảo sát",
         "file": "Tệp danh sách (.xlsx, .csv)",
         "upload": "Tải lên và kiểm tra",
+        "bad_chars": "Trường «{field}» chứa ký tự không được phép (ví dụ ký tự điều khiển).",
+        "dead_letters": "Sự kiện lỗi",
         "other_lang": "English",
         "other_code": "en",
     },
@@ -85,6 +89,9 @@ TEXT: dict[str, dict[str, str]] = {
         "campaign": "Campaign id",
         "file": "List file (.xlsx, .csv)",
         "upload": "Upload and check",
+        "bad_chars": "The field “{field}” contains characters that are not allowed "
+        "(such as control characters).",
+        "dead_letters": "Failed events",
         "other_lang": "Tiếng Việt",
         "other_code": "vi",
     },
@@ -156,6 +163,10 @@ async def login(
     if not csrf_ok(request, csrf):
         return _csrf_refused(request)
     t = TEXT[_lang(request)]
+    bad = bad_field({"username": username, "password": password, "next": next})
+    if bad is not None:  # PostgreSQL would refuse it: a clear answer, not a 500 (decision 17)
+        label = t.get(bad, t["login"])
+        return _page(request, "login.html", status=400, error=t["bad_chars"].format(field=label))
     rt = _rt(request)
     result = await accounts.authenticate(
         rt.sessions, username, password, _ip(request), key=rt.extras["attempts_key"]
@@ -239,9 +250,14 @@ async def portal(request: Request) -> Response:
             if service == "survey" and p.role != "respondent":
                 path, vi, en = "/progress", "Tiến độ khảo sát", "Survey progress"
             links.append({"href": base.rstrip("/") + path, "label": vi if lang == "vi" else en})
+    failed = None
     if p.role == "admin":
         links.append({"href": "/admin/import", "label": TEXT[lang]["import"]})
-    return _page(request, "portal.html", principal=p, links=links)
+        try:  # the dead-letter stream's message count (docs/architecture.md, decision 17)
+            failed = await dead_letter_count(_rt(request).js)
+        except Exception:  # NATS unavailable: the portal still opens
+            log.warning("could not count dead letters", exc_info=True)
+    return _page(request, "portal.html", principal=p, links=links, failed=failed)
 
 
 # --- reset -------------------------------------------------------------------------------
@@ -259,6 +275,10 @@ async def reset(request: Request, email: str = Form(""), csrf: str = Form("")) -
     """
     if not csrf_ok(request, csrf):
         return _csrf_refused(request)
+    if bad_field({"email": email}) is not None:
+        t = TEXT[_lang(request)]
+        error = t["bad_chars"].format(field=t["email"])
+        return _page(request, "reset.html", status=400, error=error)
     if email.strip():
         rt = _rt(request)
         if await accounts.record_reset_request(rt.sessions, email, _ip(request)):
@@ -295,6 +315,9 @@ async def _import(
     request: Request, campaign: str, file: UploadFile, admin: Principal
 ) -> tuple[int, dict, object | None]:
     """(status, report dict, report) shared by the JSON API and the HTML page."""
+    if bad_field({"campaign": campaign}) is not None:
+        t = TEXT[_lang(request)]
+        return 422, {"detail": t["bad_chars"].format(field=t["campaign"])}, None
     content = await file.read(MAX_BYTES + 1)
     rt = _rt(request)
     try:

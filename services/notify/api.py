@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from parindex.web.auth import Principal, require
+from parindex.web.service import Runtime
 from services.notify.config import message_id
 from services.notify.projection import load_campaign
 
@@ -93,7 +94,7 @@ class ResendRefused(Exception):
         self.status, self.reason = status, reason
 
 
-async def queue_resend(rt, c: str, r: str, kind: str = "resend") -> dict:  # type: ignore[no-untyped-def]
+async def queue_resend(rt: Runtime, c: str, r: str, kind: str = "resend") -> dict:
     """A new outbox row 'invitation:<kind>:<n>' (admin resend, or a respondent's reset request)."""
     async with rt.sessions.begin() as s:
         loaded = await load_campaign(s, c)

@@ -1,8 +1,8 @@
 """Reminders: at deadline − N days, queue a reminder for whoever has not answered yet.
 
-Who has answered is known only to the survey service (ARCHITECTURE.md 7), so it is asked by
-request-reply at the moment of the reminder. Each (campaign, offset) is decided once, in the
-transaction that queues its rows (notify_reminder_runs), and rows are ON CONFLICT DO NOTHING,
+Who has answered is known only to the survey service (docs/architecture.md, decision 7), so it
+is asked by request-reply at the moment of the reminder. Each (campaign, offset) is decided once,
+in the transaction that queues its rows (notify_reminder_runs), and rows are ON CONFLICT DO NOTHING,
 so two instances or a crash mid-run never remind anyone twice. When several offsets are due at
 once (notify was down at d-3 and wakes at d-1) only the nearest is sent: one reminder, not two.
 """
@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
@@ -70,7 +70,7 @@ class ReminderScheduler:
             self.on_queued()
         return queued
 
-    async def _campaign(self, campaign_id: str, now) -> int:  # type: ignore[no-untyped-def]
+    async def _campaign(self, campaign_id: str, now: datetime) -> int:
         async with self.rt.sessions() as session:
             loaded = await load_campaign(session, campaign_id)
             done = set(
@@ -93,6 +93,7 @@ class ReminderScheduler:
         )
         if not due:
             return 0
+        nearest: int | None
         nearest, skipped = due[0], due[1:]
         if min(done, default=nearest + 1) < nearest:
             skipped, nearest = due, None  # a nearer reminder already went out

@@ -11,6 +11,8 @@ import asyncio
 import json
 from pathlib import Path
 
+from nats.aio.msg import Msg
+
 from contracts import subjects
 from parindex.bus.projection import ProjectionRunner, read_offset
 from parindex.web.service import Runtime, ServiceSpec
@@ -50,7 +52,7 @@ def make_service(config: NotifyConfig | None = None) -> ServiceSpec:
         sender.start()
         rt.spawn(reminders.run(), "reminders")
 
-        async def reset_requested(msg) -> None:  # type: ignore[no-untyped-def]
+        async def reset_requested(msg: Msg) -> None:
             """A respondent asked identity for a new credential: e-mail a fresh one."""
             from services.notify.api import ResendRefused, queue_resend
 

@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from contracts import subjects
-from contracts.events import ResultRow, decode
+from contracts.events import ResultRow, ResultsPublished, ResultsReleased, decode
 from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import _asyncpg_dsn, prepare, sessionmaker
 from parindex.settings import Settings, database_url_for
@@ -33,12 +33,17 @@ class AuditReport:
     digest: str = ""
     published_digest: str | None = None
     published_last_sequence: int | None = None
+    released_digest: str | None = None  # ResultsReleased: what an admin made public
     differences: list[str] = field(default_factory=list)
     rows: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.differences and self.published_digest in (None, self.digest)
+        return (
+            not self.differences
+            and self.published_digest in (None, self.digest)
+            and self.released_digest in (None, self.digest)
+        )
 
     def render(self) -> str:
         lines = [
@@ -49,6 +54,10 @@ class AuditReport:
         ]
         if self.published_digest is not None and self.published_digest != self.digest:
             lines.append("  MISMATCH: the published digest differs from the replay")
+        if self.released_digest is not None:
+            lines.append(f"  released digest   : {self.released_digest}")
+            if self.released_digest != self.digest:
+                lines.append("  MISMATCH: the released digest differs from the replay")
         for d in self.differences:
             lines.append(f"  MISMATCH: {d}")
         lines.append("VERDICT: " + ("OK — every number matches" if self.ok else "FAILED"))
@@ -84,10 +93,18 @@ async def audit(
     published_seq: int | None = None
     try:
         msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.results(campaign_id))
-        env, payload = decode(msg.data)
-        report.published_digest = payload.digest  # type: ignore[attr-defined]
-        report.published_last_sequence = payload.last_sequence  # type: ignore[attr-defined]
+        env, payload = decode(msg.data or b"")
+        assert isinstance(payload, ResultsPublished)  # the only event on the results subject
+        report.published_digest = payload.digest
+        report.published_last_sequence = payload.last_sequence
         published_seq = msg.seq
+    except NotFoundError:
+        pass
+    try:  # the admin's publication (docs/architecture.md, decision 16)
+        msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.release(campaign_id))
+        released = decode(msg.data or b"")[1]
+        if isinstance(released, ResultsReleased):
+            report.released_digest = released.digest
     except NotFoundError:
         pass
     info = await js.stream_info(subjects.EVENTS_STREAM)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, Inexact, localcontext
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 from contracts.campaign import Campaign, Form, UnitKind
 from contracts.events import BallotSubmitted, ResultRow
@@ -151,8 +151,8 @@ class Tally:
             mine.answered_count += c.answered_count
             mine.dont_know_count += c.dont_know_count
             mine.weight_sum = _add_exact(mine.weight_sum, c.weight_sum)
-        for key, n in other.ballots.items():
-            self.ballots[key] = self.ballots.get(key, 0) + n
+        for bkey, n in other.ballots.items():
+            self.ballots[bkey] = self.ballots.get(bkey, 0) + n
 
     def add_ballot(self, campaign: Campaign, ballot: BallotSubmitted) -> Tally:
         """Validate and add one ballot; returns its contribution (the rows to increment in SQL).
@@ -177,7 +177,7 @@ class Tally:
 
     @classmethod
     def from_rows(
-        cls, question_rows: Iterable[Sequence[object]], ballot_rows: Iterable[Sequence[object]]
+        cls, question_rows: Iterable[Sequence[Any]], ballot_rows: Iterable[Sequence[Any]]
     ) -> Tally:
         """Rebuild from stored rows; rows for the same key are summed (so deltas work too)."""
         out = cls()

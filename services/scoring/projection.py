@@ -1,8 +1,8 @@
 """The scoring projection: counters from the log, results recomputed per batch.
 
-Only ballots sequenced before the campaign's DeadlineReached count (ARCHITECTURE.md 8): the
-projection applies in stream order, so once it has seen DeadlineReached every later ballot is
-skipped. The same class fills the live database and the auditor's scratch database.
+Only ballots sequenced before the campaign's DeadlineReached count (docs/architecture.md,
+decision 8): the projection applies in stream order, so once it has seen DeadlineReached every
+later ballot is skipped. The same class fills the live database and the auditor's scratch database.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from contracts.events import (
     DeadlineReached,
     ResultRow,
     ResultsPublished,
+    ResultsReleased,
 )
 from parindex.bus.projection import Event, Rejected
 from services.scoring.method import Tally, compute_results, result_rows
@@ -31,6 +32,7 @@ TABLES = (
     "scoring_deadlines",
     "scoring_campaigns",
     "scoring_published",
+    "scoring_released",
 )
 
 
@@ -116,6 +118,17 @@ class ScoringProjection:
                         "VALUES (:c, :d, :l, :s) ON CONFLICT (campaign_id) DO NOTHING"
                     ),
                     {"c": cid, "d": p.digest, "l": p.last_sequence, "s": e.seq},
+                )
+            elif isinstance(p, ResultsReleased):
+                # Decided once on its own subject and checked against the frozen digest
+                # before it was published (docs/architecture.md, decision 16).
+                await session.execute(
+                    text(
+                        "INSERT INTO scoring_released "
+                        "(campaign_id, digest, released_by, released_on, seq) "
+                        "VALUES (:c, :d, :b, :o, :s) ON CONFLICT (campaign_id) DO NOTHING"
+                    ),
+                    {"c": cid, "d": p.digest, "b": p.released_by, "o": p.released_on, "s": e.seq},
                 )
         await self._flush(session, deltas)
         for cid in sorted(touched):

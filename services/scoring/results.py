@@ -1,4 +1,8 @@
-"""Freezing and publishing results once the deadline is on the log (ARCHITECTURE.md 9)."""
+"""Freezing results once the deadline is on the log (docs/architecture.md, decisions 9 and 16).
+
+ResultsPublished means "frozen results with their digest", not public: admins and auditors see
+them; the public only after an admin puts ResultsReleased on the log.
+"""
 
 from __future__ import annotations
 

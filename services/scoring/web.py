@@ -1,23 +1,51 @@
-"""Dashboards (HTML, no JavaScript) and exports (CSV, XLSX) of the scoring projections."""
+"""Dashboards (HTML, no JavaScript), exports (CSV, XLSX) and the admin's "Công bố" form.
+
+What a reader sees depends on the publication stage (services.scoring.publication): while
+the campaign runs only ballots received against quota; frozen results to admins and auditors,
+marked not published; everything once an admin has published (docs/architecture.md, decision
+16). Every figure comes rounded from services.scoring.figures.
+"""
 
 from __future__ import annotations
 
 import csv
+import hmac
 import io
+import secrets
 from decimal import Decimal
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from contracts.campaign import Campaign, UnitKind
-from parindex.web.i18n import LANG_COOKIE, language, templates
+from parindex.web.auth import current_principal, require
+from parindex.web.i18n import LANG_COOKIE, language, templates, vi_date
+from services.scoring.figures import (
+    UnitFigures,
+    all_unit_figures,
+    count_table,
+    csv_cell,
+    deduction,
+    number,
+    question_table,
+    result_table,
+    unit_figures,
+)
 from services.scoring.method import Results, compute_results
 from services.scoring.projection import load_campaign, load_tally
+from services.scoring.publication import (
+    ReleaseRefused,
+    Stage,
+    load_stage,
+    may_see_scores,
+    release,
+)
 
 router = APIRouter(tags=["dashboards"])
 TEMPLATES = templates(Path(__file__).parent / "templates")
+CSRF_COOKIE = "parindex_csrf"  # the double-submit cookie identity sets at login (one host)
 KIND_NAMES = {
     UnitKind.department: ("Sở, ban, ngành tỉnh", "Provincial departments"),
     UnitKind.public_service_unit: ("Đơn vị sự nghiệp công lập tỉnh", "Public service units"),
@@ -27,33 +55,76 @@ KIND_NAMES = {
     ),
     UnitKind.district: ("UBND cấp huyện", "District people's committees"),
 }
+REFUSALS = {
+    "results are not frozen yet": (
+        "Chưa thể công bố: kết quả chỉ được chốt sau hạn chót khảo sát.",
+        "Cannot publish: results are frozen only after the survey deadline.",
+    ),
+    "results are already published": (
+        "Kết quả đã được công bố trước đó.",
+        "The results have already been published.",
+    ),
+    "the digest does not match the frozen results": (
+        "Mã kiểm tra không khớp với kết quả đã chốt.",
+        "The digest does not match the frozen results.",
+    ),
+}
 
 
-async def _load(request: Request, campaign: str) -> tuple[Campaign, Results]:
+async def _load(request: Request, campaign: str) -> tuple[Campaign, Results, Stage]:
     async with request.app.state.rt.sessions() as session:
         camp = await load_campaign(session, campaign)
         if camp is None:
             raise HTTPException(404, f"unknown campaign {campaign}")
         tally = await load_tally(session, campaign)
-    return camp, compute_results(camp, tally)
+        stage = await load_stage(session, campaign)
+    return camp, compute_results(camp, tally), stage
 
 
-def _render(request: Request, template: str, **ctx: object) -> HTMLResponse:
+def _csrf(request: Request) -> str:
+    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+
+def _render(request: Request, template: str, status: int = 200, **ctx: object) -> HTMLResponse:
     lang = language(request)
-    resp = TEMPLATES.TemplateResponse(request, template, {"lang": lang, **ctx})
+    camp = ctx.get("camp")
+    places = camp.rounding.places if isinstance(camp, Campaign) else 2
+    csrf = _csrf(request)
+    resp = TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {
+            "lang": lang,
+            "csrf": csrf,
+            "num": lambda v: number(v, places, lang),
+            "ded": lambda v: deduction(v, places, lang),
+            "day": vi_date,
+            **ctx,
+        },
+        status_code=status,
+    )
+    secure = request.app.state.settings.cookie_secure
     if "lang" in request.query_params:
-        resp.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400)
+        resp.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400, secure=secure)
+    if request.cookies.get(CSRF_COOKIE) != csrf:
+        resp.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=secure)
     return resp
 
 
-def _max_total(camp: Campaign, unit_code: str, results: Results) -> Decimal:
-    unit = results.unit(unit_code)
-    return sum((camp.form(f.form_code).max_points for f in unit.forms), Decimal(0)) or Decimal(1)
+def _groups(units: list[UnitFigures], ranked: bool) -> list[dict]:
+    """Per unit kind; by rank when scores are shown, else by name (a rank is a score)."""
+    groups = []
+    for kind in UnitKind:
+        members = [u for u in units if u.kind == kind.value]
+        if members:
+            members.sort(key=(lambda u: (u.rank, u.unit_code)) if ranked else (lambda u: u.name))
+            groups.append({"kind": KIND_NAMES[kind], "rows": members})
+    return groups
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard(request: Request, campaign: str | None = None) -> HTMLResponse:
-    """Ranking per unit kind, received against quota, the quota penalty shown explicitly."""
+    """Ranking per unit kind once visible; before that, ballots received against quota."""
     if campaign is None:
         async with request.app.state.rt.sessions() as session:
             rows = (
@@ -65,100 +136,82 @@ async def dashboard(request: Request, campaign: str | None = None) -> HTMLRespon
                 )
             ).all()
         return _render(request, "campaigns.html", campaigns=rows)
-    camp, results = await _load(request, campaign)
-    groups = []
-    for kind in UnitKind:
-        units = sorted(
-            (u for u in results.units if u.kind == kind), key=lambda u: (u.rank or 0, u.unit_code)
-        )
-        if units:
-            rows = []
-            for u in units:
-                maxp = _max_total(camp, u.unit_code, results)
-                rows.append(
-                    {
-                        "u": u,
-                        "name": camp.unit(u.unit_code).name,
-                        "pct": float(u.total_rounded / maxp * 100) if maxp else 0,
-                        "max": maxp,
-                        "received": sum(f.received for f in u.forms),
-                        "quota": sum(f.quota or 0 for f in u.forms),
-                        "penalty": sum((f.penalty_rounded for f in u.forms), Decimal(0)),
-                    }
-                )
-            groups.append({"kind": KIND_NAMES[kind], "rows": rows})
-    return _render(request, "dashboard.html", camp=camp, groups=groups, printable=False)
+    camp, results, stage = await _load(request, campaign)
+    principal = await current_principal(request)
+    show = may_see_scores(stage, principal)
+    units = all_unit_figures(camp, results)
+    admin = principal is not None and principal.role == "admin"
+    return _render(
+        request,
+        "dashboard.html",
+        camp=camp,
+        stage=stage,
+        show=show,
+        staff=principal is not None and principal.role in ("admin", "auditor"),
+        can_publish=stage.status == "frozen" and admin,
+        groups=_groups(units, ranked=show),
+    )
 
 
 @router.get("/report", response_class=HTMLResponse)
 async def report(request: Request, campaign: str) -> HTMLResponse:
     """The same tables laid out for printing."""
-    response = await dashboard(request, campaign)
-    return response
+    return await dashboard(request, campaign)
 
 
 @router.get("/dashboard/units/{unit_code}", response_class=HTMLResponse)
 async def unit_page(request: Request, campaign: str, unit_code: str) -> HTMLResponse:
-    camp, results = await _load(request, campaign)
+    camp, results, stage = await _load(request, campaign)
     try:
         unit = results.unit(unit_code)
     except (KeyError, StopIteration, ValueError):
         raise HTTPException(404, f"unit {unit_code} is not rated in {campaign}") from None
-    forms = []
-    for f in unit.forms:
-        form = camp.form(f.form_code)
-        crit_max = {c.code: c.max_points for c in form.criteria}
-        crit_name = {c.code: c for c in form.criteria}
-        forms.append({"f": f, "form": form, "crit_max": crit_max, "crit": crit_name})
+    show = may_see_scores(stage, await current_principal(request))
+    form_results = {f.form_code: f for f in unit.forms}
+    crit = {f.form_code: {c.code: c for c in camp.form(f.form_code).criteria} for f in unit.forms}
     return _render(
-        request, "unit.html", camp=camp, unit=unit, name=camp.unit(unit_code).name, forms=forms
+        request,
+        "unit.html",
+        camp=camp,
+        stage=stage,
+        show=show,
+        u=unit_figures(camp, unit),
+        criteria={code: r.criteria for code, r in form_results.items()} if show else {},
+        crit=crit,
     )
 
 
-def _result_table(camp: Campaign, results: Results) -> list[list[object]]:
-    head = [
-        "unit_code", "unit_name", "unit_kind", "form_code", "received", "quota",
-        "raw", "penalty", "adjusted", "rank",
-    ]  # fmt: skip
-    rows: list[list[object]] = [head]
-    for u in sorted(results.units, key=lambda u: u.unit_code):
-        name = camp.unit(u.unit_code).name
-        for f in u.forms:
-            rows.append(
-                [u.unit_code, name, u.kind.value, f.form_code, f.received, f.quota,
-                 str(f.raw_rounded), str(f.penalty_rounded), str(f.adjusted_rounded), ""]
-            )  # fmt: skip
-        rows.append(
-            [u.unit_code, name, u.kind.value, "TOTAL", sum(f.received for f in u.forms), "",
-             str(u.raw_rounded), "", str(u.total_rounded), u.rank]
-        )  # fmt: skip
-    return rows
+@router.post("/publish")
+async def publish(
+    request: Request,
+    campaign: str = Form(""),
+    digest: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:
+    """An admin publishes the frozen results: ResultsReleased, once, for the frozen digest.
+
+    The CSRF token is checked first, so a forged form is refused whoever's cookie rides along.
+    """
+    lang = language(request)
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not (cookie and csrf and hmac.compare_digest(cookie, csrf)):
+        raise HTTPException(403, "invalid or missing CSRF token")
+    principal = await require("admin")(request)
+    camp, _results, stage = await _load(request, campaign)
+    try:
+        await release(request.app.state.rt.js, stage, campaign, digest, principal.subject)
+    except ReleaseRefused as exc:
+        vi, en = REFUSALS[str(exc)]
+        return _render(
+            request, "refused.html", status=409, camp=camp, message=en if lang == "en" else vi
+        )
+    return RedirectResponse(f"/dashboard?campaign={campaign}", status_code=303)
 
 
-def _question_table(camp: Campaign, results: Results) -> list[list[object]]:
-    """Per-question statistics; groups under the minimum reporting size are suppressed."""
-    rows: list[list[object]] = [
-        ["unit_code", "form_code", "criterion", "question_id", "answered", "dont_know",
-         "mean_weight", "score"]
-    ]  # fmt: skip
-    for u in sorted(results.units, key=lambda u: u.unit_code):
-        for f in u.forms:
-            for c in f.criteria:
-                for q in c.questions:
-                    small = q.answered_count + q.dont_know_count < camp.min_report_size
-                    rows.append(
-                        [u.unit_code, f.form_code, c.code, q.question_id,
-                         "<" + str(camp.min_report_size) if small else q.answered_count,
-                         "" if small else q.dont_know_count,
-                         "" if small or q.mean_weight is None else f"{float(q.mean_weight):.4f}",
-                         str(q.score_rounded)]
-                    )  # fmt: skip
-    return rows
-
-
+# --- exports -----------------------------------------------------------------------------
 def _csv(rows: list[list[object]], filename: str) -> Response:
     buf = io.StringIO()
-    csv.writer(buf).writerows(rows)
+    csv.writer(buf).writerows([[csv_cell(v) for v in row] for row in rows])
     return Response(
         ("\ufeff" + buf.getvalue()).encode(),  # BOM: Excel opens UTF-8 Vietnamese correctly
         media_type="text/csv; charset=utf-8",
@@ -167,6 +220,7 @@ def _csv(rows: list[list[object]], filename: str) -> Response:
 
 
 def _xlsx(sheets: dict[str, list[list[object]]], filename: str) -> Response:
+    """Figures are numeric cells with a number format, so Excel can sum and sort them."""
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -174,7 +228,11 @@ def _xlsx(sheets: dict[str, list[list[object]]], filename: str) -> Response:
     for title, rows in sheets.items():
         ws = wb.create_sheet(title)
         for row in rows:
-            ws.append(row)
+            ws.append([float(v) if isinstance(v, Decimal) else v for v in row])
+            for cell, value in zip(ws[ws.max_row], row, strict=True):
+                if isinstance(value, Decimal):
+                    places = max(0, -int(value.as_tuple().exponent))
+                    cell.number_format = "0." + "0" * places if places else "0"
     buf = io.BytesIO()
     wb.save(buf)
     return Response(
@@ -184,20 +242,32 @@ def _xlsx(sheets: dict[str, list[list[object]]], filename: str) -> Response:
     )
 
 
+async def _export(request: Request, campaign: str) -> tuple[Campaign, Results, bool]:
+    camp, results, stage = await _load(request, campaign)
+    return camp, results, may_see_scores(stage, await current_principal(request))
+
+
 @router.get("/export/results.csv")
 async def export_results_csv(request: Request, campaign: str) -> Response:
-    camp, results = await _load(request, campaign)
-    return _csv(_result_table(camp, results), f"{campaign}-results.csv")
+    """Scores once visible to the caller; before that, ballots received against quota only."""
+    camp, results, show = await _export(request, campaign)
+    table = result_table(camp, results) if show else count_table(camp, results)
+    return _csv(table, f"{campaign}-results.csv")
 
 
 @router.get("/export/questions.csv")
 async def export_questions_csv(request: Request, campaign: str) -> Response:
-    camp, results = await _load(request, campaign)
-    return _csv(_question_table(camp, results), f"{campaign}-questions.csv")
+    camp, results, show = await _export(request, campaign)
+    if not show:
+        raise HTTPException(404, "results are not published")
+    return _csv(question_table(camp, results), f"{campaign}-questions.csv")
 
 
 @router.get("/export/results.xlsx")
 async def export_results_xlsx(request: Request, campaign: str) -> Response:
-    camp, results = await _load(request, campaign)
-    sheets = {"Kết quả": _result_table(camp, results), "Câu hỏi": _question_table(camp, results)}
+    camp, results, show = await _export(request, campaign)
+    if show:
+        sheets = {"Kết quả": result_table(camp, results), "Câu hỏi": question_table(camp, results)}
+    else:
+        sheets = {"Số phiếu": count_table(camp, results)}
     return _xlsx(sheets, f"{campaign}-results.xlsx")

@@ -23,9 +23,11 @@ from contracts.events import Answer, BallotSubmitted, decode
 from parindex.bus.publish import ConcurrencyConflict, publish_event
 from parindex.web.auth import Principal, require
 from parindex.web.service import Runtime
+from services.survey import participation
+from services.survey import receipt as receipts
 from services.survey.ballot import ballot_envelope, problems
 from services.survey.define import CampaignFrozen, define_campaign
-from services.survey.projection import MANY_UNITS, load_campaign
+from services.survey.projection import load_campaign
 from services.survey.secrecy import MissingBallotKey, pseudonym
 
 router = APIRouter(prefix="/api")
@@ -69,7 +71,9 @@ class BallotIn(BaseModel):
 
 
 class DraftIn(BaseModel):
-    answers: list[dict[str, Any]] = Field(default_factory=list, max_length=2000)
+    # Drafts have the shape of answers, with the contracts' string rule: a malformed draft is a
+    # 422 here, never a stored row that breaks the respondent's page (decision 17).
+    answers: list[Answer] = Field(default_factory=list, max_length=2000)
 
 
 async def _respondent_context(rt: Runtime, p: Principal) -> tuple[Campaign, dict[str, Any]]:
@@ -125,6 +129,7 @@ async def get_form(
     campaign, who = await _respondent_context(rt, p)
     status = await _status(rt, campaign, who)
     submitted = await _submitted(rt, campaign.id, _pseudonym(rt, campaign.id, p.subject))
+    late = submitted is not None and not submitted.counted
     return {
         "campaign": {"id": campaign.id, "name": campaign.name, "deadline": campaign.deadline},
         "form": campaign.form(who["form_code"]).model_dump(mode="json"),
@@ -132,22 +137,37 @@ async def get_form(
             campaign.unit(u).model_dump(mode="json")
             for u in campaign.units_rated_by(who["form_code"], who["unit_code"])
         ],
-        "submitted": submitted is not None,
+        "submitted": submitted is not None and submitted.counted,
+        "late": late,
         **status,
+        "deadline_passed": status["deadline_passed"] or late,
     }
 
 
-async def _submitted(rt: Runtime, campaign_id: str, pseudo: str) -> BallotSubmitted | None:
-    """The ballot on this pseudonym's subject, if any (read from the log)."""
+@dataclass
+class Logged:
+    """A ballot as the log holds it; `counted` is false when sequenced after the deadline."""
+
+    ballot: BallotSubmitted
+    counted: bool
+
+
+async def _submitted(rt: Runtime, campaign_id: str, pseudo: str) -> Logged | None:
+    """The ballot on this pseudonym's subject, if any, and whether it counts (read from the log)."""
     from nats.js.errors import NotFoundError
 
     try:
         msg = await rt.js.get_last_msg(subjects.EVENTS_STREAM, subjects.ballot(campaign_id, pseudo))
     except NotFoundError:
         return None
-    _, payload = decode(msg.data)
+    _, payload = decode(msg.data or b"")
     assert isinstance(payload, BallotSubmitted)
-    return payload
+    return Logged(payload, await participation.counted(rt.js, campaign_id, int(msg.seq or 0)))
+
+
+def issue_receipt(rt: Runtime, campaign_id: str, day: date, submission_id: str | None) -> str:
+    """A receipt for a counted ballot: proves the day, not the ballot (see receipt.py)."""
+    return receipts.issue(rt.settings.ballot_key, campaign_id, day, submission_id)
 
 
 @dataclass
@@ -164,10 +184,15 @@ class Intake:
 async def intake_ballot(
     rt: Runtime, p: Principal, answers: list[Answer], client_submission_id: str | None
 ) -> Intake:
-    """The one path a ballot takes (JSON API and HTML form): checks, then the log decides."""
+    """The one path a ballot takes (JSON API and HTML form): checks, then the log decides.
+
+    The clock and projection checks only narrow the window: the ballot counts if and only if
+    the log sequenced it before DeadlineReached, and only then is there a receipt
+    (docs/architecture.md, decision 15).
+    """
     campaign, who = await _respondent_context(rt, p)
     status = await _status(rt, campaign, who)
-    if status["deadline_passed"]:
+    if status["deadline_passed"] or rt.extras["clock"].now() >= campaign.deadline:
         return Intake("deadline_passed")
     if not status["open"]:
         return Intake("wave_not_open", wave_id=status["wave_id"])
@@ -189,16 +214,26 @@ async def intake_ballot(
             rt.js, subjects.ballot(campaign.id, pseudo), envelope, expected_last_subject_seq=0
         )
     except ConcurrencyConflict:
+        existing = await _submitted(rt, campaign.id, pseudo)
+        if existing is not None and not existing.counted:
+            return Intake("deadline_passed")
         return Intake("already_submitted")
     ballot = BallotSubmitted.model_validate(envelope.data)
     if published.duplicate:  # a retry: answer with what the log holds
-        ballot = await _submitted(rt, campaign.id, pseudo) or ballot
+        again = await _submitted(rt, campaign.id, pseudo)
+        ballot = again.ballot if again is not None else ballot
     async with rt.sessions.begin() as s:
         await s.execute(
             text("DELETE FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
             {"c": campaign.id, "p": pseudo},
         )
-    return Intake("accepted", receipt=ballot.ballot_id, submitted_on=ballot.submitted_on)
+    if not await participation.counted(rt.js, campaign.id, published.seq):
+        return Intake("deadline_passed")  # sequenced after DeadlineReached: never counted
+    return Intake(
+        "accepted",
+        receipt=issue_receipt(rt, campaign.id, ballot.submitted_on, client_submission_id),
+        submitted_on=ballot.submitted_on,
+    )
 
 
 @router.post("/ballots", status_code=201)
@@ -239,7 +274,20 @@ async def load_draft(rt: Runtime, campaign_id: str, pseudo: str) -> list[dict[st
         )
     if isinstance(answers, str):
         answers = json.loads(answers)
-    return list(answers or [])
+    return [a.model_dump() for a in _well_formed(answers)]
+
+
+def _well_formed(stored: object) -> list[Answer]:
+    """The draft answers that still have the shape of an answer (older rows may not)."""
+    if not isinstance(stored, list):
+        return []
+    kept = []
+    for item in stored:
+        try:
+            kept.append(Answer.model_validate(item))
+        except ValueError:  # pydantic's ValidationError: skip it, keep the page working
+            continue
+    return kept
 
 
 @router.put("/draft")
@@ -252,8 +300,23 @@ async def put_draft(
     pseudo = _pseudonym(rt, campaign.id, p.subject)
     if await _submitted(rt, campaign.id, pseudo) is not None:
         raise HTTPException(409, {"error": "already_submitted"})
-    await save_draft(rt, campaign.id, pseudo, body.answers)
+    await save_draft(rt, campaign.id, pseudo, [a.model_dump() for a in body.answers])
     return {"saved": len(body.answers)}
+
+
+@router.get("/receipts/verify")
+async def verify_receipt(request: Request, campaign: str, receipt: str) -> dict[str, Any]:
+    """Anyone may check a receipt: it says only that a ballot was sent in this campaign on
+    that day, so it is public like the results."""
+    try:
+        day = receipts.verify(_rt(request).settings.ballot_key, campaign, receipt[:200])
+    except MissingBallotKey as exc:
+        raise HTTPException(503, {"error": "ballot_key_missing"}) from exc
+    return {
+        "campaign": campaign,
+        "valid": day is not None,
+        "submitted_on": day.isoformat() if day else None,
+    }
 
 
 @router.get("/draft")
@@ -322,31 +385,36 @@ async def progress(rt: Runtime, campaign_id: str, only_unit: str | None) -> dict
                 )
             ).all()
         }
-        missing: list[dict[str, Any]] = []
+        people = []
         if only_unit is not None:
-            missing = [
-                {"full_name": n, "form_code": f}
-                for n, f in (
-                    await s.execute(
-                        text(
-                            "SELECT full_name, form_code FROM survey_respondents "
-                            "WHERE campaign = :c AND unit_code = :u AND NOT withdrawn "
-                            "AND NOT voted ORDER BY full_name, respondent_id"
-                        ),
-                        {"c": campaign_id, "u": only_unit},
-                    )
-                ).all()
-            ]
+            people = (
+                await s.execute(
+                    text(
+                        "SELECT respondent_id, full_name, form_code FROM survey_respondents "
+                        "WHERE campaign = :c AND unit_code = :u AND NOT withdrawn "
+                        "ORDER BY full_name, respondent_id"
+                    ),
+                    {"c": campaign_id, "u": only_unit},
+                )
+            ).all()
         deadline = await s.scalar(
             text("SELECT 1 FROM survey_deadlines WHERE campaign = :c"), {"c": campaign_id}
         )
+    missing: list[dict[str, Any]] = []
+    if people:  # participation is derived from the log, never stored (decision 15)
+        try:
+            done = await participation.voted(
+                rt.js, rt.settings.ballot_key, campaign_id, [r for r, _, _ in people]
+            )
+        except MissingBallotKey as exc:
+            raise HTTPException(503, {"error": "ballot_key_missing"}) from exc
+        missing = [{"full_name": n, "form_code": f} for r, n, f in people if r not in done]
     rows = []
     for unit_code, form_code in _pairs(c, counts, registered):
         if only_unit is not None and unit_code != only_unit:
             continue
-        form = c.form(form_code)
-        many = form.rates == "many_units"
-        received = counts.get((MANY_UNITS if many else unit_code, form_code), 0)
+        many = c.form(form_code).rates == "many_units"
+        received = counts.get((unit_code, form_code), 0)  # as scoring counts (decision 15)
         quota = c.quota(form_code, unit_code)
         rows.append(
             {
@@ -383,7 +451,7 @@ def _pairs(c: Campaign, counts: dict, registered: dict) -> list[tuple[str, str]]
             kinds = set(form.respondent_unit_kinds)
             pairs.update((u.code, q.form_code) for u in c.units if u.kind in kinds)
     for u, f in list(counts) + list(registered):
-        if u and u != MANY_UNITS:
+        if u:
             pairs.add((u, f))
     units = [u.code for u in c.units]
     forms = [f.code for f in c.forms]

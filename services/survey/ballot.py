@@ -78,7 +78,7 @@ def ballot_envelope(
     now: datetime,
     client_submission_id: str | None = None,
 ) -> Envelope:
-    """The event: no respondent, and no time finer than the local day (ARCHITECTURE.md 7)."""
+    """The event: no respondent, no time finer than the day (docs/architecture.md, decision 7)."""
     if client_submission_id:
         event_id = str(uuid.uuid5(BALLOT_NS, f"event|{pseudonym}|{client_submission_id}"))
         ballot_id = str(uuid.uuid5(BALLOT_NS, f"ballot|{pseudonym}|{client_submission_id}"))

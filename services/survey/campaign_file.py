@@ -203,10 +203,10 @@ def _reference_errors(data: Mapping[str, Any]) -> list[tuple[tuple[int | str, ..
 
     for key, codes, what in (("units", unit_codes, "unit"), ("forms", form_codes, "form")):
         seen: set[str] = set()
-        for i, code in codes:
-            if code in seen:
+        for i, dup in codes:
+            if dup in seen:
                 errors.append(((key, i, "code"), f"duplicate {what} codes"))
-            seen.add(code)
+            seen.add(dup)
 
     for i, form in _items(data, "forms"):
         code = form.get("code")
@@ -240,9 +240,9 @@ def _reference_errors(data: Mapping[str, Any]) -> list[tuple[tuple[int | str, ..
                 seen_q.add(qid)
 
     for i, quota in _items(data, "quotas"):
-        form = quota.get("form_code")
-        if form is not None and form not in forms:
-            errors.append((("quotas", i, "form_code"), f"quota names unknown form {form}"))
+        form_code = quota.get("form_code")
+        if form_code is not None and form_code not in forms:
+            errors.append((("quotas", i, "form_code"), f"quota names unknown form {form_code}"))
         unit = quota.get("unit_code")
         if unit is not None and unit not in units:
             errors.append((("quotas", i, "unit_code"), f"quota names unknown unit {unit}"))
@@ -254,12 +254,12 @@ def _reference_errors(data: Mapping[str, Any]) -> list[tuple[tuple[int | str, ..
         if deadline is not None and opens is not None and opens >= deadline:
             errors.append((("waves", i, "opens_at"), f"wave {wid} opens after the deadline"))
         for m, member in _items(wave, "members"):
-            form = member.get("form_code")
-            if form is not None and form not in forms:
+            form_code = member.get("form_code")
+            if form_code is not None and form_code not in forms:
                 errors.append(
                     (
                         ("waves", i, "members", m, "form_code"),
-                        f"wave {wid} names unknown form {form}",
+                        f"wave {wid} names unknown form {form_code}",
                     )
                 )
             unit_list = member.get("unit_codes")

@@ -42,7 +42,7 @@ def _load(args: argparse.Namespace) -> int:
     return asyncio.run(_load_async(args.file))
 
 
-def register(subparsers) -> None:  # type: ignore[no-untyped-def]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     campaign = subparsers.add_parser("campaign", help="campaign definitions")
     sub = campaign.add_subparsers(dest="campaign_cmd", required=True)
     load = sub.add_parser("load", help="publish a campaign file (YAML/JSON) as CampaignDefined")

@@ -43,7 +43,7 @@ async def last_version(js: JetStreamContext, campaign_id: str) -> int:
     msg = await js.get_last_msg(subjects.EVENTS_STREAM, subject)
     # After a CampaignClosed, the message count is a safe lower bound for the next version.
     try:
-        _, payload = decode(msg.data)
+        _, payload = decode(msg.data or b"")
     except Exception:
         return info.state.subjects.get(subject, 0)
     if isinstance(payload, CampaignDefined):

@@ -1,11 +1,10 @@
 """The survey service's read model: campaigns, respondents, waves, deadline, ballot counts.
 
-Participation ("who voted") is not an event (ARCHITECTURE.md 7). It is derived here: a ballot's
-subject ends in the keyed pseudonym, and only this service holds the key, so the projection
-recomputes pseudonyms of the campaign's respondents *in memory* to set `respondents.voted`, a
-bare flag with no time and no ballot id. Answers are never stored; ballots become counts per
-(campaign, unit, form). Ballots sequenced after DeadlineReached are not counted (the log is the
-arbiter, decision 8), exactly as scoring does.
+Participation ("who voted") is neither an event nor a stored row: participation.py derives it
+from the log when asked, so no table keeps the order in which people voted (docs/architecture.md,
+decision 15). Answers are never stored; ballots become counts per (campaign, unit, form), a
+ballot counting once for every unit it answers, and ballots sequenced after DeadlineReached are
+not counted: both exactly as scoring counts (services/scoring/method.py, projection.py).
 
 Two instances may run this projection against the same database: each batch first locks the
 offset row and skips what another instance already applied (the 0002 trigger keeps the offset
@@ -32,19 +31,12 @@ from contracts.events import (
     WaveOpened,
 )
 from parindex.bus.projection import Event
-from services.survey.secrecy import pseudonym
 
 NAME = "survey"
-MANY_UNITS = ""  # unit_code of ballot counts for forms that rate many units
 
 
 class SurveyProjection:
     name = NAME
-
-    def __init__(self, ballot_key: str) -> None:
-        self.ballot_key = ballot_key
-        # campaign -> {pseudonym: respondent_id}; memory only, never written anywhere.
-        self._pseudonyms: dict[str, dict[str, str]] = {}
 
     async def reset(self, session: AsyncSession) -> None:
         for table in (
@@ -55,7 +47,6 @@ class SurveyProjection:
             "survey_ballot_counts",
         ):
             await session.execute(text(f"DELETE FROM {table}"))
-        self._pseudonyms.clear()
 
     async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
         await session.execute(
@@ -107,7 +98,6 @@ class SurveyProjection:
                     "n": p.full_name,
                 },
             )
-            self._remember(c, p.respondent_id)
         elif isinstance(p, RespondentUpdated):
             await s.execute(
                 text(
@@ -154,41 +144,16 @@ class SurveyProjection:
         )
         if closed:
             return  # sequenced after the deadline: not counted, as in scoring
-        await s.execute(
-            text(
-                "INSERT INTO survey_ballot_counts (campaign, unit_code, form_code, received) "
-                "VALUES (:c, :u, :f, 1) ON CONFLICT (campaign, unit_code, form_code) "
-                "DO UPDATE SET received = survey_ballot_counts.received + 1"
-            ),
-            {"c": c, "u": p.unit_code or MANY_UNITS, "f": p.form_code},
-        )
-        who = await self._respondent_of(s, c, e.subject.rsplit(".", 1)[-1])
-        if who is not None:
+        # Once per unit the ballot answers, as services/scoring/method.py Tally.of_ballot.
+        for unit_code in sorted({a.unit_code for a in p.answers}):
             await s.execute(
                 text(
-                    "UPDATE survey_respondents SET voted = true "
-                    "WHERE campaign = :c AND respondent_id = :r"
+                    "INSERT INTO survey_ballot_counts (campaign, unit_code, form_code, received) "
+                    "VALUES (:c, :u, :f, 1) ON CONFLICT (campaign, unit_code, form_code) "
+                    "DO UPDATE SET received = survey_ballot_counts.received + 1"
                 ),
-                {"c": c, "r": who},
+                {"c": c, "u": unit_code, "f": p.form_code},
             )
-
-    def _remember(self, campaign: str, respondent_id: str) -> None:
-        if self.ballot_key and campaign in self._pseudonyms:
-            key = pseudonym(self.ballot_key, campaign, respondent_id)
-            self._pseudonyms[campaign][key] = respondent_id
-
-    async def _respondent_of(self, s: AsyncSession, campaign: str, pseudo: str) -> str | None:
-        if not self.ballot_key:
-            return None
-        known = self._pseudonyms.get(campaign)
-        if known is None or pseudo not in known:
-            rows = await s.execute(
-                text("SELECT respondent_id FROM survey_respondents WHERE campaign = :c"),
-                {"c": campaign},
-            )
-            known = {pseudonym(self.ballot_key, campaign, r): r for (r,) in rows}
-            self._pseudonyms[campaign] = known
-        return known.get(pseudo)
 
 
 # Reads used by the HTTP API and the scheduler --------------------------------------------

@@ -1,7 +1,8 @@
 """NATS request-reply for other services (notify's reminders, dashboards), queue group "survey".
 
 RPC_SURVEY_NONRESPONDENTS {"campaign_id", "unit_code"?} -> {"respondent_ids": [...]}: registered,
-not withdrawn, not voted. Ids only, never answers (participation is a bare flag here).
+not withdrawn, no counted ballot. Ids only, never answers (participation is derived from the
+log when asked, never stored: docs/architecture.md, decision 15).
 RPC_SURVEY_PROGRESS {"campaign_id", "unit_code"?} -> what GET /api/progress answers.
 A bad request gets {"error": ...}; every request gets a reply so callers never wait out a timeout.
 """
@@ -20,6 +21,7 @@ from sqlalchemy import text
 
 from contracts import subjects
 from parindex.web.service import Runtime
+from services.survey import participation
 from services.survey.api import progress
 
 log = logging.getLogger(__name__)
@@ -27,17 +29,15 @@ QUEUE = "survey"
 
 
 async def nonrespondents(rt: Runtime, campaign_id: str, unit_code: str | None) -> list[str]:
-    sql = (
-        "SELECT respondent_id FROM survey_respondents WHERE campaign = :c "
-        "AND NOT withdrawn AND NOT voted"
-    )
+    sql = "SELECT respondent_id FROM survey_respondents WHERE campaign = :c AND NOT withdrawn"
     params: dict[str, Any] = {"c": campaign_id}
     if unit_code is not None:
         sql += " AND unit_code = :u"
         params["u"] = unit_code
     async with rt.sessions() as s:
-        rows = await s.execute(text(sql + " ORDER BY respondent_id"), params)
-        return [r for (r,) in rows]
+        people = [r for (r,) in await s.execute(text(sql + " ORDER BY respondent_id"), params)]
+    done = await participation.voted(rt.js, rt.settings.ballot_key, campaign_id, people)
+    return [r for r in people if r not in done]
 
 
 def _request(data: bytes) -> tuple[str, str | None]:

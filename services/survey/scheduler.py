@@ -1,4 +1,4 @@
-"""Time on the log (ARCHITECTURE.md 8): WaveOpened and DeadlineReached, each exactly once.
+"""Time on the log (docs/architecture.md, decision 8): WaveOpened and DeadlineReached, once each.
 
 Every instance runs this loop. Each wave and the deadline has its own subject, published with
 expected last subject sequence 0, so JetStream lets exactly one instance write it; the others get
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts import subjects
 from contracts.campaign import Campaign
-from contracts.events import DeadlineReached, WaveOpened, make
+from contracts.events import DeadlineReached, Payload, WaveOpened, make
 from parindex.bus.publish import ConcurrencyConflict, publish_event
 from parindex.settings import Settings
 
@@ -133,7 +133,7 @@ class Scheduler:
                 )
         return written
 
-    async def _once(self, subject: str, payload, campaign_id: str) -> int:  # type: ignore[no-untyped-def]
+    async def _once(self, subject: str, payload: Payload, campaign_id: str) -> int:
         if subject in self._decided:
             return 0  # written; the projection has not caught up yet
         try:

@@ -3,7 +3,8 @@
 HMAC-SHA256(ballot_key, "<campaign>|<respondent_id>"), first 32 hex digits. It names the
 ballot's aggregate subject (one ballot per person, enforced by JetStream) while the log alone
 cannot say whose ballot it is: linking takes the key, which lives only in the survey service's
-secret configuration (ARCHITECTURE.md 7). Never store a pseudonym next to a respondent id.
+secret configuration (docs/architecture.md, decision 7). Never store a pseudonym next to a
+respondent id.
 """
 
 from __future__ import annotations

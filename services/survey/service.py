@@ -20,7 +20,7 @@ from services.survey.web import router as web_router
 
 async def start(rt: Runtime) -> None:
     clock = rt.extras.setdefault("clock", clock_from_settings(rt.settings))
-    runner = ProjectionRunner(rt.nc, rt.sessions, SurveyProjection(rt.settings.ballot_key))
+    runner = ProjectionRunner(rt.nc, rt.sessions, SurveyProjection())
     rt.extras["projection"] = runner
     rt.stopping.append(runner.stop)
     rt.spawn(runner.run(), "projection")

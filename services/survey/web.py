@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from contracts.campaign import Campaign
-from contracts.events import Answer, BallotSubmitted
+from contracts.events import Answer
 from parindex.web.auth import Principal, current_principal
 from parindex.web.i18n import LANG_COOKIE, LANGS, language, templates
 from parindex.web.service import Runtime
@@ -55,7 +55,10 @@ TEXT: dict[str, dict[str, str]] = {
         "receipt": "Biên nhận",
         "receipt_id": "Mã biên nhận",
         "receipt_date": "Ngày gửi",
-        "receipt_note": "Hãy lưu mã biên nhận này. Câu trả lời của bạn được giữ bí mật.",
+        "receipt_note": "Mã biên nhận chứng minh bạn đã gửi phiếu vào ngày trên, không cho biết "
+        "bạn đã trả lời thế nào. Câu trả lời của bạn được giữ bí mật.",
+        "late": "Phiếu của bạn đến sau khi đợt khảo sát đã hết hạn nên không được tính. "
+        "Không có biên nhận cho phiếu này.",
         "intro": "Với mỗi câu hỏi, hãy chọn một câu trả lời. Nếu không rõ, hãy chọn “Không biết”.",
         "rated_unit": "Đơn vị được đánh giá",
         "save_draft": "Lưu nháp",
@@ -99,7 +102,10 @@ TEXT: dict[str, dict[str, str]] = {
         "receipt": "Receipt",
         "receipt_id": "Receipt number",
         "receipt_date": "Sent on",
-        "receipt_note": "Keep this receipt number. Your answers are kept secret.",
+        "receipt_note": "The receipt proves you sent a ballot on this day, not how you "
+        "answered. Your answers are kept secret.",
+        "late": "Your ballot arrived after the survey's deadline, so it is not counted. "
+        "There is no receipt for it.",
         "intro": "Choose one answer for every question. If unsure, choose “Don't know”.",
         "rated_unit": "Unit rated",
         "save_draft": "Save draft",
@@ -219,7 +225,7 @@ class Situation:
     open: bool
     deadline_passed: bool
     opens_on: date | None
-    ballot: BallotSubmitted | None
+    ballot: api.Logged | None
 
     @property
     def rated(self) -> list[str]:
@@ -245,8 +251,14 @@ async def _situation(rt: Runtime, p: Principal) -> Situation:
     )
 
 
-async def _enter(request: Request) -> Situation | Response:
-    """The respondent's situation, or the page to show instead of the form."""
+async def _enter(
+    request: Request, refused: int = 200, submission_id: str | None = None
+) -> Situation | Response:
+    """The respondent's situation, or the page to show instead of the form.
+
+    `refused` is the status of a closed-campaign page: 409 when answering a POST, as the API.
+    A repeated "Gửi phiếu" (same `submission_id`) shows the same receipt again.
+    """
     p = await current_principal(request)
     if p is None:
         return _to_login(request)
@@ -257,12 +269,27 @@ async def _enter(request: Request) -> Situation | Response:
     except HTTPException as exc:
         return _message(request, "no_key" if exc.status_code == 503 else "not_registered", 403)
     if sit.ballot is not None:
-        return _receipt_page(request, sit.ballot.ballot_id, sit.ballot.submitted_on)
+        return _logged_page(request, sit, refused, submission_id)
     if sit.deadline_passed:
-        return _message(request, "expired", deadline=sit.campaign.deadline)
+        return _message(request, "expired", refused, deadline=sit.campaign.deadline)
     if not sit.open:
         return _message(request, "not_open", opens_on=sit.opens_on)
     return sit
+
+
+def _logged_page(
+    request: Request, sit: Situation, refused: int, submission_id: str | None = None
+) -> Response:
+    """A ballot on the log: a receipt if it counts, "arrived after the deadline" if not.
+
+    Nothing about the receipt is stored: a later visit gets a fresh receipt for the same day.
+    """
+    assert sit.ballot is not None
+    if not sit.ballot.counted:
+        return _message(request, "late", refused, deadline=sit.campaign.deadline)
+    day = sit.ballot.ballot.submitted_on
+    code = api.issue_receipt(_rt(request), sit.campaign.id, day, submission_id)
+    return _receipt_page(request, code, day)
 
 
 def _receipt_page(
@@ -385,12 +412,18 @@ async def survey_page(request: Request) -> Response:
     if isinstance(sit, Response):
         return sit
     draft = await api.load_draft(_rt(request), sit.campaign.id, sit.pseudonym)
-    chosen = {
-        (a.get("unit_code"), a.get("question_id")): a.get("option_code")
-        for a in draft
-        if isinstance(a, dict)
-    }
-    return _form_page(request, sit, chosen)  # type: ignore[arg-type]
+    return _form_page(request, sit, _draft_choices(draft))
+
+
+def _draft_choices(draft: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """The draft's picks; its rows are Answer dumps, and anything else is skipped."""
+    chosen: dict[tuple[str, str], str] = {}
+    for a in draft:
+        if isinstance(a, dict):
+            u, q, o = a.get("unit_code"), a.get("question_id"), a.get("option_code")
+            if isinstance(u, str) and isinstance(q, str) and isinstance(o, str):
+                chosen[(u, q)] = o
+    return chosen
 
 
 @router.post("/survey", response_class=HTMLResponse)
@@ -399,11 +432,13 @@ async def survey_post(request: Request) -> Response:
     csrf = form.get("csrf")
     if not csrf_ok(request, csrf if isinstance(csrf, str) else None):
         return _message(request, "csrf", 403)
-    sit = await _enter(request)
+    action = form.get("action")
+    submission = form.get("client_submission_id")
+    submission_id = submission[:100] if isinstance(submission, str) and submission else None
+    sit = await _enter(request, refused=409, submission_id=submission_id)
     if isinstance(sit, Response):
         return sit
     rt = _rt(request)
-    action = form.get("action")
     chosen, errors = _answers_from_form(sit, form)
     if action == "draft":
         answers = [a.model_dump() for a in _answers(chosen)]
@@ -426,19 +461,17 @@ async def survey_post(request: Request) -> Response:
     if action == "submit":
         if errors:
             return _form_page(request, sit, chosen, errors, status=422)
-        submission = form.get("client_submission_id")
-        submission_id = submission[:100] if isinstance(submission, str) and submission else None
         p = await current_principal(request)
         assert p is not None
         result = await api.intake_ballot(rt, p, _answers(chosen), submission_id)
         if result.outcome == "accepted":
             return _receipt_page(request, result.receipt, result.submitted_on, fresh=True)
-        if result.outcome == "already_submitted":
-            again = await api._submitted(rt, sit.campaign.id, sit.pseudonym)
-            if again is not None:
-                return _receipt_page(request, again.ballot_id, again.submitted_on)
-            return _message(request, "submitted", 409)
-        if result.outcome == "deadline_passed":
+        if result.outcome in ("already_submitted", "deadline_passed"):
+            sit.ballot = await api._submitted(rt, sit.campaign.id, sit.pseudonym)
+            if sit.ballot is not None:
+                return _logged_page(request, sit, 409, submission_id)
+            if result.outcome == "already_submitted":
+                return _message(request, "submitted", 409)
             return _message(request, "expired", 409, deadline=sit.campaign.deadline)
         if result.outcome == "wave_not_open":
             return _message(request, "not_open", 403, opens_on=sit.opens_on)

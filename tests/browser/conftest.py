@@ -18,11 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import pytest_asyncio
 from openpyxl import Workbook
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
 CHROMIUM = Path(os.environ.get("PARINDEX_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -193,7 +197,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     try:
         endpoints = stack.start(timeout=90)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
-        env.update(stack.procs["identity"]._parindex_env)  # type: ignore[attr-defined]
+        env.update(stack.envs["identity"])
         campaign_file = tmp / "campaign.yaml"
         campaign_file.write_text(campaign_yaml(now), encoding="utf-8")
         people_file = tmp / "respondents.xlsx"
@@ -230,7 +234,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def browser(site: Site) -> AsyncIterator[object]:
+async def browser(site: Site) -> AsyncIterator[Browser]:
     from playwright.async_api import async_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -241,9 +245,9 @@ async def browser(site: Site) -> AsyncIterator[object]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def page(browser: object) -> AsyncIterator[object]:
+async def page(browser: Browser) -> AsyncIterator[Page]:
     """A fresh context (no cookies) per test, on the phone viewport."""
-    context = await browser.new_context(viewport=PHONE, locale="vi-VN")  # type: ignore[attr-defined]
+    context = await browser.new_context(viewport=PHONE, locale="vi-VN")
     context.set_default_timeout(15_000)
     p = await context.new_page()
     yield p

@@ -10,7 +10,7 @@ from parindex.runtime.embedded import NatsServer
 
 
 def test_embedded_nats_fsyncs_every_write(tmp_path: Path) -> None:
-    """sync_interval: always (ARCHITECTURE.md decision 1): an ack means the write is on disk."""
+    """sync_interval: always (docs/architecture.md, decision 1): an ack means it is on disk."""
     server = NatsServer(tmp_path / "nats").start()
     try:
         varz = httpx.get(f"http://127.0.0.1:{server.monitor_port}/varz", timeout=5).json()

@@ -43,7 +43,7 @@ async def test_second_decision_on_an_aggregate_is_a_conflict(nc, campaign_id) ->
 
 
 async def test_retry_of_a_decided_publish_is_not_a_conflict(nc, campaign_id) -> None:
-    """ARCHITECTURE.md 2's pitfall: the retry may get 'wrong last sequence', not 'duplicate'."""
+    """A retry may get 'wrong last sequence', not 'duplicate' (docs/architecture.md, decision 2)."""
     js = nc.jetstream()
     subject = subjects.deadline(campaign_id)
     from datetime import UTC, datetime

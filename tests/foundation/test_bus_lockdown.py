@@ -195,7 +195,7 @@ async def test_each_user_publishes_only_its_own_events(bus: Bus, user: str) -> N
 async def test_the_credential_reaches_only_its_requester(bus: Bus) -> None:
     identity = await bus.connect("identity")
 
-    async def answer(msg) -> None:  # type: ignore[no-untyped-def]
+    async def answer(msg) -> None:
         await msg.respond(b"new-password-of-r1")
 
     await identity.subscribe(subjects.RPC_IDENTITY_CREDENTIAL, cb=answer)
@@ -207,7 +207,7 @@ async def test_the_credential_reaches_only_its_requester(bus: Bus) -> None:
         seen: list[bytes] = []
         nc = await bus.connect(user, errors)
 
-        async def grab(msg, seen=seen) -> None:  # type: ignore[no-untyped-def]
+        async def grab(msg, seen=seen) -> None:
             seen.append(msg.data)
 
         for pattern in ("_INBOX_notify.>", "_INBOX.>", ">", subjects.RPC_IDENTITY_CREDENTIAL):
@@ -238,7 +238,7 @@ async def test_nobody_but_identity_answers_for_the_token_key(bus: Bus, user: str
     errors: list[Exception] = []
     attacker = await bus.connect(user, errors)
 
-    async def plant(msg) -> None:  # type: ignore[no-untyped-def]
+    async def plant(msg) -> None:
         await msg.respond(b'{"public_key_pem": "attacker"}')
 
     await attacker.subscribe(subjects.RPC_IDENTITY_PUBLIC_KEY, cb=plant)
@@ -247,7 +247,7 @@ async def test_nobody_but_identity_answers_for_the_token_key(bus: Bus, user: str
     await eventually(lambda: len(errors) >= 2)
     identity = await bus.connect("identity")
 
-    async def real(msg) -> None:  # type: ignore[no-untyped-def]
+    async def real(msg) -> None:
         await msg.respond(b'{"public_key_pem": "identity"}')
 
     await identity.subscribe(subjects.RPC_IDENTITY_PUBLIC_KEY, cb=real)

@@ -37,11 +37,11 @@ class Counting:
         for e in events:
             if e.envelope.campaign_id != self.campaign_id:
                 continue
-            if e.payload.reason == "poison":  # type: ignore[attr-defined]
+            if e.payload.reason == "poison":  # type: ignore[attr-defined]  # only CampaignClosed
                 raise Rejected(e.seq, "poison pill")
             await session.execute(
                 text("INSERT INTO seen (seq, reason) VALUES (:s, :r)"),
-                {"s": e.seq, "r": e.payload.reason},  # type: ignore[attr-defined]
+                {"s": e.seq, "r": e.payload.reason},  # type: ignore[attr-defined]  # as above
             )
         self.batches += 1
         if self.fail_after_batches is not None and self.batches >= self.fail_after_batches:

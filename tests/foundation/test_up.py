@@ -31,7 +31,7 @@ def _wait_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     seen = ""
     while time.monotonic() < deadline:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
+        line = proc.stdout.readline()  # type: ignore[union-attr]  # started with stdout=PIPE
         if not line and proc.poll() is not None:
             break
         seen += line
@@ -75,6 +75,35 @@ def _check_the_bus_is_locked_down(state: Path, url: str) -> None:
     asyncio.run(attack())
 
 
+def _service_environments(state: Path) -> dict[str, dict[str, str]]:
+    """The environment of each service process of this `up` (found by its state dir)."""
+    out: dict[str, dict[str, str]] = {}
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes().split(b"\0")
+            raw = (proc_dir / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        env = dict(e.decode(errors="replace").partition("=")[::2] for e in raw if b"=" in e)
+        if env.get("PARINDEX_STATE_DIR") != str(state.resolve()):
+            continue
+        for name in ("identity", "survey", "scoring", "notify"):
+            if f"services.{name}".encode() in cmdline:
+                out[name] = env
+    return out
+
+
+def _check_only_survey_has_the_ballot_key(state: Path) -> None:
+    """The ballot key links people to ballots: only survey gets it (docs/architecture.md, 15)."""
+    envs = _service_environments(state)
+    assert set(envs) == {"identity", "survey", "scoring", "notify"}
+    assert envs["survey"].get("PARINDEX_BALLOT_KEY")
+    for name in ("identity", "scoring", "notify"):
+        assert "PARINDEX_BALLOT_KEY" not in envs[name], name
+
+
 def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
@@ -95,6 +124,7 @@ def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None
             assert r.json()["checks"] == {"nats": True, "database": True}
 
         _check_the_bus_is_locked_down(state, endpoints["nats_url"])
+        _check_only_survey_has_the_ballot_key(state)
         # The CLI finds its own NATS user in the state dir: the campaign is loaded as survey.
         cli_env = dict(env, PARINDEX_STATE_DIR=str(state))
         loaded = subprocess.run(

@@ -99,7 +99,7 @@ def campaign_2021() -> Campaign:
     return make_campaign(DedupeRule.one_per_group)
 
 
-def _fill(ws, rows: Rows) -> None:  # type: ignore[no-untyped-def]
+def _fill(ws, rows: Rows) -> None:
     for r, values in enumerate(rows, start=1):
         for c, value in enumerate(values, start=1):
             cell = ws.cell(row=r, column=c, value=value)

@@ -348,3 +348,12 @@ def test_group_column_may_name_the_group(write_csv, campaign):
         ("02", "HCT"),
         ("03", "SNV"),
     ]
+
+
+@pytest.mark.parametrize("bad", ["Bình\x07", "Bình\x1b[31m", "Bình\x7f", "Bình\u0085x\x01"])
+def test_control_characters_are_reported_by_row_and_column(write_csv, campaign, bad):
+    """Unstorable text never reaches the log (docs/architecture.md, decision 17)."""
+    rows = [["Họ và tên", "Email", "Đơn vị", "Phiếu"], [bad, "binh@x.vn", "SNV", "03"]]
+    plan = parse_import(write_csv(rows), "ds.csv", campaign)
+    assert only(plan) == (2, "Họ và tên", "bad_characters")
+    assert_refused(plan)

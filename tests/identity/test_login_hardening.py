@@ -18,7 +18,7 @@ from starlette.routing import Route
 from contracts import subjects
 from parindex.runtime.serve import uvicorn_options
 from parindex.settings import Settings
-from services.identity.accounts import MAX_PAIR_FAILURES
+from services.identity.accounts import MAX_PAIR_FAILURES, WINDOW_MIN
 from tests.identity import test_service as base
 from tests.identity.test_service import ADMIN_PASSWORD, ROWS, import_file, login
 from tests.waiting import eventually
@@ -26,7 +26,7 @@ from tests.waiting import eventually
 identity = base.identity  # the running identity service fixture, shared with test_service
 
 
-async def _respondent(identity: dict, write_xlsx) -> dict:  # type: ignore[no-untyped-def]
+async def _respondent(identity: dict, write_xlsx) -> dict:
     client, c, nc = identity["client"], identity["campaign_id"], identity["nc"]
     await login(client, identity["admin"], ADMIN_PASSWORD)
     body = (await import_file(client, c, write_xlsx(ROWS))).json()
@@ -99,6 +99,25 @@ async def test_nothing_typed_into_the_login_form_is_stored(identity) -> None:
     dump = repr(rows)
     assert rows and typed not in dump and typed.lower() not in dump
     assert identity["admin"] not in dump
+
+
+async def test_attempts_expire_after_the_lockout_window(identity) -> None:
+    """Login times would link people to ballot times: kept only while the lockout needs them."""
+    old, recent = f"old-{uuid.uuid4().hex}", f"recent-{uuid.uuid4().hex}"
+    async with identity["rt"].sessions.begin() as s:
+        for account, minutes in ((old, WINDOW_MIN + 1), (recent, WINDOW_MIN - 5)):
+            await s.execute(
+                text(
+                    "INSERT INTO identity_login_attempts (account, ip, outcome, at) VALUES "
+                    "(:a, '10.9.0.6', 'ok', now() - make_interval(mins => :m))"
+                ),
+                {"a": account, "m": minutes},
+            )
+    async with _client(identity, "10.9.0.6") as person:
+        assert (await login(person, "nobody", "whatever-1234")).status_code == 401
+    async with identity["rt"].sessions() as s:
+        left = set((await s.execute(text("SELECT account FROM identity_login_attempts"))).scalars())
+    assert old not in left and recent in left
 
 
 async def test_forwarded_for_is_believed_only_from_configured_proxies() -> None:

@@ -37,7 +37,7 @@ ROWS = [
 ADMIN_PASSWORD = "admin-pass-0123"
 
 
-async def stream_messages(nc, campaign_id: str) -> list:  # type: ignore[no-untyped-def]
+async def stream_messages(nc, campaign_id: str) -> list:
     """Every stored message of the campaign, read with an ephemeral consumer."""
     js = nc.jetstream()
     sub = await js.pull_subscribe(
@@ -105,7 +105,7 @@ def csrf_of(client: httpx.AsyncClient) -> str:
     return client.cookies["parindex_csrf"]
 
 
-async def import_file(client: httpx.AsyncClient, campaign_id: str, content: bytes):  # type: ignore[no-untyped-def]
+async def import_file(client: httpx.AsyncClient, campaign_id: str, content: bytes):
     return await client.post(
         "/api/respondents/import",
         data={"campaign": campaign_id, "csrf": csrf_of(client)},
@@ -349,7 +349,7 @@ async def test_reset_request_is_forwarded_to_notify_and_rate_limited(identity, w
     email = ROWS[1][2]
     forwarded: list[dict] = []
 
-    async def collect(msg):  # type: ignore[no-untyped-def]
+    async def collect(msg):
         forwarded.append(json.loads(msg.data))
 
     sub = await nc.subscribe(subjects.RPC_NOTIFY_RESET, cb=collect)

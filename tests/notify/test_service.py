@@ -126,7 +126,7 @@ class Fakes:
         self.nonrespondents: dict[str, list[str]] = {}
         self.key = Ed25519PrivateKey.generate()
 
-    async def credential(self, msg) -> None:  # type: ignore[no-untyped-def]
+    async def credential(self, msg) -> None:
         req = json.loads(msg.data)
         cred = {
             "username": f"u-{req['respondent_id']}",
@@ -137,10 +137,10 @@ class Fakes:
         self.issued.append({**req, **cred})
         await msg.respond(json.dumps(cred).encode())
 
-    async def public_key(self, msg) -> None:  # type: ignore[no-untyped-def]
+    async def public_key(self, msg) -> None:
         await msg.respond(json.dumps({"public_key_pem": public_pem(self.key)}).encode())
 
-    async def nonresp(self, msg) -> None:  # type: ignore[no-untyped-def]
+    async def nonresp(self, msg) -> None:
         req = json.loads(msg.data)
         ids = self.nonrespondents.get(req["campaign_id"], [])
         await msg.respond(json.dumps({"respondent_ids": ids}).encode())
@@ -211,13 +211,13 @@ def deadline_in(days: float) -> datetime:
     return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
 
 
-async def emit(js, campaign_id: str, subject: str, payload) -> None:  # type: ignore[no-untyped-def]
+async def emit(js, campaign_id: str, subject: str, payload) -> None:
     await publish_event(js, subject, make(payload, campaign_id=campaign_id, producer="test"))
 
 
 async def define(
     js, campaign: Campaign, n: int, *, form: str = "02", email=lambda i: None
-) -> list[str]:  # type: ignore[no-untyped-def]
+) -> list[str]:
     c = campaign.id
     await emit(js, c, subjects.campaign(c), CampaignDefined(campaign=campaign))
     ids = []
@@ -240,21 +240,21 @@ async def define(
     return ids
 
 
-async def open_wave(js, campaign: Campaign) -> None:  # type: ignore[no-untyped-def]
+async def open_wave(js, campaign: Campaign) -> None:
     c = campaign.id
     await emit(
         js, c, subjects.wave(c, "w1"), WaveOpened(wave_id="w1", opens_at=campaign.waves[0].opens_at)
     )
 
 
-async def close(js, campaign: Campaign) -> None:  # type: ignore[no-untyped-def]
+async def close(js, campaign: Campaign) -> None:
     """Every test ends its campaign so a later test's sender never owes it anything."""
     await emit(
         js, campaign.id, subjects.deadline(campaign.id), DeadlineReached(deadline=campaign.deadline)
     )
 
 
-async def delivery_events(js, campaign_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
+async def delivery_events(js, campaign_id: str) -> list[dict]:
     """What the log holds (deduplicated by JetStream), not what was merely published."""
     sub = await js.pull_subscribe(
         f"par.evt.{campaign_id}.delivery.>",
@@ -302,7 +302,7 @@ async def notify_app(
         yield app
 
 
-def parts(msg) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def parts(msg) -> tuple[str, str]:
     return (msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content())
 
 
@@ -435,7 +435,7 @@ async def test_wave_opened_sends_each_invitation_once(
             await close(js, campaign)
 
 
-async def _sent_events(js, campaign_id: str, n: int):  # type: ignore[no-untyped-def]
+async def _sent_events(js, campaign_id: str, n: int):
     events = [e for e in await delivery_events(js, campaign_id) if e["type"] == "InvitationSent"]
     return events if len(events) == n else None
 
@@ -487,7 +487,7 @@ async def test_permanent_and_repeated_failures_become_delivery_failed(
             await define(js, campaign, 4, email=lambda i: emails.get(i))
             await open_wave(js, campaign)
 
-            async def failed_events():  # type: ignore[no-untyped-def]
+            async def failed_events():
                 evs = [
                     e
                     for e in await delivery_events(js, campaign_id)
@@ -567,7 +567,7 @@ async def test_reminder_reaches_only_nonrespondents_once(
             assert str(reminders[0]["Subject"]).startswith("Nhắc nhở: còn 3 ngày")
             assert "chưa nhận được phiếu khảo sát" in parts(reminders[0])[0]
 
-            async def reminder_events():  # type: ignore[no-untyped-def]
+            async def reminder_events():
                 evs = [
                     e for e in await delivery_events(js, campaign_id) if e["type"] == "ReminderSent"
                 ]
@@ -597,7 +597,7 @@ async def test_admin_deliveries_page_lists_counts_and_needs_admin(nats_url, pg_u
         nc = app.state.rt.nc
         from parindex.web.auth import public_pem
 
-        async def reply(msg):  # type: ignore[no-untyped-def]
+        async def reply(msg):
             await msg.respond(json.dumps({"public_key_pem": public_pem(key)}).encode())
 
         sub = await nc.subscribe(subjects.RPC_IDENTITY_PUBLIC_KEY, cb=reply)
@@ -642,7 +642,7 @@ async def test_reset_request_sends_a_fresh_credential(
         del app
 
 
-async def _reset(nc, campaign_id: str, rid: str):  # type: ignore[no-untyped-def]
+async def _reset(nc, campaign_id: str, rid: str):
     body = json.dumps({"campaign_id": campaign_id, "respondent_id": rid}).encode()
     reply = json.loads((await nc.request(subjects.RPC_NOTIFY_RESET, body, timeout=5)).data)
     return reply if "queued" in reply else None

@@ -27,7 +27,7 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
     return out
 
 
-async def _publish_events(js, cid: str) -> int:  # type: ignore[no-untyped-def]
+async def _publish_events(js, cid: str) -> int:
     camp = worked_campaign().model_copy(update={"id": cid})
     await publish_event(
         js,

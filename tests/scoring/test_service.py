@@ -1,4 +1,4 @@
-"""The scoring service on real NATS and PostgreSQL: results published once, then audited."""
+"""The scoring service on real NATS and PostgreSQL: results frozen once, then audited."""
 
 from __future__ import annotations
 
@@ -102,6 +102,7 @@ async def test_two_instances_publish_results_exactly_once(
 
 
 async def _check_pages(app, cid: str) -> None:
+    """Frozen but not published: the public sees ballots against quota, and no score."""
     import io
 
     import httpx
@@ -109,23 +110,31 @@ async def _check_pages(app, cid: str) -> None:
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-        api = (await http.get("/api/results", params={"campaign": cid})).json()
-        assert api["final"] and api["digest"] == WORKED_DIGEST
+
+        async def frozen() -> dict | None:
+            body = (await http.get("/api/results", params={"campaign": cid})).json()
+            return body if body["status"] == "frozen" else None
+
+        api = await eventually(frozen, timeout=30)
+        assert api["final"] and api["digest"] is None and api["rows"] == []
+        s02 = next(c for c in api["counts"] if c["unit_code"] == "S02" and c["form_code"] is None)
+        assert (s02["received"], s02["quota"]) == (3, 4)
         page = await http.get("/dashboard", params={"campaign": cid})
         assert page.status_code == 200
         assert "Kết quả điều tra xã hội học" in page.text
-        assert "3 / 4" in page.text and "−0,80" in page.text  # S02's quota penalty, vi format
+        assert "3 / 4" in page.text and "chờ công bố" in page.text
+        assert "−0,80" not in page.text and "2,41" not in page.text
         en = await http.get("/dashboard", params={"campaign": cid, "lang": "en"})
-        assert "Survey results" in en.text and "−0.80" in en.text
+        assert "Survey results" in en.text and "await publication" in en.text
         unit = await http.get("/dashboard/units/S02", params={"campaign": cid, "lang": "vi"})
-        assert unit.status_code == 200 and "2,41" in unit.text
+        assert unit.status_code == 200 and "2,41" not in unit.text and "(thiếu 1)" in unit.text
         csv_text = (await http.get("/export/results.csv", params={"campaign": cid})).text
-        assert "S02,Sở S02,department,TOTAL,3,,3.21,,2.41,2" in csv_text
+        assert "S02,Sở S02,department,TOTAL,3,4\r\n" in csv_text and "2.41" not in csv_text
         xlsx = await http.get("/export/results.xlsx", params={"campaign": cid})
         wb = load_workbook(io.BytesIO(xlsx.content))
-        assert wb.sheetnames == ["Kết quả", "Câu hỏi"]
-        questions = (await http.get("/export/questions.csv", params={"campaign": cid})).text
-        assert "<10" in questions  # groups under the minimum reporting size are suppressed
+        assert wb.sheetnames == ["Số phiếu"]
+        questions = await http.get("/export/questions.csv", params={"campaign": cid})
+        assert questions.status_code == 404  # per-question figures: never before publication
         missing = await http.get("/dashboard", params={"campaign": "nope"})
         assert missing.status_code == 404
 

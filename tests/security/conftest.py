@@ -131,7 +131,7 @@ class Stack:
 
     async def login(self, username: str, password: str) -> httpx.Response:
         page = await self.request("identity", "GET", "/login")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]  # no match: fails
         resp = await self.request(
             "identity",
             "POST",
@@ -173,7 +173,7 @@ def _mail_text(msg: EmailMessage) -> str:
 
 
 @pytest_asyncio.fixture
-async def stack(nats_url, pg_url, nc, tmp_path, campaign_id) -> AsyncIterator[Stack]:  # type: ignore[no-untyped-def]
+async def stack(nats_url, pg_url, nc, tmp_path, campaign_id) -> AsyncIterator[Stack]:
     from services.identity.service import SERVICE as IDENTITY
     from services.notify.config import NotifyConfig
     from services.notify.service import make_service
@@ -257,8 +257,8 @@ async def setup_campaign(s: Stack, tmp_path: Path) -> Stack:
         return None if resp.status_code == 404 else resp  # identity has not seen it yet
 
     resp = await eventually(imported, timeout=30)
-    assert resp.status_code == 200, resp.text  # type: ignore[union-attr]
-    by_email = {p["email"]: p for p in resp.json()["respondents"]}  # type: ignore[union-attr]
+    assert resp.status_code == 200, resp.text
+    by_email = {p["email"]: p for p in resp.json()["respondents"]}
     for person in s.people:
         person.respondent_id = by_email[person.email]["respondent_id"]
         person.username = by_email[person.email]["username"]
@@ -267,8 +267,8 @@ async def setup_campaign(s: Stack, tmp_path: Path) -> Stack:
     await eventually(lambda: len(s.smtp.collector.for_campaign(c)) >= len(s.people), timeout=60)
     for msg in s.smtp.collector.for_campaign(c):
         body = _mail_text(msg)
-        username = re.search(r"Tên đăng nhập:\s+(\S+)", body).group(1)  # type: ignore[union-attr]
-        password = re.search(r"Mật khẩu:\s+(\S+)", body).group(1)  # type: ignore[union-attr]
+        username = re.search(r"Tên đăng nhập:\s+(\S+)", body).group(1)  # type: ignore[union-attr]  # no match: fails
+        password = re.search(r"Mật khẩu:\s+(\S+)", body).group(1)  # type: ignore[union-attr]  # no match: fails
         person = next(p for p in s.people if p.username == username)
         person.password = password
         s.passwords.append(password)

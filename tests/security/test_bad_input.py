@@ -217,7 +217,7 @@ def broken_zip() -> bytes:
     return buf.getvalue()[:-30]
 
 
-async def test_malicious_spreadsheets_are_refused(stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_malicious_spreadsheets_are_refused(stack: Stack, tmp_path) -> None:
     s = stack
     c = s.campaign_id
     s.tokens["admin"] = s.mint(Principal("admin", "admin"))

@@ -42,7 +42,7 @@ def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
 def log_text(caplog: pytest.LogCaptureFixture) -> str:
     out = []
     for when in ("setup", "call"):
-        for rec in caplog.get_records(when):  # type: ignore[arg-type]
+        for rec in caplog.get_records(when):
             out.append(f"{rec.name} {rec.getMessage()} {rec.args!r} {rec.exc_text or ''}")
     return "\n".join(out)
 

@@ -112,13 +112,13 @@ def full_answers(unit: str, option: str = "yes") -> list[dict[str, str]]:
 class Survey:
     """One running survey instance plus a way to log in as anybody."""
 
-    def __init__(self, app, client: httpx.AsyncClient, key) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, client: httpx.AsyncClient, key) -> None:
         self.app = app
         self.client = client
         self.key = key
 
     @property
-    def rt(self):  # type: ignore[no-untyped-def]
+    def rt(self):
         return self.app.state.rt
 
     def as_(self, p: Principal) -> dict[str, str]:
@@ -129,15 +129,15 @@ class Survey:
 
 
 @pytest.fixture
-def signing_key(tmp_path: Path):  # type: ignore[no-untyped-def]
+def signing_key(tmp_path: Path):
     return load_or_create_private_key(tmp_path / "keys" / "identity.pem")
 
 
 @pytest.fixture
-async def identity_stub(nc, signing_key):  # type: ignore[no-untyped-def]
+async def identity_stub(nc, signing_key):
     """Answers the public-key RPC as identity would."""
 
-    async def reply(msg) -> None:  # type: ignore[no-untyped-def]
+    async def reply(msg) -> None:
         await msg.respond(json.dumps({"public_key_pem": public_pem(signing_key)}).encode())
 
     sub = await nc.subscribe(subjects.RPC_IDENTITY_PUBLIC_KEY, cb=reply)
@@ -147,7 +147,7 @@ async def identity_stub(nc, signing_key):  # type: ignore[no-untyped-def]
 
 
 @contextlib.asynccontextmanager
-async def running(nats_url: str, pg_url: str, key) -> AsyncIterator[Survey]:  # type: ignore[no-untyped-def]
+async def running(nats_url: str, pg_url: str, key) -> AsyncIterator[Survey]:
     settings = Settings(
         nats_url=nats_url,
         database_url=pg_url,
@@ -163,7 +163,7 @@ async def running(nats_url: str, pg_url: str, key) -> AsyncIterator[Survey]:  # 
 
 
 @pytest.fixture
-async def survey(nats_url, pg_url, signing_key, identity_stub) -> AsyncIterator[Survey]:  # type: ignore[no-untyped-def]
+async def survey(nats_url, pg_url, signing_key, identity_stub) -> AsyncIterator[Survey]:
     async with running(nats_url, pg_url, signing_key) as s:
         yield s
 
@@ -171,13 +171,13 @@ async def survey(nats_url, pg_url, signing_key, identity_stub) -> AsyncIterator[
 ADMIN = Principal(subject="admin", role="admin")
 
 
-def respondent(campaign_id: str, rid: str, unit: str | None = "H-A", form: str = "02"):  # type: ignore[no-untyped-def]
+def respondent(campaign_id: str, rid: str, unit: str | None = "H-A", form: str = "02"):
     return Principal(
         subject=rid, role="respondent", campaign_id=campaign_id, unit_code=unit, form_code=form
     )
 
 
-async def register(js, campaign_id: str, rid: str, unit: str | None, form: str) -> None:  # type: ignore[no-untyped-def]
+async def register(js, campaign_id: str, rid: str, unit: str | None, form: str) -> None:
     event = RespondentRegistered(
         respondent_id=rid,
         username=f"user-{rid}",
@@ -193,7 +193,7 @@ async def register(js, campaign_id: str, rid: str, unit: str | None, form: str) 
     )
 
 
-async def setup_open_campaign(survey: Survey, nc, campaign_id: str, people) -> Campaign:  # type: ignore[no-untyped-def]
+async def setup_open_campaign(survey: Survey, nc, campaign_id: str, people) -> Campaign:
     """Define the small campaign, register people, let the scheduler open wave w1."""
     c = small_campaign(campaign_id)
     r = await survey.client.post(
@@ -214,12 +214,12 @@ async def setup_open_campaign(survey: Survey, nc, campaign_id: str, people) -> C
     return c
 
 
-async def subject_count(js, subject: str) -> int:  # type: ignore[no-untyped-def]
+async def subject_count(js, subject: str) -> int:
     info = await js.stream_info(subjects.EVENTS_STREAM, subjects_filter=subject)
     return sum((info.state.subjects or {}).values())
 
 
-async def read_all(js, subject: str) -> list:  # type: ignore[no-untyped-def]
+async def read_all(js, subject: str) -> list:
     sub = await js.pull_subscribe(
         subject,
         None,
@@ -260,7 +260,11 @@ async def test_full_flow_one_unit(survey: Survey, nc, campaign_id: str) -> None:
     msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.ballot(campaign_id, pseudo))
     env, payload = decode(msg.data)
     assert env.occurred_at.isoformat() == "2023-09-22T00:00:00+00:00"
-    assert payload.unit_code == "H-A" and payload.ballot_id == body["receipt"]
+    assert payload.unit_code == "H-A" and payload.ballot_id not in body["receipt"]
+    check = await survey.client.get(
+        "/api/receipts/verify", params={"campaign": campaign_id, "receipt": body["receipt"]}
+    )
+    assert check.json() == {"campaign": campaign_id, "valid": True, "submitted_on": "2023-09-22"}
 
     # Many-unit form: every rated unit must be answered; unit_code is None on the event.
     chi = survey.as_(respondent(campaign_id, "chi", None, "01"))
@@ -465,7 +469,7 @@ async def test_campaign_frozen_after_first_wave(survey: Survey, nc, campaign_id:
 
 def test_cli_campaign_load(
     nats_url: str, tmp_path: Path, campaign_id: str, monkeypatch, capsys
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from parindex.cli import main
 
     monkeypatch.setenv("PARINDEX_NATS_URL", nats_url)
@@ -535,4 +539,4 @@ async def test_no_identity_in_ballots_and_no_table_joins_people_to_answers(
     }
     assert not linked
     assert "respondent_id" not in tables["survey_drafts"]
-    assert not {"submitted_at", "voted_at", "voted_on"} & tables["survey_respondents"]
+    assert not {"voted", "submitted_at", "voted_at", "voted_on"} & tables["survey_respondents"]

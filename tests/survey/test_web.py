@@ -124,9 +124,17 @@ async def test_respondent_html_flow(survey: Survey, nc, campaign_id: str) -> Non
     assert await subject_count(js, f"par.evt.{campaign_id}.ballot.*") == 1
     assert (await client.get("/api/draft", headers=an)).json()["answers"] == []
 
-    # Coming back: already submitted, with the receipt; no form any more.
+    # Coming back: already submitted, with a receipt for the same day (nothing about the first
+    # receipt is stored, so it is a fresh one that verifies too); no form any more.
     r = await client.get("/survey", headers=an)
-    assert "Bạn đã gửi phiếu" in r.text and receipt.group(1) in r.text
+    assert "Bạn đã gửi phiếu" in r.text and "22/09/2023" in r.text
+    later = re.search(r'<code id="receipt">([^<]+)</code>', r.text)
+    assert later
+    for code in (receipt.group(1), later.group(1)):
+        check = await client.get(
+            "/api/receipts/verify", params={"campaign": campaign_id, "receipt": code}
+        )
+        assert check.json()["valid"] is True and check.json()["submitted_on"] == "2023-09-22"
     assert 'type="radio"' not in r.text
     r = await client.get("/survey?lang=en", headers=an)
     assert "You have sent your ballot" in r.text and "lang=en" in r.headers["set-cookie"]

@@ -1,8 +1,8 @@
 """identity: campaign and respondent projection, credentials, staff users, login throttling.
 
 Projection tables (`identity_campaigns`, `identity_respondents`) are rebuilt from the log;
-the others are private data that never enters the log (ARCHITECTURE.md 6): argon2id hashes of
-respondent credentials and staff passwords, login attempts, reset requests.
+the others are private data that never enters the log (docs/architecture.md, decision 6):
+argon2id hashes of respondent credentials and staff passwords, login attempts, reset requests.
 
 The offset trigger keeps `projection_offsets.seq` from moving backwards (except a reset to 0),
 so the service's runner and a CLI catch-up may apply the projection at the same time.

@@ -2,7 +2,7 @@
 
 The outbox is written by the projection in the same transaction as the stream offset, so one
 WaveOpened yields exactly one row per respondent however often it is re-read. No secret is
-stored: credentials are fetched from identity at send time (ARCHITECTURE.md 6).
+stored: credentials are fetched from identity at send time (docs/architecture.md, decision 6).
 
 Revision ID: notify_0002
 Revises: notify_0001

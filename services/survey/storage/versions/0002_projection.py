@@ -1,8 +1,8 @@
 """survey: campaigns, respondents, waves, deadline, ballot counts, drafts.
 
-No table holds answers next to a respondent id (ARCHITECTURE.md 7): `respondents.voted` is a
-bare flag (no time, no ballot id); `ballot_counts` are counts; `drafts` are keyed by the keyed
-pseudonym, never by the respondent, and are deleted when the ballot is submitted.
+No table holds answers next to a respondent id (docs/architecture.md, decision 7):
+`respondents.voted` is a bare flag (no time, no ballot id); `ballot_counts` are counts; `drafts` are
+keyed by the keyed pseudonym, never by the respondent, and are deleted when the ballot is submitted.
 
 The offset trigger keeps `projection_offsets.seq` from moving backwards (except a reset to 0),
 so two instances running the projection at once cannot re-apply events (see projection.py).

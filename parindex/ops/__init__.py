@@ -1,0 +1,1 @@
+"""Operator procedures: backup and restore (docs/reliability.md)."""
