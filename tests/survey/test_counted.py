@@ -97,9 +97,11 @@ async def scoring_rows(scoring: Any, campaign_id: str) -> dict[tuple[str, str], 
     r = await scoring.get("/api/results", params={"campaign": campaign_id})
     if r.status_code != 200:
         return None
+    # Scores stay hidden until an admin publishes (docs/architecture.md, decision 16); the
+    # received counts per unit and form are public throughout and are what this compares.
     return {
         (row["unit_code"], row["form_code"]): row["received"]
-        for row in r.json()["rows"]
+        for row in r.json()["counts"]
         if row["form_code"] is not None
     }
 
