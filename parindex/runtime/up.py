@@ -229,18 +229,26 @@ class Stack:
         self.procs[name] = new
         wait_port(self.ports[name], 30, self.procs[name])
 
+    def _child_proc(self, name: str) -> subprocess.Popen | None:
+        """The process behind a child's name: a service, the mail catcher or a server."""
+        if name == "nats":
+            return self.nats.proc if self.nats is not None else None
+        if name == "postgres":
+            return self.postgres.proc if self.postgres is not None else None
+        if name == "mail":
+            return self.mail
+        return self.procs.get(name)
+
     def dead_children(self) -> list[str]:
         """Reaps: every child that has exited, by the name restart_child knows it by."""
-        dead = []  # servers first: a service restarted before them would only fail again
-        for name, server in (("nats", self.nats), ("postgres", self.postgres), ("mail", self.mail)):
-            proc = getattr(server, "proc", server)
-            if proc is not None and proc.poll() is not None:
-                dead.append(name)
-        return dead + [n for n, p in self.procs.items() if p.poll() is not None]
+        # Servers first: a service restarted before them would only fail again.
+        names = ["nats", "postgres", "mail", *self.procs]
+        return [
+            n for n in names if (p := self._child_proc(n)) is not None and p.poll() is not None
+        ]
 
     def returncode_of(self, name: str) -> int | None:
-        proc = {"mail": self.mail, "postgres": self.postgres, "nats": self.nats}.get(name)
-        proc = getattr(proc, "proc", proc) if proc is not None else self.procs[name]
+        proc = self._child_proc(name)
         return proc.returncode if proc is not None else None
 
     def restart_child(self, name: str) -> None:

@@ -21,7 +21,7 @@ from parindex.runtime.embedded import PostgresServer
 from parindex.web import database_down
 
 
-def eventually(check, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def eventually(check, timeout: float) -> None:
     """Sync twin of tests/waiting.py::eventually (these tests drive a subprocess)."""
     deadline = time.monotonic() + timeout
     while not check():
