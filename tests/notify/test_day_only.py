@@ -17,17 +17,6 @@ from tests.notify.test_service import (
     open_wave,
     small_campaign,
 )
-    _reset,
-    close,
-    define,
-    delivery_events,
-    deadline_in,
-    fakes,
-    notify_app,
-    open_wave,
-    small_campaign,
-    smtp,
-)
 from tests.time_columns import column_types, sub_day_values
 from tests.waiting import eventually
 
