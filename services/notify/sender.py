@@ -124,6 +124,17 @@ def delivery_event(row: dict[str, Any], campaign: Campaign | None) -> Payload:
     )
 
 
+def _loggable(reason: str) -> str:
+    """The kind of failure without the server's text, which may name the recipient.
+
+    A timestamped log line must not tie a person to a moment (docs/architecture.md,
+    decision 15); the full reason stays in the outbox row for the admin page.
+    """
+    if reason.startswith("SMTP "):
+        return " ".join(reason.split()[:2])
+    return reason.split(":", 1)[0]
+
+
 def _day(finished_on: date | None) -> datetime:
     """Midnight UTC of the delivery's day: the event must not date a person's mail to the second.
 
@@ -222,7 +233,7 @@ class Sender:
                         ),
                         {"id": row["id"], "a": row["attempts"], "e": exc.reason},
                     )
-                    log.warning("a delivery failed for good: %s", exc.reason)
+                    log.warning("a delivery failed for good: %s", _loggable(exc.reason))
                 else:
                     delay = min(
                         self.config.retry_base_s * 2 ** (row["attempts"] - 1),
@@ -235,7 +246,7 @@ class Sender:
                         ),
                         {"id": row["id"], "a": row["attempts"], "e": exc.reason, "d": delay},
                     )
-                    log.info("a delivery will retry in %.1fs: %s", delay, exc)
+                    log.info("a delivery will retry in %.1fs: %s", delay, _loggable(exc.reason))
                     return True
             else:
                 row["status"] = "sent"

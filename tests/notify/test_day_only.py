@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from services.notify.sender import _loggable
 from tests.notify import test_service
 from tests.notify.test_service import (
     _reset,
@@ -32,7 +34,9 @@ async def test_deliveries_keep_only_their_day(
     fakes,
     campaign_id,
     tmp_path,
+    caplog,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     js = nc.jetstream()
     campaign = small_campaign(campaign_id, deadline_in(10))
     now = [datetime.now(UTC)]
@@ -72,6 +76,10 @@ async def test_deliveries_keep_only_their_day(
         for e in events:
             stamp = datetime.fromisoformat(e["occurred_at"])
             assert stamp == datetime.combine(stamp.date(), datetime.min.time(), UTC), e["type"]
+        logged = [r.getMessage() for r in caplog.records if r.name.startswith("services.")]
+        assert any("failed for good" in line for line in logged)
+        people = ("r000", "r001", "r002", "r003", "bad@example.vn", "@example.vn")
+        assert not [line for line in logged if any(p in line for p in people)]
         assert await sub_day_values(rt.sessions) == {}
         kinds = await column_types(rt.sessions, "notify_outbox")
         assert kinds["created_on"] == kinds["finished_on"] == "date"
@@ -88,3 +96,9 @@ async def test_deliveries_keep_only_their_day(
             ).all()
         assert len(rows) == 7 and {r.status for r in rows} == {"sent", "failed"}
         assert all(r.finished_on is not None and r.next_attempt_at is None for r in rows)
+
+
+def test_log_lines_keep_the_kind_of_failure_not_the_recipient() -> None:
+    assert _loggable("SMTP 550 5.1.1 <bad@example.vn>: no such user") == "SMTP 550"
+    assert _loggable("refused: {'bad@example.vn': (550, b'no')}") == "refused"
+    assert _loggable("identity unavailable: NoRespondersError") == "identity unavailable"
