@@ -237,6 +237,8 @@ async def authenticate(
 
 
 RESETS_PER_DAY = 3
+# Per-person times are kept to the UTC day (docs/architecture.md, decision 15).
+TODAY = "(now() AT TIME ZONE 'UTC')::date"
 
 
 async def record_reset_request(sessions: async_sessionmaker, email: str, ip: str) -> bool:
@@ -246,7 +248,7 @@ async def record_reset_request(sessions: async_sessionmaker, email: str, ip: str
         recent = await s.scalar(
             text(
                 "SELECT count(*) FROM identity_reset_requests WHERE email = :e "
-                "AND at > now() - interval '1 day'"
+                f"AND requested_on = {TODAY}"
             ),
             {"e": address},
         )
@@ -254,6 +256,8 @@ async def record_reset_request(sessions: async_sessionmaker, email: str, ip: str
             text("INSERT INTO identity_reset_requests (email, ip) VALUES (:e, :i)"),
             {"e": address, "i": ip},
         )
+        # The limit needs today's rows only: older days are not kept (decision 15).
+        await s.execute(text(f"DELETE FROM identity_reset_requests WHERE requested_on < {TODAY}"))
     return int(recent or 0) < RESETS_PER_DAY
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import uuid
+from datetime import UTC, datetime, time
 from typing import Any
 
 from argon2 import PasswordHasher, Type
@@ -97,7 +98,7 @@ async def issue_credential(
                 # used (docs/architecture.md, decision 19): a reset request or a reminder
                 # never silently breaks the password from the invitation.
                 "INSERT INTO identity_credentials (campaign, respondent_id, password_hash, "
-                "purpose, issued_at) VALUES (:c, :r, :h, :p, now()) "
+                "purpose) VALUES (:c, :r, :h, :p) "
                 "ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
                 "pending_hash = EXCLUDED.password_hash, pending_purpose = EXCLUDED.purpose"
             ),
@@ -110,9 +111,11 @@ async def issue_credential(
         campaign_id=campaign_id,
         producer=PRODUCER,
         event_id=str(uuid.uuid4()),
+        # the day only, as BallotSubmitted (docs/architecture.md, decision 15)
+        occurred_at=datetime.combine(datetime.now(UTC).date(), time(0), UTC),
     )
     await publish_event(rt.js, subjects.respondent(campaign_id, respondent_id), event)
-    log.info("credential issued for %s/%s (%s)", campaign_id, respondent_id, purpose)
+    log.debug("credential issued (%s)", purpose)
     return {
         "username": person["username"],
         "password": password,

@@ -46,7 +46,7 @@ async def deliveries(
             await s.execute(
                 text(
                     "SELECT o.respondent_id, r.unit_code, o.purpose, o.attempts, o.last_error, "
-                    "o.finished_at FROM notify_outbox o "
+                    "o.finished_on FROM notify_outbox o "
                     "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
                     "WHERE o.campaign_id = :c AND o.status = 'failed' ORDER BY r.unit_code, o.id"
                 ),

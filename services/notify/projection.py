@@ -145,7 +145,9 @@ class NotifyProjection:
         )
         await s.execute(
             text(
-                "UPDATE notify_outbox SET status = 'cancelled', finished_at = now(), "
+                "UPDATE notify_outbox SET status = 'cancelled', "
+                "finished_on = (now() AT TIME ZONE 'UTC')::date, "
+                "next_attempt_at = NULL, "
                 "last_error = 'respondent withdrawn', event_published = true "
                 "WHERE campaign_id = :c AND respondent_id = :r AND status = 'pending'"
             ),
@@ -190,7 +192,9 @@ class NotifyProjection:
         # Nothing can be answered after the deadline: unsent mail would only mislead.
         await s.execute(
             text(
-                "UPDATE notify_outbox SET status = 'cancelled', finished_at = now(), "
+                "UPDATE notify_outbox SET status = 'cancelled', "
+                "finished_on = (now() AT TIME ZONE 'UTC')::date, "
+                "next_attempt_at = NULL, "
                 "last_error = :why, event_published = true "
                 "WHERE campaign_id = :c AND status = 'pending'"
             ),
@@ -207,7 +211,9 @@ class NotifyProjection:
         await s.execute(
             text(
                 "UPDATE notify_outbox SET status = 'sent', event_published = true, "
-                "finished_at = coalesce(finished_at, now()), last_error = NULL "
+                "finished_on = coalesce(finished_on, (now() AT TIME ZONE 'UTC')::date), "
+                "last_error = NULL, "
+                "next_attempt_at = NULL "
                 "WHERE campaign_id = :c AND message_id = :m "
                 "AND (status <> 'sent' OR NOT event_published)"
             ),
@@ -225,7 +231,8 @@ class NotifyProjection:
             text(
                 "UPDATE notify_outbox SET status = 'failed', event_published = true, "
                 "attempts = greatest(attempts, :a), last_error = :err, "
-                "finished_at = coalesce(finished_at, now()) "
+                "finished_on = coalesce(finished_on, (now() AT TIME ZONE 'UTC')::date), "
+                "next_attempt_at = NULL "
                 "WHERE campaign_id = :c AND respondent_id = :r AND purpose = :p "
                 "AND status <> 'sent'"
             ),

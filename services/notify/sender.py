@@ -25,6 +25,8 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from datetime import time as day_start
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,26 @@ def delivery_event(row: dict[str, Any], campaign: Campaign | None) -> Payload:
     )
 
 
+def _loggable(reason: str) -> str:
+    """The kind of failure without the server's text, which may name the recipient.
+
+    A timestamped log line must not tie a person to a moment (docs/architecture.md,
+    decision 15); the full reason stays in the outbox row for the admin page.
+    """
+    if reason.startswith("SMTP "):
+        return " ".join(reason.split()[:2])
+    return reason.split(":", 1)[0]
+
+
+def _day(finished_on: date | None) -> datetime:
+    """Midnight UTC of the delivery's day: the event must not date a person's mail to the second.
+
+    docs/architecture.md, decision 15; the sweep rebuilds the same value from `finished_on`.
+    """
+    day = finished_on or datetime.now(UTC).date()
+    return datetime.combine(day, day_start(0), UTC)
+
+
 def _campaign(raw: Any) -> Campaign | None:
     if raw is None:
         return None
@@ -188,7 +210,9 @@ class Sender:
             if campaign is None or row["closed"] or row["email"] is None or row["withdrawn"]:
                 await session.execute(
                     text(
-                        "UPDATE notify_outbox SET status = 'cancelled', finished_at = now(), "
+                        "UPDATE notify_outbox SET status = 'cancelled', "
+                        "finished_on = (now() AT TIME ZONE 'UTC')::date, "
+                        "next_attempt_at = NULL, "
                         "event_published = true, last_error = :why WHERE id = :id"
                     ),
                     {"id": row["id"], "why": "campaign closed or respondent gone"},
@@ -204,11 +228,12 @@ class Sender:
                     await session.execute(
                         text(
                             "UPDATE notify_outbox SET status = 'failed', attempts = :a, "
-                            "last_error = :e, finished_at = now() WHERE id = :id"
+                            "last_error = :e, finished_on = (now() AT TIME ZONE 'UTC')::date, "
+                            "next_attempt_at = now() WHERE id = :id"
                         ),
                         {"id": row["id"], "a": row["attempts"], "e": exc.reason},
                     )
-                    log.warning("delivery %s failed for good: %s", row["message_id"], exc.reason)
+                    log.warning("a delivery failed for good: %s", _loggable(exc.reason))
                 else:
                     delay = min(
                         self.config.retry_base_s * 2 ** (row["attempts"] - 1),
@@ -221,14 +246,15 @@ class Sender:
                         ),
                         {"id": row["id"], "a": row["attempts"], "e": exc.reason, "d": delay},
                     )
-                    log.info("delivery %s retry in %.1fs: %s", row["message_id"], delay, exc)
+                    log.info("a delivery will retry in %.1fs: %s", delay, _loggable(exc.reason))
                     return True
             else:
                 row["status"] = "sent"
                 await session.execute(
                     text(
                         "UPDATE notify_outbox SET status = 'sent', attempts = :a, "
-                        "last_error = NULL, finished_at = now() WHERE id = :id"
+                        "last_error = NULL, finished_on = (now() AT TIME ZONE 'UTC')::date, "
+                        "next_attempt_at = now() WHERE id = :id"
                     ),
                     {"id": row["id"], "a": row["attempts"]},
                 )
@@ -297,6 +323,7 @@ class Sender:
             producer="notify",
             causation_id=row.get("causation_id"),
             event_id=event_id_for(row["message_id"], row["status"]),
+            occurred_at=_day(row.get("finished_on")),
         )
         try:
             await publish_event(
@@ -307,7 +334,10 @@ class Sender:
             return
         async with self.rt.sessions.begin() as session:
             await session.execute(
-                text("UPDATE notify_outbox SET event_published = true WHERE id = :id"),
+                text(
+                    "UPDATE notify_outbox SET event_published = true, next_attempt_at = NULL "
+                    "WHERE id = :id"
+                ),
                 {"id": row["id"]},
             )
 
@@ -322,7 +352,7 @@ class Sender:
                             "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
                             "LEFT JOIN notify_campaigns c USING (campaign_id) "
                             "WHERE NOT o.event_published AND o.status IN ('sent', 'failed') "
-                            "AND o.finished_at < now() - make_interval(secs => :s) "
+                            "AND o.next_attempt_at < now() - make_interval(secs => :s) "
                             "ORDER BY o.id LIMIT 500"
                         ),
                         {"s": older_than_s},
