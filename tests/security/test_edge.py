@@ -164,7 +164,7 @@ async def test_the_mail_spool_is_readable_by_its_owner_only(tmp_path: Path) -> N
     folder = tmp_path / "spool"
     store = _Store(folder)
     envelope = SimpleNamespace(original_content=b"Subject: credentials\r\n\r\npassword")
-    assert (await store.handle_DATA(None, None, envelope)).startswith("250")  # type: ignore[arg-type]
+    assert (await store.handle_DATA(None, None, envelope)).startswith("250")
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     [message] = list(folder.glob("*.eml"))
     assert stat.S_IMODE(message.stat().st_mode) == 0o600
