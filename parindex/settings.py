@@ -44,6 +44,11 @@ class Settings:
     # nobody's. The embedded stack has no proxy in front, so any local process could forge it.
     trusted_proxies: str = field(default_factory=lambda: _env("TRUSTED_PROXIES", ""))
     cookie_secure: bool = field(default_factory=lambda: _env("COOKIE_SECURE", "0") == "1")
+    # The HTTP edge (docs/architecture.md, decision 22): body limits, API docs, who reads /metrics.
+    max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", "2000000")))
+    max_import_bytes: int = field(default_factory=lambda: int(_env("MAX_IMPORT_BYTES", "20000000")))
+    api_docs: bool = field(default_factory=lambda: _env("API_DOCS", "0") == "1")
+    metrics_allow: str = field(default_factory=lambda: _env("METRICS_ALLOW", ""))
 
     def service_database_url(self, service: str) -> str:
         """SQLAlchemy async URL of the service's own database (docs/architecture.md, decision 4)."""

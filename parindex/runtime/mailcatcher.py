@@ -13,6 +13,7 @@ import email
 import email.policy
 import html
 import itertools
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +27,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 class _Store:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        # Mail holds credentials: only the owner reads the spool
+        # (docs/architecture.md, decision 22).
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
         self._n = itertools.count(len(list(folder.glob("*.eml"))) + 1)
 
     async def handle_DATA(  # noqa: N802
@@ -35,7 +39,9 @@ class _Store:
         n = next(self._n)
         path = self.folder / f"{int(time.time() * 1000):013d}-{n:06d}.eml"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(envelope.original_content or b"")  # aiosmtpd sets it before DATA
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(envelope.original_content or b"")  # aiosmtpd sets it before DATA
         tmp.rename(path)  # readers never see half a message
         return "250 Message accepted for delivery"
 

@@ -34,6 +34,7 @@ from parindex.telemetry import metrics
 from parindex.telemetry.lag import lag_updater
 from parindex.telemetry.tracing import setup_tracing
 from parindex.web import database_down
+from parindex.web.edge import Edge
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         from fastapi.staticfiles import StaticFiles
 
         app.mount("/static", StaticFiles(directory=spec.static_dir), name="static")
+    # Added last: outermost, so every answer gets its headers (docs/architecture.md, decision 22).
+    app.add_middleware(Edge, settings=settings)
     return app
 
 

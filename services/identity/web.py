@@ -25,6 +25,7 @@ from contracts import subjects
 from parindex.bus.deadletter import dead_letter_count
 from parindex.bus.publish import ConcurrencyConflict
 from parindex.web.auth import COOKIE, Principal, current_principal, issue_token, require
+from parindex.web.cookies import set_cookie
 from parindex.web.fields import bad_field
 from parindex.web.service import Runtime
 from services.identity import accounts, projection
@@ -117,13 +118,10 @@ def _csrf_value(request: Request) -> str:
 
 def _finish(request: Request, response: Response, csrf: str | None = None) -> Response:
     """Set the language and CSRF cookies every page needs."""
-    secure = request.app.state.settings.cookie_secure
     if request.query_params.get("lang") in TEXT:
-        response.set_cookie(
-            LANG_COOKIE, _lang(request), max_age=365 * 86400, samesite="lax", secure=secure
-        )
+        set_cookie(request, response, LANG_COOKIE, _lang(request), max_age=365 * 86400)
     if csrf is not None and request.cookies.get(CSRF_COOKIE) != csrf:
-        response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=secure)
+        set_cookie(request, response, CSRF_COOKIE, csrf, httponly=True)
     return response
 
 
@@ -182,21 +180,8 @@ async def login(
         )
     token = issue_token(_rt(request).extras["private_key"], result.principal, TOKEN_TTL_S)
     resp = RedirectResponse(_safe_next(request, next, result.principal.role), status_code=303)
-    resp.set_cookie(
-        COOKIE,
-        token,
-        max_age=TOKEN_TTL_S,
-        httponly=True,
-        samesite="lax",
-        secure=request.app.state.settings.cookie_secure,
-    )
-    resp.set_cookie(  # a fresh CSRF value per session
-        CSRF_COOKIE,
-        secrets.token_urlsafe(32),
-        httponly=True,
-        samesite="lax",
-        secure=request.app.state.settings.cookie_secure,
-    )
+    set_cookie(request, resp, COOKIE, token, max_age=TOKEN_TTL_S, httponly=True)
+    set_cookie(request, resp, CSRF_COOKIE, secrets.token_urlsafe(32), httponly=True)  # per session
     return resp
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from parindex.web.auth import Principal, current_principal, require
+from parindex.web.cookies import set_cookie
 from parindex.web.i18n import language, templates
 from services.notify.api import ResendRequest, deliveries, resend
 
@@ -40,7 +41,7 @@ async def deliveries_page(request: Request, campaign: str | None = None) -> Resp
         {"lang": language(request), "data": data, "campaign": campaign, "csrf": csrf},
     )
     if request.cookies.get(CSRF_COOKIE) != csrf:
-        resp.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax")
+        set_cookie(request, resp, CSRF_COOKIE, csrf, httponly=True)
     return resp
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from contracts.campaign import Campaign
+from parindex.web.spreadsheet import neutral
 from services.scoring.method import Results, UnitResult, fixed, round_exact
 
 MEAN_PLACES = 4  # a mean weight lies in [0, 1]: the score's places would erase it
@@ -188,4 +189,5 @@ def csv_cell(value: object) -> object:
         return ""
     if isinstance(value, Decimal):
         return fixed(value)
-    return value
+    # A unit named "=HYPERLINK(...)" stays text (docs/architecture.md, decision 22).
+    return neutral(value)

@@ -21,7 +21,9 @@ from sqlalchemy import text
 
 from contracts.campaign import Campaign, UnitKind
 from parindex.web.auth import current_principal, require
+from parindex.web.cookies import set_cookie
 from parindex.web.i18n import LANG_COOKIE, language, templates, vi_date
+from parindex.web.spreadsheet import neutral
 from services.scoring.figures import (
     UnitFigures,
     all_unit_figures,
@@ -103,11 +105,10 @@ def _render(request: Request, template: str, status: int = 200, **ctx: object) -
         },
         status_code=status,
     )
-    secure = request.app.state.settings.cookie_secure
     if "lang" in request.query_params:
-        resp.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400, secure=secure)
+        set_cookie(request, resp, LANG_COOKIE, lang, max_age=365 * 86400)
     if request.cookies.get(CSRF_COOKIE) != csrf:
-        resp.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=secure)
+        set_cookie(request, resp, CSRF_COOKIE, csrf, httponly=True)
     return resp
 
 
@@ -228,7 +229,7 @@ def _xlsx(sheets: dict[str, list[list[object]]], filename: str) -> Response:
     for title, rows in sheets.items():
         ws = wb.create_sheet(title)
         for row in rows:
-            ws.append([float(v) if isinstance(v, Decimal) else v for v in row])
+            ws.append([float(v) if isinstance(v, Decimal) else neutral(v) for v in row])
             for cell, value in zip(ws[ws.max_row], row, strict=True):
                 if isinstance(value, Decimal):
                     places = max(0, -int(value.as_tuple().exponent))

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from contracts.campaign import Campaign
 from contracts.events import Answer
 from parindex.web.auth import Principal, current_principal
+from parindex.web.cookies import set_cookie
 from parindex.web.i18n import LANG_COOKIE, LANGS, language, templates
 from parindex.web.service import Runtime
 from services.survey import api
@@ -152,13 +153,10 @@ def csrf_ok(request: Request, submitted: str | None) -> bool:
 
 
 def _finish(request: Request, response: Response, csrf: str | None = None) -> Response:
-    secure = request.app.state.settings.cookie_secure
     if request.query_params.get("lang") in LANGS:
-        response.set_cookie(
-            LANG_COOKIE, language(request), max_age=365 * 86400, samesite="lax", secure=secure
-        )
+        set_cookie(request, response, LANG_COOKIE, language(request), max_age=365 * 86400)
     if csrf is not None and request.cookies.get(CSRF_COOKIE) != csrf:
-        response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=secure)
+        set_cookie(request, response, CSRF_COOKIE, csrf, httponly=True)
     return response
 
 
