@@ -60,9 +60,8 @@ def event_schema(event_type: str) -> dict[str, Any]:
     env["properties"]["data"] = payload
     env["title"] = f"{event_type} v{CURRENT_VERSION[event_type]}"
     env["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    env["$id"] = (
-        "https://parindex.example/contracts/"
-        + _schema_name(event_type, CURRENT_VERSION[event_type])
+    env["$id"] = "https://parindex.example/contracts/" + _schema_name(
+        event_type, CURRENT_VERSION[event_type]
     )
     if defs:
         env["$defs"] = defs

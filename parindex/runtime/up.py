@@ -243,9 +243,7 @@ class Stack:
         """Reaps: every child that has exited, by the name restart_child knows it by."""
         # Servers first: a service restarted before them would only fail again.
         names = ["nats", "postgres", "mail", *self.procs]
-        return [
-            n for n in names if (p := self._child_proc(n)) is not None and p.poll() is not None
-        ]
+        return [n for n in names if (p := self._child_proc(n)) is not None and p.poll() is not None]
 
     def returncode_of(self, name: str) -> int | None:
         proc = self._child_proc(name)

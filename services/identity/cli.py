@@ -39,8 +39,13 @@ async def _import(args: argparse.Namespace, content: bytes) -> int:
 
         try:
             report = await run_import(
-                js, runner.sessions, args.campaign, content, Path(args.file).name,
-                wait_applied=wait_applied, correlation_id="import:cli",
+                js,
+                runner.sessions,
+                args.campaign,
+                content,
+                Path(args.file).name,
+                wait_applied=wait_applied,
+                correlation_id="import:cli",
             )
         except UnknownCampaign:
             print(f"parindex: unknown campaign {args.campaign}", file=sys.stderr)
@@ -65,8 +70,13 @@ async def _add_user(args: argparse.Namespace) -> int:
     engine = await prepare(settings.service_database_url("identity"), VERSIONS, pool_size=2)
     try:
         await add_user(
-            sessionmaker(engine), args.username, args.role, password,
-            unit_code=args.unit, campaign_id=args.campaign, replace=args.replace,
+            sessionmaker(engine),
+            args.username,
+            args.role,
+            password,
+            unit_code=args.unit,
+            campaign_id=args.campaign,
+            replace=args.replace,
         )
     except UserExists:
         print(f"parindex: user {args.username} exists (use --replace)", file=sys.stderr)

@@ -158,7 +158,5 @@ async def respondents(
 
 
 async def applied_offset(s: AsyncSession) -> int:
-    seq = await s.scalar(
-        text("SELECT seq FROM projection_offsets WHERE name = :n"), {"n": NAME}
-    )
+    seq = await s.scalar(text("SELECT seq FROM projection_offsets WHERE name = :n"), {"n": NAME})
     return int(seq or 0)

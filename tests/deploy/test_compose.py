@@ -99,7 +99,10 @@ def test_docker_compose_config_when_available(tmp_path: Path) -> None:
         pytest.skip("docker client without the compose plugin")
     result = subprocess.run(
         [docker, "compose", "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE), "config", "-q"],
-        capture_output=True, text=True, timeout=60, cwd=DEPLOY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=DEPLOY,
     )
     assert result.returncode == 0, result.stderr
 
@@ -229,8 +232,9 @@ def test_dockerfile_entrypoint_cmd_and_runtime_stage() -> None:
     final = stages[-1]
     assert json.loads(instruction(final, "ENTRYPOINT")[-1]) == ["python", "-m"]
     cmd = json.loads(instruction(final, "CMD")[-1])
-    modules = [cmd[0]] + [svc["command"][0] for svc in compose()["services"].values()
-                          if svc.get("build")]
+    modules = [cmd[0]] + [
+        svc["command"][0] for svc in compose()["services"].values() if svc.get("build")
+    ]
     for module in modules:
         path = ROOT / Path(*module.split(".")) / "__main__.py"
         assert path.is_file(), f"{module}: {path} missing"
@@ -287,7 +291,7 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     out, pos = [], 0
     while pos < len(text):
         m = TOKEN_RE.match(text, pos)
-        assert m, f"cannot tokenize at {text[pos:pos + 30]!r}"
+        assert m, f"cannot tokenize at {text[pos : pos + 30]!r}"
         pos = m.end()
         for kind in ("punct", "sep", "dq", "sq", "word"):
             if m.group(kind) is not None:
@@ -390,21 +394,35 @@ def test_auditor_is_read_only() -> None:
     publish = auditor["permissions"]["publish"]
     assert not any(a.startswith("par.") for a in publish["allow"])
     assert any(covers(d, "par.evt.>") for d in publish["deny"])
-    for subject in ("par.evt.c1.ballot.x", "par.evt.c1.results", "par.dlq.x",
-                    "par.rpc.identity.credential", "$JS.API.STREAM.CREATE.PARINDEX",
-                    "$JS.API.STREAM.DELETE.PARINDEX", "$JS.API.STREAM.PURGE.PARINDEX",
-                    "$JS.API.STREAM.UPDATE.PARINDEX"):
+    for subject in (
+        "par.evt.c1.ballot.x",
+        "par.evt.c1.results",
+        "par.dlq.x",
+        "par.rpc.identity.credential",
+        "$JS.API.STREAM.CREATE.PARINDEX",
+        "$JS.API.STREAM.DELETE.PARINDEX",
+        "$JS.API.STREAM.PURGE.PARINDEX",
+        "$JS.API.STREAM.UPDATE.PARINDEX",
+    ):
         assert not allowed(auditor, "publish", subject), subject
-    for subject in ("$JS.API.CONSUMER.CREATE.PARINDEX", "$JS.API.CONSUMER.CREATE.PARINDEX.a.b",
-                    "$JS.API.CONSUMER.INFO.PARINDEX.a", "$JS.API.CONSUMER.MSG.NEXT.PARINDEX.a",
-                    "$JS.API.STREAM.INFO.PARINDEX"):
+    for subject in (
+        "$JS.API.CONSUMER.CREATE.PARINDEX",
+        "$JS.API.CONSUMER.CREATE.PARINDEX.a.b",
+        "$JS.API.CONSUMER.INFO.PARINDEX.a",
+        "$JS.API.CONSUMER.MSG.NEXT.PARINDEX.a",
+        "$JS.API.STREAM.INFO.PARINDEX",
+    ):
         assert allowed(auditor, "publish", subject), subject
 
 
 OWN_EVENTS = {
     "identity": ["par.evt.c1.respondent.r1"],
-    "survey": ["par.evt.c1.campaign", "par.evt.c1.wave.w1", "par.evt.c1.deadline",
-               "par.evt.c1.ballot.p1"],
+    "survey": [
+        "par.evt.c1.campaign",
+        "par.evt.c1.wave.w1",
+        "par.evt.c1.deadline",
+        "par.evt.c1.ballot.p1",
+    ],
     "scoring": ["par.evt.c1.results"],
     "notify": ["par.evt.c1.delivery.r1"],
 }
@@ -417,7 +435,9 @@ def test_services_publish_only_their_own_subjects() -> None:
         user = found[name]
         for subject in every_event:
             assert allowed(user, "publish", subject) == (subject in OWN_EVENTS[name]), (
-                name, subject)
+                name,
+                subject,
+            )
         for subject in ("par.dlq.projection", "$JS.API.CONSUMER.CREATE.PARINDEX"):
             assert allowed(user, "publish", subject), (name, subject)
         assert allowed(user, "subscribe", f"_INBOX_{name}.x"), name
@@ -456,8 +476,10 @@ def nats_with_accounts(tmp_path: Path):
         "include ./accounts.conf\n"
     )
     proc = subprocess.Popen(
-        [binary, "-c", str(tmp_path / "single.conf")], env=nats_env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [binary, "-c", str(tmp_path / "single.conf")],
+        env=nats_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(100):
@@ -490,9 +512,14 @@ async def test_permissions_on_a_real_server(nats_with_accounts) -> None:
         async def on_error(e: Exception) -> None:
             errors.append(e)
 
-        nc = await nats.connect(url, user=user, password=env[f"NATS_{user.upper()}_PASSWORD"],
-                                inbox_prefix=f"_INBOX_{user}",
-                                error_cb=on_error, allow_reconnect=False)
+        nc = await nats.connect(
+            url,
+            user=user,
+            password=env[f"NATS_{user.upper()}_PASSWORD"],
+            inbox_prefix=f"_INBOX_{user}",
+            error_cb=on_error,
+            allow_reconnect=False,
+        )
         return nc, errors
 
     admin, _ = await connect("admin")
@@ -520,6 +547,7 @@ async def test_permissions_on_a_real_server(nats_with_accounts) -> None:
         await js.delete_stream("PARINDEX")
     info = await admin.jetstream().stream_info("PARINDEX")
     assert info.state.messages == 1  # the auditor's publish never reached the log
+
     # Request-reply across users: identity answers notify through allow_responses, and the
     # reply lands on notify's own inbox, which survey may not read.
     async def answer(msg):
@@ -554,8 +582,13 @@ async def test_no_service_user_can_shorten_delete_or_purge_the_log(
         await nats.connect(url, allow_reconnect=False, connect_timeout=3)
 
     async def connect(user: str):
-        return await nats.connect(url, user=user, password=env[f"NATS_{user.upper()}_PASSWORD"],
-                                  inbox_prefix=f"_INBOX_{user}", allow_reconnect=False)
+        return await nats.connect(
+            url,
+            user=user,
+            password=env[f"NATS_{user.upper()}_PASSWORD"],
+            inbox_prefix=f"_INBOX_{user}",
+            allow_reconnect=False,
+        )
 
     provisioner = await connect("provisioner")
     await ensure_streams(provisioner.jetstream())
@@ -594,14 +627,22 @@ def test_postgres_init_creates_a_database_and_role_per_service() -> None:
         assert f"CREATE DATABASE parindex_{name} OWNER parindex_{name};" in sql
         assert f"REVOKE ALL ON DATABASE parindex_{name} FROM PUBLIC;" in sql
         assert f"\\getenv {name}_password PARINDEX_{name.upper()}_DB_PASSWORD" in sql
-        assert f"PARINDEX_{name.upper()}_DB_PASSWORD" in compose()["services"]["postgres"][
-            "environment"]
+        assert (
+            f"PARINDEX_{name.upper()}_DB_PASSWORD"
+            in compose()["services"]["postgres"]["environment"]
+        )
 
 
 ROUTES = {
     "identity": ["/", "/login", "/logout", "/admin/import", "/api/respondents*"],
-    "survey": ["/survey*", "/api/ballots", "/api/draft", "/api/progress*", "/progress*",
-               "/api/campaigns"],
+    "survey": [
+        "/survey*",
+        "/api/ballots",
+        "/api/draft",
+        "/api/progress*",
+        "/progress*",
+        "/api/campaigns",
+    ],
     "scoring": ["/dashboard*", "/report*", "/export*", "/api/results*"],
     "notify": ["/api/deliveries*", "/deliveries*"],
 }
@@ -624,7 +665,15 @@ def test_caddyfile_routes_every_prefix() -> None:
 
 def test_readme_covers_operations() -> None:
     text = (DEPLOY / "README.md").read_text().lower()
-    for topic in ("docker compose up", "docker compose down", "advisory lock",
-                  "nats stream backup", "nats stream restore", "pg_dump",
-                  "parindex rebuild scoring", "parindex_ballot_key", "signing key"):
+    for topic in (
+        "docker compose up",
+        "docker compose down",
+        "advisory lock",
+        "nats stream backup",
+        "nats stream restore",
+        "pg_dump",
+        "parindex rebuild scoring",
+        "parindex_ballot_key",
+        "signing key",
+    ):
         assert topic in text, topic
