@@ -149,6 +149,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     _refuse_bad_input(app)
+    _bus_unavailable(app)
     for router in spec.routers:
         app.include_router(router)
     if spec.static_dir is not None:
@@ -156,6 +157,25 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
         app.mount("/static", StaticFiles(directory=spec.static_dir), name="static")
     return app
+
+
+def _bus_unavailable(app: FastAPI) -> None:
+    """A bus that only gave transient answers is a 503 with Retry-After, never a 500.
+
+    docs/architecture.md, decision 23: publish_event already retried within its budget.
+    """
+    from parindex.bus.publish import PublishUnavailable
+
+    @app.exception_handler(PublishUnavailable)
+    async def unavailable(request: Request, exc: PublishUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "event bus unavailable, try again"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+
+RETRY_AFTER_SECONDS = "5"
 
 
 def _refuse_bad_input(app: FastAPI) -> None:
