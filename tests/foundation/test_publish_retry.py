@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, ServiceUnavailableError
 
@@ -32,6 +33,10 @@ class FakeJetStream:
         if self.failures:
             raise self.failures.pop(0)
         return PubAck(stream="EVENTS", seq=7, duplicate=len(self.calls) > 1)
+
+
+def _js(fake: FakeJetStream) -> JetStreamContext:
+    return cast(JetStreamContext, fake)  # only publish() is called
 
 
 def _envelope() -> Any:
@@ -59,7 +64,7 @@ def _in_process() -> APIError:
 async def test_transient_failure_then_success_is_success(failure: Exception) -> None:
     js = FakeJetStream([failure])
     env = _envelope()
-    published = await publish_event(js, "par.x", env, budget=5)  # type: ignore[arg-type]
+    published = await publish_event(_js(js), "par.x", env, budget=5)
     assert published.seq == 7
     assert len(js.calls) == 2
     assert {c["Nats-Msg-Id"] for c in js.calls} == {env.event_id}  # the same Msg-Id each time
@@ -69,7 +74,7 @@ async def test_always_failing_raises_publish_unavailable_within_the_bound() -> N
     js = FakeJetStream([], always=NoStreamResponseError())
     t0 = time.monotonic()
     with pytest.raises(PublishUnavailable) as caught:
-        await publish_event(js, "par.x", _envelope(), budget=1.0)  # type: ignore[arg-type]
+        await publish_event(_js(js), "par.x", _envelope(), budget=1.0)
     assert time.monotonic() - t0 < 1.5
     assert len(js.calls) >= 3  # it did retry, with backoff
     assert isinstance(caught.value.cause, NoStreamResponseError)
@@ -78,5 +83,5 @@ async def test_always_failing_raises_publish_unavailable_within_the_bound() -> N
 async def test_a_real_refusal_is_not_retried() -> None:
     js = FakeJetStream([BadRequestError(code=400, err_code=10054, description="bad")])
     with pytest.raises(BadRequestError):
-        await publish_event(js, "par.x", _envelope(), budget=5)  # type: ignore[arg-type]
+        await publish_event(_js(js), "par.x", _envelope(), budget=5)
     assert len(js.calls) == 1
