@@ -260,8 +260,8 @@ async def post_ballot(
     if result.outcome == "invalid_ballot":
         return JSONResponse({"error": "invalid_ballot", "problems": result.problems}, 422)
     if result.submitted_on is not None:  # already submitted: say when it was received
-        body = {"error": result.outcome, "submitted_on": result.submitted_on.isoformat()}
-        return JSONResponse(body, status_code=409)
+        refused = {"error": result.outcome, "submitted_on": result.submitted_on.isoformat()}
+        return JSONResponse(refused, status_code=409)
     return JSONResponse({"error": result.outcome}, status_code=409)
 
 
