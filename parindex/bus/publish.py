@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from opentelemetry import propagate, trace
 
 from contracts import subjects
@@ -24,6 +24,26 @@ from contracts.events import Envelope, encode
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parindex.bus")
 WRONG_LAST_SEQUENCE = 10071
+# "duplicate message id is in process": the first try is still being stored; ask again.
+DUPLICATE_IN_PROCESS = 10158
+# Transient answers during a leader election or restart (docs/architecture.md, decision 23).
+TRANSIENT = (
+    NatsTimeout,
+    NoRespondersError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+class PublishUnavailable(Exception):
+    """The bus gave only transient answers for the whole retry budget: answer 503, not 500."""
+
+    def __init__(self, subject: str, cause: Exception) -> None:
+        super().__init__(f"publish to {subject} unavailable: {type(cause).__name__}")
+        self.subject = subject
+        self.cause = cause
 
 
 class ConcurrencyConflict(Exception):
@@ -48,10 +68,14 @@ async def publish_event(
     *,
     expected_last_subject_seq: int | None = None,
     headers: Mapping[str, str] | None = None,
-    attempts: int = 8,
+    budget: float = 10.0,
     timeout: float = 5.0,
 ) -> Published:
-    """Publish and wait for the ack; safe to call again with the same envelope."""
+    """Publish and wait for the ack; safe to call again with the same envelope.
+
+    Transient answers are retried with backoff for at most `budget` seconds in all, then
+    raised as one PublishUnavailable.
+    """
     with tracer.start_as_current_span(
         f"publish {envelope.type}", kind=trace.SpanKind.PRODUCER
     ) as span:
@@ -62,7 +86,7 @@ async def publish_event(
         propagate.inject(carrier)
         merged = dict(headers or {}) | carrier
         published = await _publish(
-            js, subject, envelope, expected_last_subject_seq, merged, attempts, timeout
+            js, subject, envelope, expected_last_subject_seq, merged, budget, timeout
         )
         span.set_attribute("messaging.nats.stream_sequence", published.seq)
         return published
@@ -74,7 +98,7 @@ async def _publish(
     envelope: Envelope,
     expected_last_subject_seq: int | None,
     headers: Mapping[str, str],
-    attempts: int,
+    budget: float,
     timeout: float,
 ) -> Published:
     hdrs = {"Nats-Msg-Id": envelope.event_id, "Parindex-Type": envelope.type}
@@ -83,11 +107,20 @@ async def _publish(
     if expected_last_subject_seq is not None:
         hdrs["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
     body = encode(envelope)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
     delay = 0.1
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
+        left = deadline - loop.time()
         try:
             ack = await js.publish(
-                subject, body, timeout=timeout, stream=subjects.EVENTS_STREAM, headers=hdrs
+                subject,
+                body,
+                timeout=max(0.05, min(timeout, left)),
+                stream=subjects.EVENTS_STREAM,
+                headers=hdrs,
             )
             return Published(seq=ack.seq, duplicate=bool(ack.duplicate))
         except APIError as exc:
@@ -96,17 +129,23 @@ async def _publish(
                 if existing is not None and existing[1] == envelope.event_id:
                     return Published(seq=existing[0], duplicate=True)
                 raise ConcurrencyConflict(subject, existing[1] if existing else None) from exc
-            if exc.code is not None and 400 <= exc.code < 500 and exc.code != 408:
+            if not _transient(exc):
                 raise
             err: Exception = exc
-        except (NatsTimeout, NoRespondersError, TimeoutError, ConnectionError) as exc:
+        except TRANSIENT as exc:
             err = exc
-        if attempt == attempts:
-            raise err
+        if loop.time() + delay >= deadline:
+            raise PublishUnavailable(subject, err) from err
         log.warning("publish to %s failed (%s), retry %d", subject, type(err).__name__, attempt)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
-    raise AssertionError("unreachable")
+
+
+def _transient(exc: APIError) -> bool:
+    """An API answer worth asking again: in-process duplicate, timeout or 5xx."""
+    if isinstance(exc, TRANSIENT) or exc.err_code == DUPLICATE_IN_PROCESS:
+        return True
+    return exc.code is None or exc.code == 408 or exc.code >= 500
 
 
 async def last_on_subject(js: JetStreamContext, subject: str) -> tuple[int, str] | None:

@@ -152,6 +152,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     _refuse_bad_input(app)
     database_down.install(app)  # 503 while PostgreSQL restarts (docs/architecture.md, decision 20)
+    _bus_unavailable(app)
     for router in spec.routers:
         app.include_router(router)
     if spec.static_dir is not None:
@@ -161,6 +162,25 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     # Added last: outermost, so every answer gets its headers (docs/architecture.md, decision 22).
     app.add_middleware(Edge, settings=settings)
     return app
+
+
+def _bus_unavailable(app: FastAPI) -> None:
+    """A bus that only gave transient answers is a 503 with Retry-After, never a 500.
+
+    docs/architecture.md, decision 23: publish_event already retried within its budget.
+    """
+    from parindex.bus.publish import PublishUnavailable
+
+    @app.exception_handler(PublishUnavailable)
+    async def unavailable(request: Request, exc: PublishUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "event bus unavailable, try again"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+
+RETRY_AFTER_SECONDS = "5"
 
 
 def _refuse_bad_input(app: FastAPI) -> None:

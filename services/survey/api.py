@@ -217,7 +217,15 @@ async def intake_ballot(
         existing = await _submitted(rt, campaign.id, pseudo)
         if existing is not None and not existing.counted:
             return Intake("deadline_passed")
-        return Intake("already_submitted")
+        if existing is None:
+            return Intake("already_submitted")
+        day = existing.ballot.submitted_on
+        if existing.ballot.ballot_id == envelope.data["ballot_id"]:
+            # This very submission landed on an earlier, ambiguous try: its receipt, not an
+            # error (docs/architecture.md, decision 23).
+            receipt = issue_receipt(rt, campaign.id, day, client_submission_id)
+            return Intake("accepted", receipt=receipt, submitted_on=day)
+        return Intake("already_submitted", submitted_on=day)
     ballot = BallotSubmitted.model_validate(envelope.data)
     if published.duplicate:  # a retry: answer with what the log holds
         again = await _submitted(rt, campaign.id, pseudo)
@@ -251,6 +259,9 @@ async def post_ballot(
         return JSONResponse({"error": "wave_not_open", "wave_id": result.wave_id}, 403)
     if result.outcome == "invalid_ballot":
         return JSONResponse({"error": "invalid_ballot", "problems": result.problems}, 422)
+    if result.submitted_on is not None:  # already submitted: say when it was received
+        refused = {"error": result.outcome, "submitted_on": result.submitted_on.isoformat()}
+        return JSONResponse(refused, status_code=409)
     return JSONResponse({"error": result.outcome}, status_code=409)
 
 

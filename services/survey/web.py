@@ -27,11 +27,13 @@ from sqlalchemy import text
 
 from contracts.campaign import Campaign
 from contracts.events import Answer
+from parindex.bus.publish import PublishUnavailable
 from parindex.web.auth import Principal, current_principal
 from parindex.web.cookies import set_cookie
-from parindex.web.i18n import LANG_COOKIE, LANGS, language, templates
-from parindex.web.service import Runtime
+from parindex.web.i18n import LANG_COOKIE, LANGS, language, templates, vi_date
+from parindex.web.service import RETRY_AFTER_SECONDS, Runtime
 from services.survey import api
+from services.survey.ballot import BALLOT_NS
 from services.survey.projection import load_campaign
 
 router = APIRouter()
@@ -53,6 +55,9 @@ TEXT: dict[str, dict[str, str]] = {
         "expired": "Đợt khảo sát đã hết hạn: không thể gửi phiếu nữa.",
         "deadline": "Hạn gửi phiếu",
         "submitted": "Bạn đã gửi phiếu. Cảm ơn bạn đã tham gia khảo sát.",
+        "already": "Phiếu của bạn đã được ghi nhận ngày {day}.",
+        "busy": "Hệ thống đang bận nên phiếu chưa được gửi. Câu trả lời của bạn đã được lưu "
+        "nháp; vui lòng thử gửi lại sau ít phút.",
         "receipt": "Biên nhận",
         "receipt_id": "Mã biên nhận",
         "receipt_date": "Ngày gửi",
@@ -100,6 +105,9 @@ TEXT: dict[str, dict[str, str]] = {
         "expired": "The survey has expired: ballots can no longer be sent.",
         "deadline": "Deadline",
         "submitted": "You have sent your ballot. Thank you for taking part.",
+        "already": "Your ballot was recorded on {day}.",
+        "busy": "The system is busy, so your ballot was not sent. Your answers are saved as a "
+        "draft; please try sending again in a few minutes.",
         "receipt": "Receipt",
         "receipt_id": "Receipt number",
         "receipt_date": "Sent on",
@@ -286,8 +294,18 @@ def _logged_page(
     if not sit.ballot.counted:
         return _message(request, "late", refused, deadline=sit.campaign.deadline)
     day = sit.ballot.ballot.submitted_on
+    if submission_id and sit.ballot.ballot.ballot_id != _ballot_id(sit, submission_id):
+        # Another submission than the one on the log: 409 with the day it was received
+        # (docs/architecture.md, decision 23).
+        text_ = TEXT[language(request)]["already"].format(day=vi_date(day))
+        return _page(request, "message.html", status=409, message=text_, title_key="survey")
     code = api.issue_receipt(_rt(request), sit.campaign.id, day, submission_id)
     return _receipt_page(request, code, day)
+
+
+def _ballot_id(sit: Situation, submission_id: str) -> str:
+    """The ballot id ballot_envelope derives from this submission (services/survey/ballot.py)."""
+    return str(uuid.uuid5(BALLOT_NS, f"ballot|{sit.pseudonym}|{submission_id}"))
 
 
 def _receipt_page(
@@ -382,6 +400,7 @@ def _form_page(
     errors: dict | None = None,
     status: int = 200,
     saved: bool = False,
+    busy: bool = False,
 ) -> Response:
     lang = language(request)
     form = sit.campaign.form(sit.form_code)
@@ -395,6 +414,7 @@ def _form_page(
         blocks=_blocks(sit, lang, chosen, errors),
         error_count=len(errors or {}),
         saved=saved,
+        busy=busy,
     )
 
 
@@ -461,7 +481,15 @@ async def survey_post(request: Request) -> Response:
             return _form_page(request, sit, chosen, errors, status=422)
         p = await current_principal(request)
         assert p is not None
-        result = await api.intake_ballot(rt, p, _answers(chosen), submission_id)
+        try:
+            result = await api.intake_ballot(rt, p, _answers(chosen), submission_id)
+        except PublishUnavailable:
+            # Keep the answers: saved as a draft and shown again (decision 23).
+            answers = [a.model_dump() for a in _answers(chosen)]
+            await api.save_draft(rt, sit.campaign.id, sit.pseudonym, answers)
+            page = _form_page(request, sit, chosen, status=503, busy=True)
+            page.headers["Retry-After"] = RETRY_AFTER_SECONDS
+            return page
         if result.outcome == "accepted":
             return _receipt_page(request, result.receipt, result.submitted_on, fresh=True)
         if result.outcome in ("already_submitted", "deadline_passed"):

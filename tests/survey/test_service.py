@@ -339,7 +339,9 @@ async def test_twenty_concurrent_submissions_one_ballot(
     )
     codes = sorted(r.status_code for r in results)
     assert codes == [201] + [409] * 19
-    assert all(r.json() == {"error": "already_submitted"} for r in results if r.status_code == 409)
+    refused = [r.json() for r in results if r.status_code == 409]
+    day = next(r.json()["submitted_on"] for r in results if r.status_code == 201)
+    assert all(b == {"error": "already_submitted", "submitted_on": day} for b in refused)
     subject = subjects.ballot(campaign_id, pseudonym(KEY, campaign_id, "an"))
     assert await subject_count(nc.jetstream(), subject) == 1
 
