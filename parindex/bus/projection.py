@@ -251,7 +251,14 @@ class ProjectionRunner:
         self.log_mismatch = True
         metrics.projection_log_mismatch.labels(name).set(1)
         self._rebuild_until = last_seq
-        await self.reset()
+        async with self.sessions.begin() as session:
+            # Another instance of this projection may have found it first and already be
+            # rebuilding: reset only if the offset row is still the one found wrong.
+            await _lock_offset(session, name)
+            if await read_position(session, name) == (seq, event_id):
+                await self.projection.reset(session)
+                await _save_offset(session, name, 0)
+        self.applied_seq = 0
         self._clear_alarm_if_caught_up()
         return True
 
