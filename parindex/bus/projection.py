@@ -7,6 +7,9 @@ rows and the offset rebuilds from sequence 1. A message that cannot be decoded g
 dead-letter subject with its reason and the projection moves on; so does an event whose apply
 fails deterministically (parindex.bus.faults): the failed batch is re-applied one event per
 transaction to find it (docs/architecture.md, decision 17). Only transient errors are retried.
+With the offset goes the id of the event it points at; before consuming, the runner checks that the
+log still holds that event and rebuilds from sequence 1 if it does not (docs/architecture.md,
+decision 24).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Protocol
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RawStreamMsg
+from nats.js.errors import NotFoundError
 from opentelemetry import propagate, trace
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,6 +45,8 @@ CREATE TABLE IF NOT EXISTS projection_offsets (
     seq bigint NOT NULL
 )
 """
+# The table has several owners (each service's 0001_base migration): the runner adds the column.
+EVENT_ID_COLUMN = "ALTER TABLE projection_offsets ADD COLUMN IF NOT EXISTS last_event_id text"
 
 
 class Rejected(Exception):
@@ -79,14 +85,56 @@ async def read_offset(session: AsyncSession, name: str) -> int:
     return int(seq or 0)
 
 
-async def _save_offset(session: AsyncSession, name: str, seq: int) -> None:
+async def ensure_event_id_column(session: AsyncSession) -> None:
+    """Add last_event_id once; checked first so a running table is not locked for nothing."""
+    await session.execute(text(OFFSETS_DDL))
+    present = await session.scalar(
+        text(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'projection_offsets' AND column_name = 'last_event_id'"
+        )
+    )
+    if not present:
+        await session.execute(text(EVENT_ID_COLUMN))
+
+
+async def read_position(session: AsyncSession, name: str) -> tuple[int, str | None]:
+    """The stored offset and the id of the event applied there (None: stored before decision 24)."""
+    row = (
+        await session.execute(
+            text("SELECT seq, last_event_id FROM projection_offsets WHERE name = :n"), {"n": name}
+        )
+    ).first()
+    return (int(row[0]), row[1]) if row else (0, None)
+
+
+async def _save_offset(
+    session: AsyncSession, name: str, seq: int, event_id: str | None = None
+) -> None:
     await session.execute(
         text(
-            "INSERT INTO projection_offsets (name, seq) VALUES (:n, :s) "
-            "ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq"
+            "INSERT INTO projection_offsets (name, seq, last_event_id) VALUES (:n, :s, :e) "
+            "ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq, "
+            "last_event_id = EXCLUDED.last_event_id"
         ),
-        {"n": name, "s": seq},
+        {"n": name, "s": seq, "e": event_id},
     )
+
+
+async def _advance(
+    session: AsyncSession, name: str, current: int, seq: int, raw: dict[int, Msg]
+) -> int:
+    """Move the offset to seq with its event id, unless another instance is already there."""
+    if seq > current:
+        msg = raw.get(seq)
+        await _save_offset(session, name, seq, _event_id(msg) if msg is not None else None)
+        return seq
+    return current
+
+
+def _event_id(msg: Msg | RawStreamMsg) -> str | None:
+    """The Nats-Msg-Id publish_event sets (the envelope's event_id); None for raw messages."""
+    return (msg.headers or {}).get("Nats-Msg-Id") or None
 
 
 async def _lock_offset(session: AsyncSession, name: str) -> int:
@@ -125,6 +173,11 @@ class ProjectionRunner:
         self.on_batch = on_batch
         self.applied_seq = 0
         self._stop = asyncio.Event()
+        # True from finding the log behind the stored offset until the rebuild catches up;
+        # /readyz reports not ready meanwhile (docs/architecture.md, decision 24).
+        self.log_mismatch = False
+        self._rebuild_until = 0
+        self._column_ready = False
 
     async def reset(self) -> None:
         async with self.sessions.begin() as session:
@@ -159,7 +212,70 @@ class ProjectionRunner:
             if self.applied_seq >= until_seq:
                 return self.applied_seq
 
+    async def verify_log(self) -> bool:
+        """Check the log still holds the event at the stored offset; rebuild if not.
+
+        Runs before every consume (start, reconnect, catch_up). A power loss can leave the log
+        behind the offset, and events published since then reuse its sequences: trusting the
+        offset would skip them (docs/architecture.md, decision 24). True when it rebuilt.
+        """
+        name = self.projection.name
+        async with self.sessions.begin() as session:
+            if not self._column_ready:
+                await ensure_event_id_column(session)
+                self._column_ready = True
+            seq, event_id = await read_position(session, name)
+        if seq == 0:
+            return False
+        last_seq = (await self.js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
+        if last_seq < seq:
+            found = f"the log ends at sequence {last_seq}"
+        elif event_id is None:  # an offset stored before decision 24: only the length is known
+            return False
+        else:
+            try:
+                held = _event_id(await self.js.get_msg(subjects.EVENTS_STREAM, seq, direct=True))
+            except NotFoundError:
+                held = None
+            if held == event_id:
+                return False
+            found = f"sequence {seq} holds event {held}"
+        log.error(
+            "projection %s: stored offset %s (event %s) is not in the log: %s; "
+            "rebuilding from sequence 1",
+            name,
+            seq,
+            event_id,
+            found,
+        )
+        self.log_mismatch = True
+        metrics.projection_log_mismatch.labels(name).set(1)
+        self._rebuild_until = last_seq
+        async with self.sessions.begin() as session:
+            # Another instance of this projection may have found it first and already be
+            # rebuilding: reset only if the offset row is still the one found wrong.
+            await _lock_offset(session, name)
+            if await read_position(session, name) == (seq, event_id):
+                await self.projection.reset(session)
+                await _save_offset(session, name, 0)
+        self.applied_seq = 0
+        self._clear_alarm_if_caught_up()
+        return True
+
+    def _clear_alarm_if_caught_up(self) -> None:
+        if self.applied_seq >= self._rebuild_until:
+            self._clear_alarm()
+
+    def _clear_alarm(self) -> None:
+        if self.log_mismatch:
+            self.log_mismatch = False
+            metrics.projection_log_mismatch.labels(self.projection.name).set(0)
+            log.info(
+                "projection %s: rebuilt up to sequence %s", self.projection.name, self.applied_seq
+            )
+
     async def _consume(self, until_seq: int | None = None) -> None:
+        await self.verify_log()
         async with self.sessions.begin() as session:
             self.applied_seq = await read_offset(session, self.projection.name)
         if until_seq is not None and self.applied_seq >= until_seq:
@@ -180,6 +296,7 @@ class ProjectionRunner:
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=1.0)
                 except (NatsTimeout, TimeoutError):
+                    self._clear_alarm()  # nothing left to fetch: the rebuild has caught up
                     if until_seq is not None:
                         return  # nothing more to read below until_seq
                     continue
@@ -248,6 +365,7 @@ class ProjectionRunner:
         self._trace(events, started)
         metrics.events_consumed.labels(self.projection.name).inc(len(events))
         metrics.applied_seq.labels(self.projection.name).set(last)
+        self._clear_alarm_if_caught_up()
         if self.on_batch is not None:
             await self.on_batch(last)
 
@@ -264,8 +382,7 @@ class ProjectionRunner:
                     todo = [e for e in events if e.seq > current]
                     if todo:
                         await self.projection.apply(session, todo)
-                    new_seq = max(last, current)
-                    await _save_offset(session, self.projection.name, new_seq)
+                    new_seq = await _advance(session, self.projection.name, current, last, raw)
                 return new_seq, events
             except Rejected as rej:  # the transaction rolled back; apply the batch without it
                 await self._dead_letter(raw[rej.seq], rej.reason)
@@ -287,7 +404,7 @@ class ProjectionRunner:
                     current = await _lock_offset(session, self.projection.name)
                     if e.seq > current:
                         await self.projection.apply(session, [e])
-                        await _save_offset(session, self.projection.name, e.seq)
+                        await _advance(session, self.projection.name, current, e.seq, raw)
                 applied.append(e)
                 continue
             except Rejected as rej:
@@ -299,11 +416,10 @@ class ProjectionRunner:
             await self._dead_letter(raw[e.seq], reason)
             async with self.sessions.begin() as session:
                 current = await _lock_offset(session, self.projection.name)
-                await _save_offset(session, self.projection.name, max(e.seq, current))
+                await _advance(session, self.projection.name, current, e.seq, raw)
         async with self.sessions.begin() as session:  # past undecodable messages at the end
             current = await _lock_offset(session, self.projection.name)
-            new_seq = max(last, current)
-            await _save_offset(session, self.projection.name, new_seq)
+            new_seq = await _advance(session, self.projection.name, current, last, raw)
         return new_seq, applied
 
 

@@ -15,6 +15,11 @@ stream_last_seq = Gauge("parindex_stream_last_sequence", "Last sequence in the e
 consumer_lag = Gauge(
     "parindex_consumer_lag", "Stream last sequence minus the sequence applied", ["handler"]
 )
+projection_log_mismatch = Gauge(
+    "parindex_projection_log_mismatch",
+    "1 while a projection rebuilds because the log no longer holds its offset's event",
+    ["projection"],
+)
 http_latency = Histogram(
     "parindex_http_request_seconds", "HTTP latency", ["service", "method", "route", "status"]
 )

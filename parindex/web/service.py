@@ -143,6 +143,10 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
                 checks["database"] = True
             except Exception:
                 checks["database"] = False
+            # A projection rebuilding after the log moved back (docs/architecture.md, decision 24).
+            checks["projections"] = not any(
+                v.log_mismatch for v in rt.extras.values() if isinstance(v, ProjectionRunner)
+            )
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 

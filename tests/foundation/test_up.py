@@ -121,7 +121,7 @@ def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None
         for name, url in endpoints["services"].items():
             r = httpx.get(f"{url}/readyz", timeout=5)
             assert r.status_code == 200, (name, r.text)
-            assert r.json()["checks"] == {"nats": True, "database": True}
+            assert r.json()["checks"] == {"nats": True, "database": True, "projections": True}
 
         _check_the_bus_is_locked_down(state, endpoints["nats_url"])
         _check_only_survey_has_the_ballot_key(state)
