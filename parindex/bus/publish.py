@@ -136,7 +136,11 @@ async def _publish(
             err = exc
         if loop.time() + delay >= deadline:
             raise PublishUnavailable(subject, err) from err
-        log.warning("publish to %s failed (%s), retry %d", subject, type(err).__name__, attempt)
+        # The subject's kind only: a ballot subject ends in a pseudonym, and a timed log line
+        # naming it would be a per-person trail (docs/architecture.md, decision 15).
+        log.warning(
+            "publish of %s failed (%s), retry %d", envelope.type, type(err).__name__, attempt
+        )
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
 
