@@ -55,6 +55,10 @@ async def test_restore_drill_gives_the_same_log_and_audit_digest(
         app = create_app(SERVICE, settings)
         async with app.router.lifespan_context(app):
             published = await eventually(lambda: _published(js, CID), timeout=60)
+            # ...and scoring has applied it too, so the backed-up cursor is at the log's end.
+            last = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
+            runner = app.state.rt.extras["runner"]
+            await eventually(lambda: runner.applied_seq >= last, timeout=30)
         assert published.digest == WORKED_DIGEST
         before = await _log(js)
         await nc.close()
