@@ -29,6 +29,7 @@ from parindex.web.cookies import set_cookie
 from parindex.web.fields import bad_field
 from parindex.web.service import Runtime
 from services.identity import accounts, projection
+from services.identity.import_worker import ImportBusy, one_at_a_time
 from services.identity.importer import MAX_BYTES
 from services.identity.imports import UnknownCampaign, public_respondent, run_import
 
@@ -66,6 +67,7 @@ TEXT: dict[str, dict[str, str]] = {
         "upload": "Tải lên và kiểm tra",
         "bad_chars": "Trường «{field}» chứa ký tự không được phép (ví dụ ký tự điều khiển).",
         "dead_letters": "Sự kiện lỗi",
+        "busy": "Đang nhập một tệp danh sách khác. Vui lòng thử lại sau ít phút.",
         "other_lang": "English",
         "other_code": "en",
     },
@@ -93,6 +95,7 @@ TEXT: dict[str, dict[str, str]] = {
         "bad_chars": "The field “{field}” contains characters that are not allowed "
         "(such as control characters).",
         "dead_letters": "Failed events",
+        "busy": "Another list is being imported. Please try again in a few minutes.",
         "other_lang": "Tiếng Việt",
         "other_code": "vi",
     },
@@ -306,15 +309,18 @@ async def _import(
     content = await file.read(MAX_BYTES + 1)
     rt = _rt(request)
     try:
-        report = await run_import(
-            rt.js,
-            rt.sessions,
-            campaign,
-            content,
-            file.filename or "upload",
-            wait_applied=lambda seq: wait_applied(rt, seq),
-            correlation_id=f"import:{admin.subject}",
-        )
+        async with one_at_a_time(request.app):  # parsed in a bounded child (decision 27)
+            report = await run_import(
+                rt.js,
+                rt.sessions,
+                campaign,
+                content,
+                file.filename or "upload",
+                wait_applied=lambda seq: wait_applied(rt, seq),
+                correlation_id=f"import:{admin.subject}",
+            )
+    except ImportBusy:
+        return 503, {"error": "import_busy", "detail": TEXT[_lang(request)]["busy"]}, None
     except UnknownCampaign:
         return 404, {"detail": f"unknown campaign {campaign}"}, None
     except ConcurrencyConflict as exc:
@@ -341,7 +347,7 @@ async def import_respondents(
     if not csrf_ok(request, csrf):
         return JSONResponse({"detail": TEXT["vi"]["csrf"]}, status_code=403)
     status, body, _ = await _import(request, campaign, file, admin)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=_retry_after(status))
 
 
 @router.post("/admin/import", response_class=HTMLResponse)
@@ -356,7 +362,15 @@ async def import_page(
     if not csrf_ok(request, csrf):
         return _csrf_refused(request)
     status, body, _ = await _import(request, campaign, file, admin)
+    if status == 503:
+        resp = _page(request, "message.html", status=503, message=body["detail"])
+        resp.headers.update(_retry_after(status))
+        return resp
     return _page(request, "import_report.html", status=status, report=body, principal=admin)
+
+
+def _retry_after(status: int) -> dict[str, str]:
+    return {"Retry-After": "30"} if status == 503 else {}
 
 
 @router.get("/api/respondents")
