@@ -15,6 +15,7 @@ import re
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
+from typing import Any
 
 # Limits on what one upload may make the parser do (docs/architecture.md, decision 27). An
 # honest list of a province's respondents is a few thousand rows of a dozen columns; the
@@ -295,7 +296,8 @@ def _read_xlsx(content: bytes) -> list[tuple[str | None, list[tuple[int, list[ob
             f"Tệp .xlsx khi giải nén quá lớn (tối đa {MAX_UNCOMPRESSED // (1024 * 1024)} MB, "
             f"{MAX_ZIP_ENTRIES} phần); hãy lưu lại chỉ với danh sách người khảo sát.",
             f"The .xlsx file is too large once uncompressed (at most "
-            f"{MAX_UNCOMPRESSED // (1024 * 1024)} MB, {MAX_ZIP_ENTRIES} parts); save only the list.",
+            f"{MAX_UNCOMPRESSED // (1024 * 1024)} MB, {MAX_ZIP_ENTRIES} parts); "
+            "save only the list.",
         )
     import openpyxl  # imported here: CSV-only callers need not pay for it
 
@@ -311,8 +313,8 @@ def _read_xlsx(content: bytes) -> list[tuple[str | None, list[tuple[int, list[ob
                 f"Tệp có {len(wb.worksheets)} trang tính; tối đa {MAX_SHEETS}.",
                 f"The workbook has {len(wb.worksheets)} sheets; at most {MAX_SHEETS}.",
             )
-        strings = getattr(wb.worksheets[0], "shared_strings", ()) if wb.worksheets else ()
-        if len(strings) > MAX_SHARED_STRINGS:  # read-only sheets share the loaded table
+        table: Any = getattr(wb.worksheets[0], "shared_strings", ()) if wb.worksheets else ()
+        if len(table) > MAX_SHARED_STRINGS:  # read-only sheets share the loaded table
             raise _reject(
                 "too_many_cells",
                 f"Tệp chứa quá nhiều chuỗi ký tự (hơn {MAX_SHARED_STRINGS}).",
