@@ -26,6 +26,7 @@ from parindex.bus.deadletter import dead_letter_count
 from parindex.bus.publish import ConcurrencyConflict
 from parindex.web.auth import COOKIE, Principal, current_principal, issue_token, require
 from parindex.web.cookies import set_cookie
+from parindex.web.fields import as_bytes as _b
 from parindex.web.fields import bad_field
 from parindex.web.service import Runtime
 from services.identity import accounts, projection
@@ -140,7 +141,7 @@ def _page(request: Request, name: str, status: int = 200, **ctx: Any) -> Respons
 def csrf_ok(request: Request, submitted: str | None) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE)
     submitted = submitted or request.headers.get("x-csrf-token")
-    return bool(cookie and submitted and hmac.compare_digest(cookie, submitted))
+    return bool(cookie and submitted and hmac.compare_digest(_b(cookie), _b(submitted)))
 
 
 def _csrf_refused(request: Request) -> Response:

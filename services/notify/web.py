@@ -7,10 +7,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from parindex.web.auth import Principal, current_principal, require
 from parindex.web.cookies import set_cookie
+from parindex.web.fields import as_bytes as _b
 from parindex.web.i18n import language, templates
 from services.notify.api import ResendRequest, deliveries, resend
 
@@ -54,9 +56,13 @@ async def resend_form(
     principal: Principal = Depends(require("admin")),
 ) -> Response:
     cookie = request.cookies.get(CSRF_COOKIE)
-    if not cookie or not secrets.compare_digest(cookie, csrf):
+    if not cookie or not secrets.compare_digest(_b(cookie), _b(csrf)):
         raise HTTPException(403, "Phiên biểu mẫu không hợp lệ / invalid form token")
-    await resend(
-        ResendRequest(campaign_id=campaign_id, respondent_id=respondent_id), request, principal
-    )
+    try:
+        body = ResendRequest(campaign_id=campaign_id, respondent_id=respondent_id)
+    except ValidationError as exc:  # a control character, say: 422, not 500 (decision 17)
+        raise HTTPException(
+            422, "Mã đợt khảo sát hoặc mã người khảo sát không hợp lệ / invalid id"
+        ) from exc
+    await resend(body, request, principal)
     return RedirectResponse(f"/deliveries?campaign={campaign_id}", status_code=303)

@@ -22,6 +22,8 @@ from sqlalchemy import text
 from contracts.campaign import Campaign, UnitKind
 from parindex.web.auth import current_principal, require
 from parindex.web.cookies import set_cookie
+from parindex.web.fields import as_bytes as _b
+from parindex.web.fields import bad_field
 from parindex.web.i18n import LANG_COOKIE, language, templates, vi_date
 from parindex.web.spreadsheet import neutral
 from services.scoring.figures import (
@@ -195,9 +197,12 @@ async def publish(
     """
     lang = language(request)
     cookie = request.cookies.get(CSRF_COOKIE)
-    if not (cookie and csrf and hmac.compare_digest(cookie, csrf)):
+    if not (cookie and csrf and hmac.compare_digest(_b(cookie), _b(csrf))):
         raise HTTPException(403, "invalid or missing CSRF token")
     principal = await require("admin")(request)
+    field = bad_field({"campaign": campaign, "digest": digest})
+    if field is not None:  # PostgreSQL would refuse a NUL: 400, not 500 (decision 17)
+        raise HTTPException(400, f"«{field}»: ký tự không được phép / characters not allowed")
     camp, _results, stage = await _load(request, campaign)
     try:
         await release(request.app.state.rt.js, stage, campaign, digest, principal.subject)

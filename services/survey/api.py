@@ -22,6 +22,7 @@ from contracts.campaign import Campaign
 from contracts.events import Answer, BallotSubmitted, decode
 from parindex.bus.publish import ConcurrencyConflict, publish_event
 from parindex.web.auth import Principal, require
+from parindex.web.openapi_body import json_body
 from parindex.web.service import Runtime
 from services.survey import participation
 from services.survey import receipt as receipts
@@ -38,7 +39,7 @@ def _rt(request: Request) -> Runtime:
 
 
 # --- campaigns --------------------------------------------------------------------------
-@router.post("/campaigns", status_code=201)
+@router.post("/campaigns", status_code=201, openapi_extra=json_body(Campaign))
 async def post_campaign(
     request: Request, _: Principal = Depends(require("admin"))
 ) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from contracts.events import Answer
 from parindex.bus.publish import PublishUnavailable
 from parindex.web.auth import Principal, current_principal
 from parindex.web.cookies import set_cookie
+from parindex.web.fields import as_bytes as _b
 from parindex.web.i18n import LANG_COOKIE, LANGS, language, templates, vi_date
 from parindex.web.service import RETRY_AFTER_SECONDS, Runtime
 from services.survey import api
@@ -157,7 +158,7 @@ def _csrf_value(request: Request) -> str:
 def csrf_ok(request: Request, submitted: str | None) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE)
     submitted = submitted or request.headers.get("x-csrf-token")
-    return bool(cookie and submitted and hmac.compare_digest(cookie, submitted))
+    return bool(cookie and submitted and hmac.compare_digest(_b(cookie), _b(submitted)))
 
 
 def _finish(request: Request, response: Response, csrf: str | None = None) -> Response:
