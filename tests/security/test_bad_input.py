@@ -103,18 +103,8 @@ def test_parse_campaign_raises_only_campaign_file_error(data: Any) -> None:
         result = parse_campaign(data)
     except CampaignFileError as exc:
         assert exc.errors
-    except TypeError as exc:  # the known bug pinned by test_parse_campaign_unhashable_reference
-        assert "unhashable" in str(exc)
     else:
         assert result.id
-
-
-UNHASHABLE_BUG = (
-    "BUG services/survey/campaign_file.py _reference_errors: a list/dict where a form or unit "
-    "code is expected (form_priority item, wave member unit_codes item, ...) is tested with "
-    "`code not in forms` and raises TypeError: unhashable type instead of CampaignFileError; "
-    "POST /api/campaigns then answers 500"
-)
 
 
 @pytest.mark.parametrize("where", ["form_priority", "unit_codes"])
@@ -152,19 +142,6 @@ BODIES = [
     b"[" * 100_000,
     ("[" + ",".join(["{}"] * 200_000) + "]").encode(),
 ]
-
-
-CAMPAIGN_JSON_BUG = (
-    "BUG services/survey/api.py post_campaign: `await request.json()` is not guarded, so a body "
-    "that is not JSON (truncated, not UTF-8, nested too deep) raises JSONDecodeError/"
-    "UnicodeDecodeError/RecursionError -> 500 instead of a 4xx JSON error"
-)
-BALLOT_BYTES_BUG = (
-    "BUG survey (all apps): FastAPI's default RequestValidationError handler "
-    "jsonable_encoder()s the error's `input`; a non-UTF-8 body sent as text/plain to "
-    "POST /api/ballots fails in bytes.decode() -> 500 (needs an exception handler that does "
-    "not echo the raw input)"
-)
 
 
 def _body_cases() -> list[Any]:
@@ -335,7 +312,7 @@ async def test_schemathesis_no_5xx(stack: Stack) -> None:
                 count += 1
 
                 @settings(
-                    max_examples=6,
+                    max_examples=4,
                     deadline=None,
                     database=None,
                     phases=[Phase.explicit, Phase.generate],
