@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -16,6 +17,18 @@ from parindex.gateway.proxy import build
 from parindex.gateway.routes import write_caddyfile
 
 CADDYFILE = Path(__file__).resolve().parents[2] / "deploy" / "caddy" / "Caddyfile"
+
+
+UVICORN_OPTIONS: dict[str, Any] = {
+    "access_log": False,
+    # The door is the edge: nobody in front of it is trusted, so a client's X-Forwarded-For
+    # never becomes its address (docs/architecture.md, decision 19).
+    "proxy_headers": False,
+    # Date and Server come from the service that answered.
+    "server_header": False,
+    "date_header": False,
+    "timeout_graceful_shutdown": 5,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,13 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         log_level="warning",
-        access_log=False,
-        # The door is the edge: nothing in front of it is trusted (decision 19).
-        proxy_headers=False,
-        # Date and Server come from the service that answered.
-        server_header=False,
-        date_header=False,
-        timeout_graceful_shutdown=5,
+        **UVICORN_OPTIONS,
     )
     return 0
 

@@ -223,7 +223,10 @@ class Gateway:
         return service, path
 
     def _request_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        out = [(k, v) for k, v in _headers(scope) if k not in HOP_BY_HOP and k not in SPOOFABLE]
+        # Headers the client's Connection header names are for this hop only, too.
+        named = {n.strip().lower().encode() for n in _header(scope, b"connection").split(",")}
+        drop = HOP_BY_HOP | SPOOFABLE | named
+        out = [(k, v) for k, v in _headers(scope) if k not in drop]
         client = scope.get("client")
         # Overwritten, never appended to: the service trusts this hop only (decision 19).
         out.append((b"x-forwarded-for", (client[0] if client else "unknown").encode()))
