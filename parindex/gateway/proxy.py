@@ -164,25 +164,24 @@ class Gateway:
         self.upstreams = {k: v.rstrip("/") for k, v in upstreams.items()}
         self.source_address = source_address
         self.timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncHTTPTransport | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            transport = httpx.AsyncHTTPTransport(
+    def transport(self) -> httpx.AsyncHTTPTransport:
+        """The bare transport, not an httpx client: a client keeps a cookie jar, and would hand
+        one person's session cookie to the next request that came without cookies."""
+        if self._transport is None:
+            self._transport = httpx.AsyncHTTPTransport(
                 local_address=self.source_address, retries=0, limits=httpx.Limits(
                     max_connections=200, max_keepalive_connections=40
                 ),
             )  # fmt: skip
-            self._client = httpx.AsyncClient(
-                transport=transport, timeout=self.timeout, follow_redirects=False
-            )
-        return self._client
+        return self._transport
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -259,14 +258,18 @@ class Gateway:
                 if not message.get("more_body", False):
                     return
 
-        request = self.client.build_request(
+        headers = self._request_headers(scope)
+        if has_body and not _header(scope, b"content-length"):
+            headers.append((b"transfer-encoding", b"chunked"))  # re-framed for this hop
+        request = httpx.Request(
             scope["method"],
             httpx.URL(url),
-            headers=self._request_headers(scope),
-            content=body() if has_body else None,
+            headers=headers,
+            stream=_Body(body()) if has_body else None,
+            extensions={"timeout": self.timeout.as_dict()},
         )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self.transport.handle_async_request(request)
         except ClientGone:
             return
         except httpx.TimeoutException as exc:
@@ -289,7 +292,7 @@ class Gateway:
                 {"type": "http.response.start", "status": response.status_code, "headers": headers}
             )
             try:
-                async for chunk in response.aiter_raw():
+                async for chunk in response.stream:  # type: ignore[union-attr]  # async stream
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except httpx.HTTPError as exc:  # the answer was cut off half-way: nothing to mend
                 log.warning("%s: answer cut off (%s)", service, type(exc).__name__)
@@ -306,6 +309,15 @@ class Gateway:
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.chunks:
+            yield chunk
 
 
 def build(upstreams: Mapping[str, str], source_address: str | None = None) -> Any:

@@ -153,13 +153,10 @@ class Echo:
                 "size": size,
             }
         ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"x-echo", b"1")],
-            }
-        )
+        headers = [(b"content-type", b"application/json"), (b"x-echo", b"1")]
+        if scope["query_string"] == b"login":
+            headers.append((b"set-cookie", b"session=person-a; HttpOnly; Path=/"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})  # fmt: skip
 
 
@@ -206,6 +203,16 @@ def test_forwarded_headers_are_the_gateways_own(echo_door) -> None:
         assert dropped not in h, dropped
     # The gateway's answer carries the edge's security headers too.
     assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_one_persons_cookies_never_reach_anothers_request(echo_door) -> None:
+    _, _, door = echo_door
+    with httpx.Client() as a:
+        r = a.get(f"{door}/login?login")
+        assert r.headers["set-cookie"].startswith("session=person-a")  # passed to its owner
+        assert ["cookie", "session=person-a"] in a.get(f"{door}/survey").json()["headers"]
+    r = httpx.get(f"{door}/survey")  # somebody else, without cookies
+    assert "cookie" not in _headers(r)
 
 
 def test_bodies_stream_through_and_limits_hold(echo_door) -> None:
@@ -340,6 +347,10 @@ def test_a_spoofed_address_does_not_reach_the_service(stack) -> None:
     other = httpx.HTTPTransport(local_address="127.0.0.3")
     with httpx.Client(timeout=30, transport=other) as http:
         assert login(http, "right-password-1", "198.51.100.0") == 303
+        assert http.get(f"{door}/").status_code == 200  # signed in: the portal
+    # Somebody else, without cookies, is not signed in by the door on their behalf.
+    r = httpx.get(f"{door}/", timeout=30)
+    assert r.status_code == 303 and r.headers["location"].endswith("/login")
 
 
 def test_over_the_limit_is_413_through_the_door(stack) -> None:
