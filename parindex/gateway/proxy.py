@@ -13,8 +13,10 @@ Routes by ROUTES (parindex/gateway/routes.py), as Caddy does in compose. What it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -49,10 +51,20 @@ SPOOFABLE = {
 }
 RETRY_AFTER_S = 5
 TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=60.0, pool=10.0)
+# A client that trickles its body holds a connection to a service: it gets this long in all.
+BODY_TIMEOUT_S = 120.0
 
 PAGES = {
     (404, "vi"): ("Không tìm thấy trang", "Địa chỉ này không có trong hệ thống khảo sát."),
     (404, "en"): ("Page not found", "This address is not part of the survey system."),
+    (408, "vi"): (
+        "Gửi dữ liệu quá chậm",
+        "Máy chủ không nhận đủ dữ liệu kịp thời. Vui lòng gửi lại.",
+    ),
+    (408, "en"): (
+        "Sending took too long",
+        "The server did not receive your data in time. Please send it again.",
+    ),
     (502, "vi"): (
         "Dịch vụ trả lời không hợp lệ",
         "Một dịch vụ của hệ thống vừa ngắt kết nối. Vui lòng thử lại sau ít giây.",
@@ -82,6 +94,7 @@ PAGES = {
 }
 DETAIL = {
     404: "Not Found",
+    408: "request body not received in time",
     502: "bad gateway",
     503: "service unavailable; retry shortly",
     504: "gateway timeout",
@@ -90,6 +103,10 @@ DETAIL = {
 
 class ClientGone(Exception):
     """The client disconnected while its request body was being forwarded."""
+
+
+class ClientTooSlow(Exception):
+    """The client's body did not arrive within BODY_TIMEOUT_S."""
 
 
 def _headers(scope: Scope) -> list[tuple[bytes, bytes]]:
@@ -160,7 +177,9 @@ class Gateway:
         upstreams: Mapping[str, str],
         source_address: str | None = None,
         timeout: httpx.Timeout = TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT_S,
     ) -> None:
+        self.body_timeout = body_timeout
         self.upstreams = {k: v.rstrip("/") for k, v in upstreams.items()}
         self.source_address = source_address
         self.timeout = timeout
@@ -173,7 +192,7 @@ class Gateway:
         if self._transport is None:
             self._transport = httpx.AsyncHTTPTransport(
                 local_address=self.source_address, retries=0, limits=httpx.Limits(
-                    max_connections=200, max_keepalive_connections=40
+                    max_connections=1000, max_keepalive_connections=100
                 ),
             )  # fmt: skip
         return self._transport
@@ -247,9 +266,16 @@ class Gateway:
             url += "?" + query.decode("latin-1")
         has_body = bool(_header(scope, b"content-length") or _header(scope, b"transfer-encoding"))
 
+        deadline = time.monotonic() + self.body_timeout
+
         async def body() -> AsyncIterator[bytes]:
             while True:
-                message: Message = await receive()
+                try:
+                    message: Message = await asyncio.wait_for(
+                        receive(), max(0.0, deadline - time.monotonic())
+                    )
+                except TimeoutError:
+                    raise ClientTooSlow from None
                 if message["type"] == "http.disconnect":
                     raise ClientGone
                 chunk = message.get("body", b"")
@@ -271,6 +297,9 @@ class Gateway:
         try:
             response = await self.transport.handle_async_request(request)
         except ClientGone:
+            return
+        except ClientTooSlow:
+            await answer(scope, send, 408)
             return
         except httpx.TimeoutException as exc:
             status = 503 if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else 504

@@ -130,6 +130,7 @@ class Echo:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.complete = 0  # requests whose whole body arrived
         self.delay = 0.0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -139,9 +140,12 @@ class Echo:
         size = 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return
             size += len(message.get("body", b""))
             if not message.get("more_body"):
                 break
+        self.complete += 1
         if self.delay:
             await asyncio.sleep(self.delay)
         body = json.dumps(
@@ -168,6 +172,7 @@ def echo_door() -> Iterator[tuple[Echo, Server, str]]:
         gateway = Gateway(
             {"survey": upstream.url, "identity": upstream.url},
             timeout=httpx.Timeout(2.0),
+            body_timeout=1.5,
         )
         with Server(Edge(gateway, settings), **UVICORN_OPTIONS) as door:
             yield echo, upstream, door.url
@@ -235,6 +240,18 @@ def test_bodies_stream_through_and_limits_hold(echo_door) -> None:
     # The respondent-list import has the larger limit, as in the services (decision 22).
     r = httpx.post(f"{door}/admin/import", content=b"z" * 4000)
     assert r.status_code == 200 and r.json()["size"] == 4000
+
+
+def test_a_trickled_body_is_cut_off_in_bounded_time(echo_door) -> None:
+    echo, _, door = echo_door
+    before = echo.complete
+    with socket.create_connection(("127.0.0.1", int(door.rsplit(":", 1)[1])), timeout=10) as raw:
+        raw.sendall(b"POST /api/ballots HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        answer = raw.recv(200)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started < 8
+    assert echo.complete == before  # the service never took half a ballot for a whole one
 
 
 def test_unrouted_and_internal_paths_are_404_here(echo_door) -> None:
