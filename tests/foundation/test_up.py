@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -160,6 +161,17 @@ def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None
             raise AssertionError(f"{url} still answers after stop")
         except httpx.HTTPError:
             pass
+
+    # Another program on the front door's port: `up` refuses to move the door silently.
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", int(door.rsplit(":", 1)[1])))
+    squatter.listen()
+    try:
+        refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        squatter.close()
+    assert refused.returncode != 0
+    assert "in use by another program" in refused.stderr and "--port" in refused.stderr
 
     # starts again on the same data
     proc = subprocess.Popen(
