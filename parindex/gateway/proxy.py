@@ -243,7 +243,8 @@ class Gateway:
     def _request_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         # Headers the client's Connection header names are for this hop only, too.
         named = {n.strip().lower().encode() for n in _header(scope, b"connection").split(",")}
-        drop = HOP_BY_HOP | SPOOFABLE | named
+        # Expect: 100-continue was answered to the client by our own server already.
+        drop = HOP_BY_HOP | SPOOFABLE | named | {b"expect"}
         out = [(k, v) for k, v in _headers(scope) if k not in drop]
         client = scope.get("client")
         # Overwritten, never appended to: the service trusts this hop only (decision 19).
