@@ -10,14 +10,14 @@ once (notify was down at d-3 and wakes at d-1) only the nearest is sent: one rem
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from contracts import subjects
+from contracts.rpc import NONRESPONDENTS, UnitRequest
+from parindex.bus import rpc
 from parindex.web.service import Runtime
 from services.notify.config import Clock, NotifyConfig
 from services.notify.projection import enqueue, load_campaign
@@ -100,12 +100,13 @@ class ReminderScheduler:
         ids: list[str] = []
         if nearest is not None:
             try:
-                reply = await self.rt.nc.request(
-                    subjects.RPC_SURVEY_NONRESPONDENTS,
-                    json.dumps({"campaign_id": campaign_id}).encode(),
+                reply = await rpc.call(
+                    self.rt.nc,
+                    NONRESPONDENTS,
+                    UnitRequest(campaign_id=campaign_id),
                     timeout=self.config.rpc_timeout_s,
                 )
-                ids = list(json.loads(reply.data)["respondent_ids"])
+                ids = list(reply.respondent_ids)
             except Exception as exc:  # survey down or slow: try again next tick
                 log.warning("reminder d-%s of %s postponed: %s", nearest, campaign_id, exc)
                 return 0
