@@ -34,19 +34,11 @@ from contracts import subjects
 from contracts.events import Envelope, EventError, Payload, decode
 from parindex.bus.deadletter import dead_letter
 from parindex.bus.faults import is_event_fault
+from parindex.db import offsets
 from parindex.telemetry import metrics
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parindex.projection")
-
-OFFSETS_DDL = """
-CREATE TABLE IF NOT EXISTS projection_offsets (
-    name text PRIMARY KEY,
-    seq bigint NOT NULL
-)
-"""
-# The table has several owners (each service's 0001_base migration): the runner adds the column.
-EVENT_ID_COLUMN = "ALTER TABLE projection_offsets ADD COLUMN IF NOT EXISTS last_event_id text"
 
 
 class Rejected(Exception):
@@ -78,7 +70,7 @@ class Projection(Protocol):
 
 
 async def read_offset(session: AsyncSession, name: str) -> int:
-    await session.execute(text(OFFSETS_DDL))
+    """The stored offset (0: nothing applied). The table is the base migrations' (decision 28)."""
     seq = await session.scalar(
         text("SELECT seq FROM projection_offsets WHERE name = :n"), {"n": name}
     )
@@ -86,16 +78,10 @@ async def read_offset(session: AsyncSession, name: str) -> int:
 
 
 async def ensure_event_id_column(session: AsyncSession) -> None:
-    """Add last_event_id once; checked first so a running table is not locked for nothing."""
-    await session.execute(text(OFFSETS_DDL))
-    present = await session.scalar(
-        text(
-            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND table_name = 'projection_offsets' AND column_name = 'last_event_id'"
-        )
-    )
-    if not present:
-        await session.execute(text(EVENT_ID_COLUMN))
+    """Add last_event_id to a table created before decision 24; checked first so a running
+    table is not locked for nothing."""
+    if not await session.scalar(text(offsets.HAS_EVENT_ID)):
+        await session.execute(text(offsets.ADD_EVENT_ID))
 
 
 async def read_position(session: AsyncSession, name: str) -> tuple[int, str | None]:
@@ -181,7 +167,7 @@ class ProjectionRunner:
 
     async def reset(self) -> None:
         async with self.sessions.begin() as session:
-            await read_offset(session, self.projection.name)
+            await ensure_event_id_column(session)
             await self.projection.reset(session)
             await _save_offset(session, self.projection.name, 0)
         self.applied_seq = 0

@@ -22,7 +22,7 @@ from contracts.events import (
     RespondentUpdated,
     RespondentWithdrawn,
 )
-from parindex.bus.projection import Event
+from parindex.bus.projection import Event, read_offset
 
 NAME = "identity"
 
@@ -35,20 +35,9 @@ class IdentityProjection:
             await session.execute(text(f"DELETE FROM {table}"))
 
     async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        await session.execute(
-            text(
-                "INSERT INTO projection_offsets (name, seq) VALUES (:n, 0) "
-                "ON CONFLICT (name) DO NOTHING"
-            ),
-            {"n": self.name},
-        )
-        done = await session.scalar(
-            text("SELECT seq FROM projection_offsets WHERE name = :n FOR UPDATE"),
-            {"n": self.name},
-        )
+        # The runner holds the offset row's lock and passes only events past it (decision 12).
         for event in events:
-            if event.seq > int(done or 0):
-                await self._apply_one(session, event)
+            await self._apply_one(session, event)
 
     async def _apply_one(self, s: AsyncSession, e: Event) -> None:
         c = e.envelope.campaign_id
@@ -158,5 +147,4 @@ async def respondents(
 
 
 async def applied_offset(s: AsyncSession) -> int:
-    seq = await s.scalar(text("SELECT seq FROM projection_offsets WHERE name = :n"), {"n": NAME})
-    return int(seq or 0)
+    return await read_offset(s, NAME)

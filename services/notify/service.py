@@ -12,10 +12,11 @@ from pathlib import Path
 
 from contracts import subjects
 from parindex.bus.projection import ProjectionRunner, read_offset
+from parindex.clock import clock_from_settings
 from parindex.web.service import Runtime, ServiceSpec
 from services.notify import rpc
 from services.notify.api import router
-from services.notify.config import NotifyConfig, clock_from_settings
+from services.notify.config import NotifyConfig
 from services.notify.projection import NotifyProjection
 from services.notify.reminders import ReminderScheduler
 from services.notify.sender import Sender
