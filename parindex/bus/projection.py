@@ -15,11 +15,12 @@ decision 24).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -57,6 +58,70 @@ class Event:
     envelope: Envelope
     payload: Payload
     headers: dict[str, str] | None = None
+
+
+H = TypeVar("H", bound=Callable[..., Awaitable[None]])
+_HANDLES = "__parindex_handles__"
+
+
+def on(payload: type[Payload]) -> Callable[[H], H]:
+    """Mark a projection method as the handler of one event type.
+
+    The method takes (self, session, event, payload) with the payload annotated as that type;
+    Dispatching checks the annotation when the class is made, so a handler cannot silently
+    receive another event's payload.
+    """
+
+    def mark(method: H) -> H:
+        setattr(method, _HANDLES, payload)
+        return method
+
+    return mark
+
+
+class Dispatching:
+    """Base of every projection: typed one-method-per-event dispatch (decision 28).
+
+    Events without a handler are skipped. `begin` and `end` frame a batch, inside the
+    runner's transaction, for projections that accumulate (scoring's tallies).
+    """
+
+    name: str
+    handlers: ClassVar[dict[type[Payload], Callable[..., Awaitable[None]]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[type[Payload], Callable[..., Awaitable[None]]] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                payload = getattr(attr, _HANDLES, None)
+                if payload is None:
+                    continue
+                declared = list(inspect.signature(attr).parameters.values())[-1].annotation
+                if declared not in (payload, payload.__name__):
+                    raise TypeError(f"{cls.__name__}.{attr.__name__} handles {payload.__name__}")
+                handlers[payload] = attr
+        cls.handlers = handlers
+
+    @classmethod
+    def reads(cls) -> frozenset[str]:
+        """The event types this projection applies."""
+        return frozenset(p.__name__ for p in cls.handlers)
+
+    async def begin(self, session: AsyncSession) -> None:
+        """Before a batch's first event."""
+
+    async def end(self, session: AsyncSession) -> None:
+        """After a batch's last event."""
+
+    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        # The runner holds the offset row's lock and passes only events past it (decision 12).
+        await self.begin(session)
+        for e in events:
+            handler = self.handlers.get(type(e.payload))
+            if handler is not None:
+                await handler(self, session, e, e.payload)
+        await self.end(session)
 
 
 class Projection(Protocol):

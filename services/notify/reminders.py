@@ -23,7 +23,7 @@ from parindex.bus import rpc
 from parindex.clock import Clock
 from parindex.web.service import Runtime
 from services.notify.config import NotifyConfig
-from services.notify.projection import enqueue, load_campaign
+from services.notify.projection import campaign_closed, enqueue, load_campaign
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ class ReminderScheduler:
 
     async def _campaign(self, campaign_id: str, now: datetime) -> int:
         async with self.rt.sessions() as session:
-            loaded = await load_campaign(session, campaign_id)
+            campaign = await load_campaign(session, campaign_id)
+            closed = await campaign_closed(session, campaign_id)
             done = set(
                 (
                     await session.scalars(
@@ -108,9 +109,8 @@ class ReminderScheduler:
                     )
                 ).all()
             )
-        if loaded is None or loaded[1]:
+        if campaign is None or closed:
             return 0
-        campaign = loaded[0]
         nearest, skipped = due_reminder(campaign, now, done)
         if nearest is None and not skipped:
             return 0
