@@ -51,11 +51,6 @@ def _up(args: argparse.Namespace) -> int:
         print(f"parindex: could not start: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(endpoints["services"], indent=2))
-    if args.demo:
-        print(
-            "parindex: --demo: the demo campaign is not available in this build yet",
-            file=sys.stderr,
-        )
     print(f"\nparindex is running. Open {endpoints['open']}  (Ctrl-C stops)", flush=True)
     return run_forever(stack)
 

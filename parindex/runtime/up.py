@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -27,6 +26,7 @@ import httpx
 from parindex.bus import permissions
 from parindex.bus.credentials import ensure_secret, nats_secret_name, new_nats_password
 from parindex.provision import provision
+from parindex.runtime import endpoints as discovery
 from parindex.runtime.children import spawn
 from parindex.runtime.embedded import NatsServer, PostgresServer, free_port, wait_port
 from parindex.runtime.serve import SERVICES
@@ -148,7 +148,7 @@ class Stack:
             )
             self.envs[name] = env_s
         endpoints = self.endpoints()
-        (self.state_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2))
+        discovery.write(self.state_dir, endpoints)
         self.wait_ready(timeout)
         return endpoints
 

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as day_start
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -38,6 +37,7 @@ from contracts.events import DeliveryFailed, InvitationSent, Payload, ReminderSe
 from contracts.rpc import CREDENTIAL, CredentialReply, CredentialRequest
 from parindex.bus import rpc
 from parindex.bus.publish import publish_event
+from parindex.runtime import endpoints
 from parindex.web.service import Runtime
 from services.notify.config import NotifyConfig, event_id_for
 from services.notify.mail import (
@@ -88,12 +88,8 @@ def survey_link(rt: Runtime, config: NotifyConfig) -> str:
     """Where respondents log in: identity's public address, not notify's own."""
     if config.survey_url:
         return config.survey_url
-    endpoints = Path(rt.settings.state_dir) / "endpoints.json"
-    try:
-        return json.loads(endpoints.read_text())["open"]
-    except (OSError, ValueError, KeyError):
-        pass
-    return rt.settings.public_url or "http://127.0.0.1:8000/"
+    found = endpoints.value(rt.settings.state_dir, "open")
+    return found or rt.settings.public_url or "http://127.0.0.1:8000/"
 
 
 def kind_of(purpose: str) -> str:

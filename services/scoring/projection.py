@@ -7,8 +7,6 @@ later ballot is skipped. The same class fills the live database and the auditor'
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -261,7 +259,3 @@ CAMPAIGNS = CampaignTable("scoring_campaigns", id_column="campaign_id")
 
 async def load_campaign(session: AsyncSession, cid: str) -> Campaign | None:
     return await campaigns.load_campaign(session, CAMPAIGNS, cid)
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
