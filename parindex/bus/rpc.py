@@ -14,6 +14,7 @@ decision 28). A reply goes only to the requester's reply subject (decision 18).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -47,18 +48,23 @@ class RpcError(Exception):
         self.message = message
 
     def reply(self) -> ErrorReply:
-        return ErrorReply(error=ErrorBody(code=self.code, message=self.message[:1000]))
+        return ErrorReply(error=ErrorBody(code=self.code, message=_printable(self.message, 1000)))
 
 
 class RpcUnavailable(RpcError):
     """Nobody answered (no responder, or not within the timeout): worth trying again later."""
 
 
+def _printable(text: str, limit: int) -> str:
+    """One line of printable ASCII: messages go into a NATS header and a bounded JSON field."""
+    return re.sub(r"[^\x20-\x7e]", "?", text)[:limit]
+
+
 def _problem(exc: ValidationError) -> str:
     """The first validation problem, by field, without echoing the value sent."""
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ())) or "request"
-    return f"{where}: {first.get('msg', 'invalid')}"
+    return _printable(f"{where}: {first.get('msg', 'invalid')}", 300)
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,8 @@ def _wrap(r: Route[Any, Any]) -> Callable[[micro.Request], Awaitable[None]]:
                 return
         if req._msg.reply:
             body = error.reply().model_dump_json().encode()
-            await req.respond_error(error.code, error.message or error.code, data=body)
+            header = _printable(error.message or error.code, 300)
+            await req.respond_error(error.code, header, data=body)
 
     return handle
 

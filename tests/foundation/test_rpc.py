@@ -58,6 +58,10 @@ async def test_typed_call_and_one_error_format(nc) -> None:
         assert body["error"]["code"] == "bad_request" and set(body) == {"error"}
         assert "x" not in body["error"]["message"].split(": ", 1)[1]  # the value is not echoed
         assert bad.headers["Nats-Service-Error-Code"] == "bad_request"
+        hostile = await nc.request(ep.subject, b'{"n": 1, "a\\r\\nX-Evil: 1\\u0000": 2}', timeout=5)
+        assert json.loads(hostile.data)["error"]["code"] == "bad_request"
+        assert "X-Evil" not in (hostile.headers or {})
+        assert "\r" not in hostile.headers["Nats-Service-Error"]
         not_json = json.loads((await nc.request(ep.subject, b"{", timeout=5)).data)
         assert not_json["error"]["code"] == "bad_request"
     finally:
