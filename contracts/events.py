@@ -201,10 +201,6 @@ class Envelope(BaseModel):
             raise ValueError("occurred_at must carry a UTC offset")
         return v.astimezone(UTC)
 
-    def payload(self) -> Payload:
-        """The typed payload (already upcast by decode)."""
-        return PAYLOADS[self.type].model_validate(self.data)
-
 
 class EventError(ValueError):
     """An event that cannot be read: the reason goes to the dead-letter subject."""

@@ -56,11 +56,6 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     if endpoints.get("mail"):
         print(f"hộp thư / mail: {endpoints['mail']}/")
-    if args.demo:
-        print(
-            "parindex: --demo: the demo campaign is not available in this build yet",
-            file=sys.stderr,
-        )
     print(f"\nparindex is running. Open {endpoints['open']}  (Ctrl-C stops)", flush=True)
     return run_forever(stack)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ import httpx
 from parindex.bus import permissions
 from parindex.bus.credentials import ensure_secret, nats_secret_name, new_nats_password
 from parindex.provision import provision
+from parindex.runtime import endpoints as discovery
 from parindex.runtime.children import spawn
 from parindex.runtime.embedded import NatsServer, PostgresServer, free_port, wait_port
 from parindex.runtime.ports import GATEWAY, choose_ports, port_free
@@ -168,7 +168,7 @@ class Stack:
             self.envs[name] = env_s
         self._start_gateway(env, source, logs)
         endpoints = self.endpoints()
-        (self.state_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2))
+        discovery.write(self.state_dir, endpoints)
         self.wait_ready(timeout)
         return endpoints
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from parindex.web.auth import Principal, require
 from parindex.web.service import Runtime
 from services.notify.config import message_id
-from services.notify.projection import load_campaign
+from services.notify.projection import campaign_closed, load_campaign
 
 router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
 
@@ -97,10 +97,9 @@ class ResendRefused(Exception):
 async def queue_resend(rt: Runtime, c: str, r: str, kind: str = "resend") -> dict:
     """A new outbox row 'invitation:<kind>:<n>' (admin resend, or a respondent's reset request)."""
     async with rt.sessions.begin() as s:
-        loaded = await load_campaign(s, c)
-        if loaded is None:
+        if await load_campaign(s, c) is None:
             raise ResendRefused(404, "unknown campaign")
-        if loaded[1]:
+        if await campaign_closed(s, c):
             raise ResendRefused(409, "campaign is closed")
         withdrawn = await s.scalar(
             text(

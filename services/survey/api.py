@@ -28,6 +28,7 @@ from services.survey import participation
 from services.survey import receipt as receipts
 from services.survey.ballot import ballot_envelope, problems
 from services.survey.define import CampaignFrozen, define_campaign
+from services.survey.progress import UnknownCampaign, progress_report
 from services.survey.projection import load_campaign
 from services.survey.secrecy import MissingBallotKey, pseudonym
 
@@ -368,104 +369,10 @@ def progress_scope(p: Principal, campaign: str | None) -> tuple[str | None, str 
 
 
 async def progress(rt: Runtime, campaign_id: str, only_unit: str | None) -> dict[str, Any]:
-    """Received / quota / rate per (unit, form); for one unit, also who has not answered."""
-    async with rt.sessions() as s:
-        c = await load_campaign(s, campaign_id)
-        if c is None:
-            raise HTTPException(404, {"error": "unknown_campaign"})
-        counts = {
-            (u, f): n
-            for u, f, n in (
-                await s.execute(
-                    text(
-                        "SELECT unit_code, form_code, received FROM survey_ballot_counts "
-                        "WHERE campaign = :c"
-                    ),
-                    {"c": campaign_id},
-                )
-            ).all()
-        }
-        registered = {
-            (u, f): n
-            for u, f, n in (
-                await s.execute(
-                    text(
-                        "SELECT unit_code, form_code, count(*) FROM survey_respondents "
-                        "WHERE campaign = :c AND NOT withdrawn GROUP BY unit_code, form_code"
-                    ),
-                    {"c": campaign_id},
-                )
-            ).all()
-        }
-        people = []
-        if only_unit is not None:
-            people = (
-                await s.execute(
-                    text(
-                        "SELECT respondent_id, full_name, form_code FROM survey_respondents "
-                        "WHERE campaign = :c AND unit_code = :u AND NOT withdrawn "
-                        "ORDER BY full_name, respondent_id"
-                    ),
-                    {"c": campaign_id, "u": only_unit},
-                )
-            ).all()
-        deadline = await s.scalar(
-            text("SELECT 1 FROM survey_deadlines WHERE campaign = :c"), {"c": campaign_id}
-        )
-    missing: list[dict[str, Any]] = []
-    if people:  # participation is derived from the log, never stored (decision 15)
-        try:
-            done = await participation.voted(
-                rt.js, rt.settings.ballot_key, campaign_id, [r for r, _, _ in people]
-            )
-        except MissingBallotKey as exc:
-            raise HTTPException(503, {"error": "ballot_key_missing"}) from exc
-        missing = [{"full_name": n, "form_code": f} for r, n, f in people if r not in done]
-    rows = []
-    for unit_code, form_code in _pairs(c, counts, registered):
-        if only_unit is not None and unit_code != only_unit:
-            continue
-        many = c.form(form_code).rates == "many_units"
-        received = counts.get((unit_code, form_code), 0)  # as scoring counts (decision 15)
-        quota = c.quota(form_code, unit_code)
-        rows.append(
-            {
-                "unit_code": unit_code,
-                "unit_name": c.unit(unit_code).name,
-                "form_code": form_code,
-                "received": received,
-                "quota": quota,
-                "rate": round(received / quota, 4) if quota else None,
-                "registered": None if many else registered.get((unit_code, form_code), 0),
-            }
-        )
-    out: dict[str, Any] = {
-        "campaign": campaign_id,
-        "deadline_passed": bool(deadline),
-        "units": rows,
-    }
-    if only_unit is not None:
-        out["unit_code"] = only_unit
-        out["not_answered"] = missing
-    return out
-
-
-def _pairs(c: Campaign, counts: dict, registered: dict) -> list[tuple[str, str]]:
-    """Every (unit, form) with a quota, a respondent or a ballot, in campaign order."""
-    pairs: set[tuple[str, str]] = set()
-    for q in c.quotas:
-        form = c.form(q.form_code)
-        if q.unit_code is not None:
-            pairs.add((q.unit_code, q.form_code))
-        elif form.rates == "many_units":
-            pairs.update((u, q.form_code) for u in form.rated_units)
-        else:
-            kinds = set(form.respondent_unit_kinds)
-            pairs.update((u.code, q.form_code) for u in c.units if u.kind in kinds)
-    for u, f in list(counts) + list(registered):
-        if u:
-            pairs.add((u, f))
-    units = [u.code for u in c.units]
-    forms = [f.code for f in c.forms]
-    known = [(u, f) for u, f in pairs if u in units and f in forms]
-    return sorted(known, key=lambda p: (units.index(p[0]), forms.index(p[1])))
+    """The progress use case (services/survey/progress.py), its refusals as HTTP errors."""
+    try:
+        return await progress_report(rt, campaign_id, only_unit)
+    except UnknownCampaign as exc:
+        raise HTTPException(404, {"error": "unknown_campaign"}) from exc
+    except MissingBallotKey as exc:
+        raise HTTPException(503, {"error": "ballot_key_missing"}) from exc

@@ -204,7 +204,7 @@ async def stack(nats_url, pg_url, nc, tmp_path, campaign_id) -> AsyncIterator[St
         survey_clock = apps["survey"].state.rt.extras["clock"]
         notify_spec = make_service(
             NotifyConfig(
-                poll_s=0.05, clock=survey_clock.now, retry_base_s=0.1, reminder_interval_s=3600
+                poll_s=0.05, clock=survey_clock, retry_base_s=0.1, reminder_interval_s=3600
             )
         )
         apps["notify"] = create_app(notify_spec, settings)

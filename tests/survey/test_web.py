@@ -318,6 +318,6 @@ async def test_rpcs(survey: Survey, nc, campaign_id: str) -> None:
     assert progress == api.json()
     assert progress["not_answered"] == [{"full_name": "Nguyễn Văn BINH", "form_code": "02"}]
 
-    assert (await ask(subjects.RPC_SURVEY_PROGRESS, {}))["error"] == "bad_request"
+    assert (await ask(subjects.RPC_SURVEY_PROGRESS, {}))["error"]["code"] == "bad_request"
     unknown = await ask(subjects.RPC_SURVEY_PROGRESS, {"campaign_id": "t-nope"})
-    assert unknown == {"error": "unknown_campaign"}
+    assert unknown == {"error": {"code": "unknown_campaign", "message": "unknown campaign"}}
