@@ -89,6 +89,7 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
         admin = {"Cookie": f"{COOKIE}={issue_token(key, Principal('admin', 'admin'))}"}
         cookies = [
             {
+                "X-Requested-With": "parindex",
                 "Cookie": f"{COOKIE}="
                 + issue_token(
                     key,

@@ -412,12 +412,14 @@ async def test_wave_opened_sends_each_invitation_once(
                 r = await http.post(
                     "/api/deliveries/resend",
                     json={"campaign_id": campaign_id, "respondent_id": "r001"},
+                    headers={"X-Requested-With": "parindex"},
                 )
                 assert r.status_code == 202, r.text
                 assert r.json()["purpose"] == "invitation:resend:1"
                 r = await http.post(
                     "/api/deliveries/resend",
                     json={"campaign_id": campaign_id, "respondent_id": "r900"},
+                    headers={"X-Requested-With": "parindex"},
                 )
                 assert r.status_code == 409
             await eventually(lambda: len(smtp.collector.for_campaign(campaign_id)) == 7)
