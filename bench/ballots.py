@@ -94,7 +94,7 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
                 + issue_token(
                     key,
                     Principal(f"r{i:06d}", "respondent", c.id, unit_of(c, i), "02"),
-                )
+                ),
             }
             for i in range(n)
         ]

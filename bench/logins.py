@@ -91,9 +91,9 @@ async def run(args: argparse.Namespace) -> list[Figure]:
 async def _wave(s: Servers, args: argparse.Namespace) -> list[Figure]:
     import httpx
 
-    from services.identity.credentials import HASHER
     from bench.common import CSRF_KEY
     from parindex.web.csrf import NONCE_COOKIE, token_for
+    from services.identity.credentials import HASHER
 
     n = args.respondents
     c = bench_campaign("bench-logins")

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 HERE = Path(__file__).parent
 PAGES = Pages(HERE / "templates", HERE / "text")
-FormCsrf = Depends(csrf_check.form_csrf)
+CHECK_CSRF = Depends(csrf_check.form_csrf)  # first: before the form is even read
 
 TOKEN_TTL_S = 8 * 3600
 
@@ -51,7 +51,7 @@ async def login_form(request: Request) -> Response:
     return PAGES.render(request, "login.html")
 
 
-@router.post("/login", dependencies=[FormCsrf])
+@router.post("/login", dependencies=[CHECK_CSRF])
 async def login(
     request: Request,
     rt: RuntimeDep,
@@ -85,7 +85,7 @@ async def login(
     return resp
 
 
-@router.post("/logout", dependencies=[FormCsrf])
+@router.post("/logout", dependencies=[CHECK_CSRF])
 async def logout(request: Request) -> Response:
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(COOKIE)
@@ -135,7 +135,7 @@ async def reset_form(request: Request) -> Response:
     return PAGES.render(request, "reset.html")
 
 
-@router.post("/reset", response_class=HTMLResponse, dependencies=[FormCsrf])
+@router.post("/reset", response_class=HTMLResponse, dependencies=[CHECK_CSRF])
 async def reset(request: Request, rt: RuntimeDep, email: str = Form("")) -> Response:
     """Only records the request: notify picks requests up and asks for a credential by RPC.
 
@@ -207,17 +207,27 @@ async def _import(
 UploadForm = Annotated[UploadFile, File(...)]
 
 
-@router.post("/api/respondents/import", dependencies=[FormCsrf])
+@router.post("/api/respondents/import")
 async def import_respondents(
-    request: Request, rt: RuntimeDep, admin: Admin, file: UploadForm, campaign: str = Form(...)
+    request: Request,
+    rt: RuntimeDep,
+    admin: Admin,
+    _csrf: csrf_check.FormCsrf,
+    file: UploadForm,
+    campaign: str = Form(...),
 ) -> Response:
     status, body, _ = await _import(request, rt, campaign, file, admin)
     return JSONResponse(body, status_code=status)
 
 
-@router.post("/admin/import", response_class=HTMLResponse, dependencies=[FormCsrf])
+@router.post("/admin/import", response_class=HTMLResponse)
 async def import_page(
-    request: Request, rt: RuntimeDep, admin: Admin, file: UploadForm, campaign: str = Form(...)
+    request: Request,
+    rt: RuntimeDep,
+    admin: Admin,
+    _csrf: csrf_check.FormCsrf,
+    file: UploadForm,
+    campaign: str = Form(...),
 ) -> Response:
     """The same import, answered as a readable report (problems by row and column)."""
     status, body, _ = await _import(request, rt, campaign, file, admin)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from parindex.web.csrf import json_csrf
+from parindex.web.csrf import JsonCsrf
 from parindex.web.deps import Admin, RuntimeDep
 from parindex.web.service import Runtime
 from services.notify.config import message_id
@@ -79,8 +79,8 @@ async def delivery_counts(rt: Runtime, campaign: str) -> dict:
     }
 
 
-@router.post("/resend", status_code=202, dependencies=[Depends(json_csrf)])
-async def resend(body: ResendRequest, rt: RuntimeDep, _: Admin) -> dict:
+@router.post("/resend", status_code=202)
+async def resend(body: ResendRequest, rt: RuntimeDep, _: Admin, __: JsonCsrf) -> dict:
     """Queue a fresh invitation (with a fresh credential) as a new delivery of its own."""
     return await queue_resend_or_refuse(rt, body)
 

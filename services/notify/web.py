@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from parindex.web import scope
-from parindex.web.csrf import form_csrf
+from parindex.web.csrf import FormCsrf
 from parindex.web.deps import Admin, RuntimeDep
 from parindex.web.pages import Pages
 from services.notify.api import ResendRequest, delivery_counts, queue_resend_or_refuse
@@ -39,10 +39,11 @@ async def deliveries_page(
     return PAGES.render(request, "deliveries.html", data=data, campaign=campaign)
 
 
-@router.post("/deliveries/resend", dependencies=[Depends(form_csrf)])
+@router.post("/deliveries/resend")
 async def resend_form(
     rt: RuntimeDep,
     _: Admin,
+    __: FormCsrf,
     campaign_id: str = Form(...),
     respondent_id: str = Form(...),
 ) -> Response:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -23,7 +23,7 @@ from contracts.events import Answer, BallotSubmitted, decode
 from parindex.bus.publish import ConcurrencyConflict, publish_event
 from parindex.web import scope
 from parindex.web.auth import Principal
-from parindex.web.csrf import json_csrf
+from parindex.web.csrf import JsonCsrf
 from parindex.web.deps import Admin, Progress, Respondent, RuntimeDep
 from parindex.web.service import Runtime
 from services.survey import participation
@@ -34,12 +34,13 @@ from services.survey.projection import load_campaign
 from services.survey.secrecy import MissingBallotKey, pseudonym
 
 router = APIRouter(prefix="/api")
-JsonCsrf = Depends(json_csrf)  # a header no cross-site form can send (decision 25)
 
 
 # --- campaigns --------------------------------------------------------------------------
-@router.post("/campaigns", status_code=201, dependencies=[JsonCsrf])
-async def post_campaign(request: Request, rt: RuntimeDep, admin: Admin) -> dict[str, Any]:
+@router.post("/campaigns", status_code=201)
+async def post_campaign(
+    request: Request, rt: RuntimeDep, admin: Admin, _csrf: JsonCsrf
+) -> dict[str, Any]:
     from services.survey.campaign_file import CampaignFileError, parse_campaign
 
     body = await request.json()
@@ -240,8 +241,8 @@ async def intake_ballot(
     )
 
 
-@router.post("/ballots", status_code=201, dependencies=[JsonCsrf])
-async def post_ballot(body: BallotIn, rt: RuntimeDep, p: Respondent) -> Any:
+@router.post("/ballots", status_code=201)
+async def post_ballot(body: BallotIn, rt: RuntimeDep, p: Respondent, _csrf: JsonCsrf) -> Any:
     result = await intake_ballot(rt, p, body.answers, body.client_submission_id)
     if result.outcome == "accepted":
         assert result.submitted_on is not None
@@ -295,8 +296,10 @@ def _well_formed(stored: object) -> list[Answer]:
     return kept
 
 
-@router.put("/draft", dependencies=[JsonCsrf])
-async def put_draft(body: DraftIn, rt: RuntimeDep, p: Respondent) -> dict[str, Any]:
+@router.put("/draft")
+async def put_draft(
+    body: DraftIn, rt: RuntimeDep, p: Respondent, _csrf: JsonCsrf
+) -> dict[str, Any]:
     """Unfinished answers, keyed by the pseudonym (not the person); deleted on submit."""
     campaign, _ = await _respondent_context(rt, p)
     pseudo = _pseudonym(rt, campaign.id, p.subject)
