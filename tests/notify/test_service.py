@@ -606,7 +606,9 @@ async def test_admin_deliveries_page_lists_counts_and_needs_admin(nats_url, pg_u
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             anon = await http.get("/deliveries", params={"campaign": "x"})
-            assert anon.status_code == 303 and anon.headers["location"] == "/login"
+            # to identity's login, coming back here (docs/architecture.md, decision 25)
+            assert anon.status_code == 303
+            assert anon.headers["location"] == "/login?next=%2Fdeliveries%3Fcampaign%3Dx"
             for role, status in (("respondent", 403), ("admin", 200)):
                 token = issue_token(key, Principal(subject="u", role=role))
                 r = await http.get("/deliveries", params={"campaign": "x"}, cookies={COOKIE: token})
