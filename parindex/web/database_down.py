@@ -47,7 +47,7 @@ _ASYNCPG_DOWN = {
 def _answer(request: Request) -> Response:
     from parindex.web.errors import answer  # the shared error page (decision 25)
 
-    return answer(request, 503, MESSAGE, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return answer(request, 503, MESSAGE, key="err.db", headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def install(app: FastAPI) -> None:

@@ -42,7 +42,13 @@ def error_page(
 ) -> Response:
     key = key or (f"err.{status}" if status in KNOWN else "err.other")
     return pages().render(
-        request, "error.html", status=status, headers=headers, status_key=key, code=status
+        request,
+        "error.html",
+        status=status,
+        headers=headers,
+        with_form=False,
+        status_key=key,
+        code=status,
     )
 
 

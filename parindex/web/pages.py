@@ -39,12 +39,15 @@ class Pages:
         name: str,
         status: int = 200,
         headers: dict[str, str] | None = None,
+        with_form: bool = True,
         **ctx: Any,
     ) -> Response:
+        """`with_form=False` for a page with no form (error pages): no token, no nonce."""
+        token = csrf.form_token(request) if with_form else ""
         resp = self.templates.TemplateResponse(
             request,
             name,
-            {"lang": language(request), "csrf": csrf.form_token(request), **ctx},
+            {"lang": language(request), "csrf": token, **ctx},
             status_code=status,
             headers={"Cache-Control": "no-store", **(headers or {})},
         )
