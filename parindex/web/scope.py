@@ -67,11 +67,13 @@ async def named_campaigns(request: Request) -> set[str]:
             form = await request.form()
             for name in NAMES:
                 named.update(v for v in form.getlist(name) if isinstance(v, str))
-        elif kind.startswith("application/json"):
+        else:
+            # Any other body is read as JSON whatever its Content-Type says: FastAPI parses a
+            # body without one as JSON, and a route may call request.json() itself.
             try:
                 body = json.loads(await request.body() or b"null")
             except (ValueError, UnicodeDecodeError, RecursionError):
-                body = None  # the route answers it as malformed
+                body = None  # not JSON: the route refuses it or reads no campaign from it
             if isinstance(body, dict):
                 named.update(body[n] for n in NAMES if isinstance(body.get(n), str))
     return named

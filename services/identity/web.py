@@ -24,7 +24,7 @@ from parindex.bus.publish import ConcurrencyConflict
 from parindex.web import csrf as csrf_check
 from parindex.web.auth import COOKIE, Principal, issue_token
 from parindex.web.cookies import set_cookie
-from parindex.web.deps import Admin, PrincipalDep, RuntimeDep
+from parindex.web.deps import Admin, PrincipalDep, RuntimeDep, SessionDep
 from parindex.web.fields import bad_field
 from parindex.web.pages import Pages, endpoints, finish
 from parindex.web.service import Runtime
@@ -205,6 +205,7 @@ async def _import(
 
 
 UploadForm = Annotated[UploadFile, File(...)]
+PAGE_REFUSALS = {404: "id.unknown_campaign", 409: "id.registry_changed"}
 
 
 @router.post("/api/respondents/import")
@@ -231,13 +232,14 @@ async def import_page(
 ) -> Response:
     """The same import, answered as a readable report (problems by row and column)."""
     status, body, _ = await _import(request, rt, campaign, file, admin)
+    if status in PAGE_REFUSALS:  # the person reads the catalog's words, not the API's English
+        body = {"detail": PAGES.t(request, PAGE_REFUSALS[status])}
     return PAGES.render(request, "import_report.html", status=status, report=body, principal=admin)
 
 
 @router.get("/api/respondents")
 async def list_respondents(
-    rt: RuntimeDep, _: Admin, campaign: str, unit: str | None = None
+    s: SessionDep, _: Admin, campaign: str, unit: str | None = None
 ) -> dict[str, Any]:
-    async with rt.sessions() as s:
-        rows = await projection.respondents(s, campaign, unit_code=unit)
+    rows = await projection.respondents(s, campaign, unit_code=unit)
     return {"campaign_id": campaign, "respondents": [public_respondent(r) for r in rows]}

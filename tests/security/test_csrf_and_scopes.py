@@ -8,6 +8,7 @@ raw code.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -187,6 +188,14 @@ async def test_scoped_lists_and_campaign_definitions(campaign_stack: Stack) -> N
         assert OTHER not in progress.text
     deliveries = await s.request("notify", "GET", "/deliveries", role="admin")
     assert deliveries.status_code == 200 and OTHER not in deliveries.text
+    # A JSON body is read whatever its Content-Type claims (FastAPI parses one without any).
+    raw = json.dumps({"campaign_id": OTHER, "respondent_id": "r-nobody"}).encode()
+    for kind in (None, "text/plain", "application/merge-patch+json"):
+        headers = {"X-Requested-With": "parindex"} | ({"Content-Type": kind} if kind else {})
+        r = await s.request(
+            "notify", "POST", "/api/deliveries/resend", role="admin", content=raw, headers=headers
+        )
+        assert r.status_code == 403 and "another campaign" in r.text, (kind, r.text)
 
 
 # --- error pages ------------------------------------------------------------------------------
