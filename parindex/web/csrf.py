@@ -28,6 +28,7 @@ from fastapi.routing import APIRoute
 
 from parindex.settings import Settings
 from parindex.web.auth import COOKIE
+from parindex.web.fields import as_bytes
 from parindex.web.refusal import Refused
 
 FIELD = "csrf"
@@ -89,13 +90,15 @@ def valid(request: Request, submitted: str | None) -> bool:
     if not submitted or not (session or nonce):
         return False
     expected = token_for(key_of(request), session=session, nonce=nonce)
-    return hmac.compare_digest(expected, submitted)
+    return hmac.compare_digest(expected.encode(), as_bytes(submitted))  # non-ASCII: no 500
 
 
 async def form_csrf(request: Request) -> None:
     """Dependency of every form post: the field `csrf` or the X-CSRF-Token header."""
-    submitted = request.headers.get(HEADER)
-    if not submitted and request.headers.get("content-type", "").startswith(
+    if valid(request, request.headers.get(HEADER)):
+        return
+    submitted = None
+    if request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         value = (await request.form()).get(FIELD)

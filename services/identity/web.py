@@ -29,6 +29,7 @@ from parindex.web.fields import bad_field
 from parindex.web.pages import Pages, endpoints, finish
 from parindex.web.service import Runtime
 from services.identity import accounts, projection
+from services.identity.import_worker import ImportBusy, one_at_a_time
 from services.identity.importer import MAX_BYTES
 from services.identity.imports import UnknownCampaign, public_respondent, run_import
 
@@ -180,15 +181,18 @@ async def _import(
         return 422, {"detail": PAGES.t(request, "app.bad_chars", field=field)}, None
     content = await file.read(MAX_BYTES + 1)
     try:
-        report = await run_import(
-            rt.js,
-            rt.sessions,
-            campaign,
-            content,
-            file.filename or "upload",
-            wait_applied=lambda seq: wait_applied(rt, seq),
-            correlation_id=f"import:{admin.subject}",
-        )
+        async with one_at_a_time(request.app):  # parsed in a bounded child (decision 27)
+            report = await run_import(
+                rt.js,
+                rt.sessions,
+                campaign,
+                content,
+                file.filename or "upload",
+                wait_applied=lambda seq: wait_applied(rt, seq),
+                correlation_id=f"import:{admin.subject}",
+            )
+    except ImportBusy:
+        return 503, {"error": "import_busy", "detail": PAGES.t(request, "id.busy")}, None
     except UnknownCampaign:
         return 404, {"detail": f"unknown campaign {campaign}"}, None
     except ConcurrencyConflict as exc:
@@ -218,7 +222,7 @@ async def import_respondents(
     campaign: str = Form(...),
 ) -> Response:
     status, body, _ = await _import(request, rt, campaign, file, admin)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=_retry_after(status))
 
 
 @router.post("/admin/import", response_class=HTMLResponse)
@@ -232,9 +236,16 @@ async def import_page(
 ) -> Response:
     """The same import, answered as a readable report (problems by row and column)."""
     status, body, _ = await _import(request, rt, campaign, file, admin)
+    if status == 503:
+        headers = _retry_after(status)
+        return PAGES.render(request, "message.html", 503, headers, message=body["detail"])
     if status in PAGE_REFUSALS:  # the person reads the catalog's words, not the API's English
         body = {"detail": PAGES.t(request, PAGE_REFUSALS[status])}
     return PAGES.render(request, "import_report.html", status=status, report=body, principal=admin)
+
+
+def _retry_after(status: int) -> dict[str, str]:
+    return {"Retry-After": "30"} if status == 503 else {}
 
 
 @router.get("/api/respondents")

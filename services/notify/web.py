@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from parindex.web import scope
@@ -47,6 +48,9 @@ async def resend_form(
     campaign_id: str = Form(...),
     respondent_id: str = Form(...),
 ) -> Response:
-    body = ResendRequest(campaign_id=campaign_id, respondent_id=respondent_id)
+    try:
+        body = ResendRequest(campaign_id=campaign_id, respondent_id=respondent_id)
+    except ValidationError as exc:  # a control character, say: 422, not 500 (decision 17)
+        raise HTTPException(422, "invalid campaign or respondent id") from exc
     await queue_resend_or_refuse(rt, body)
     return RedirectResponse(f"/deliveries?campaign={campaign_id}", status_code=303)

@@ -22,6 +22,7 @@ from contracts.campaign import Campaign, UnitKind
 from parindex.web import scope
 from parindex.web.csrf import form_csrf
 from parindex.web.deps import Admin, PrincipalDep, RuntimeDep
+from parindex.web.fields import bad_field
 from parindex.web.i18n import language, vi_date
 from parindex.web.pages import Pages
 from parindex.web.service import Runtime
@@ -170,6 +171,9 @@ async def publish(
     The CSRF token is checked first (a dependency), so a forged form is refused whoever's
     cookie rides along.
     """
+    field = bad_field({"campaign": campaign, "digest": digest})
+    if field is not None:  # PostgreSQL would refuse a NUL: 400, not 500 (decision 17)
+        raise HTTPException(400, f"«{field}»: characters not allowed")
     camp, _results, stage = await _load(rt, campaign)
     try:
         await release(rt.js, stage, campaign, digest, principal.subject)

@@ -25,6 +25,7 @@ from parindex.web import scope
 from parindex.web.auth import Principal
 from parindex.web.csrf import JsonCsrf
 from parindex.web.deps import Admin, Progress, Respondent, RuntimeDep
+from parindex.web.openapi_body import json_body
 from parindex.web.service import Runtime
 from services.survey import participation
 from services.survey import receipt as receipts
@@ -37,7 +38,7 @@ router = APIRouter(prefix="/api")
 
 
 # --- campaigns --------------------------------------------------------------------------
-@router.post("/campaigns", status_code=201)
+@router.post("/campaigns", status_code=201, openapi_extra=json_body(Campaign))
 async def post_campaign(
     request: Request, rt: RuntimeDep, admin: Admin, _csrf: JsonCsrf
 ) -> dict[str, Any]:

@@ -138,6 +138,8 @@ class Stack:
             if isinstance(data, dict) and data.get("csrf") == csrf:
                 kw["data"] = {**data, "csrf": self.form_token(session=token, nonce=csrf)}
         headers = dict(kw.pop("headers", {}) or {})
+        if csrf and headers.get("X-CSRF-Token") == csrf:
+            headers["X-CSRF-Token"] = self.form_token(session=token, nonce=csrf)
         if json_header and "json" in kw:
             headers.setdefault("X-Requested-With", "parindex")
         if cookies:
