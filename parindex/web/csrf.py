@@ -115,8 +115,8 @@ async def json_csrf(request: Request) -> None:
         return
     raise Refused(
         403,
-        f"state-changing API calls need the header '{JSON_HEADER}: {JSON_HEADER_VALUE}' "
-        "(or a valid X-CSRF-Token)",
+        "state-changing API calls need the header 'X-Requested-With: parindex' "
+        "(or the session's X-CSRF-Token)",
         key="err.csrf",
     )
 
