@@ -38,6 +38,7 @@ CLOCK_START = datetime(2023, 9, 20, 7, 0, tzinfo=UTC) - timedelta(hours=7)  # 20
 CLOCK_END = datetime(2023, 10, 7, 7, 0, tzinfo=UTC) - timedelta(hours=7)
 USER_RE = re.compile(r"Tên đăng nhập:\s*(\S+)")
 PASS_RE = re.compile(r"Mật khẩu(?: mới)?:\s*(\S+)")
+JSON_WRITE = {"X-Requested-With": "parindex"}  # what the survey API asks of JSON writes
 
 
 @dataclass
@@ -165,7 +166,8 @@ async def _vote(endpoints: dict, person: Respondent, rnd: random.Random, state: 
             "answers": _answers(data["form"], data["rated_units"], rnd, bias),
             "client_submission_id": secrets.token_hex(8),
         }
-        r = await http.post(f"{survey}/api/ballots", json=body)
+        # JSON writes carry the header a cross-site form cannot send (architecture decision 25)
+        r = await http.post(f"{survey}/api/ballots", json=body, headers=JSON_WRITE)
         if r.status_code == 201:
             person.submitted = True
             state.submitted += 1

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import HTTPException, Request
+from fastapi import Request
 from nats.aio.client import Client
 
 from contracts import subjects
@@ -110,6 +109,7 @@ class PublicKeyCache:
 
 
 async def current_principal(request: Request) -> Principal | None:
+    """The session cookie's principal, verified; routes use parindex.web.deps.principal."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
@@ -120,17 +120,3 @@ async def current_principal(request: Request) -> Principal | None:
         return verify_token(await cache.get(), token)
     except jwt.InvalidTokenError:
         return None
-
-
-def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
-    """FastAPI dependency: the caller's principal, 401 if anonymous, 403 if the wrong role."""
-
-    async def dependency(request: Request) -> Principal:
-        p = await current_principal(request)
-        if p is None:
-            raise HTTPException(401, "login required")
-        if roles and p.role not in roles:
-            raise HTTPException(403, "forbidden for role " + p.role)
-        return p
-
-    return dependency

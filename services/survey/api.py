@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -21,7 +21,10 @@ from contracts import subjects
 from contracts.campaign import Campaign
 from contracts.events import Answer, BallotSubmitted, decode
 from parindex.bus.publish import ConcurrencyConflict, publish_event
-from parindex.web.auth import Principal, require
+from parindex.web import scope
+from parindex.web.auth import Principal
+from parindex.web.csrf import JsonCsrf
+from parindex.web.deps import Admin, Progress, Respondent, RuntimeDep
 from parindex.web.openapi_body import json_body
 from parindex.web.service import Runtime
 from services.survey import participation
@@ -35,14 +38,10 @@ from services.survey.secrecy import MissingBallotKey, pseudonym
 router = APIRouter(prefix="/api")
 
 
-def _rt(request: Request) -> Runtime:
-    return request.app.state.rt
-
-
 # --- campaigns --------------------------------------------------------------------------
 @router.post("/campaigns", status_code=201, openapi_extra=json_body(Campaign))
 async def post_campaign(
-    request: Request, _: Principal = Depends(require("admin"))
+    request: Request, rt: RuntimeDep, admin: Admin, _csrf: JsonCsrf
 ) -> dict[str, Any]:
     from services.survey.campaign_file import CampaignFileError, parse_campaign
 
@@ -57,8 +56,9 @@ async def post_campaign(
                 "problems": [{"path": p, "message": m} for p, m in exc.errors],
             },
         ) from exc
+    scope.check(admin, campaign.id)  # a scoped admin defines its own campaign only
     try:
-        defined = await define_campaign(_rt(request).js, campaign)
+        defined = await define_campaign(rt.js, campaign)
     except CampaignFrozen as exc:
         raise HTTPException(409, {"error": "frozen", "message": str(exc)}) from exc
     except ConcurrencyConflict as exc:
@@ -123,11 +123,8 @@ async def _status(rt: Runtime, campaign: Campaign, who: dict[str, Any]) -> dict[
 
 
 @router.get("/form")
-async def get_form(
-    request: Request, p: Principal = Depends(require("respondent"))
-) -> dict[str, Any]:
+async def get_form(rt: RuntimeDep, p: Respondent) -> dict[str, Any]:
     """What the respondent must fill: the form, the units it rates, and whether it is open."""
-    rt = _rt(request)
     campaign, who = await _respondent_context(rt, p)
     status = await _status(rt, campaign, who)
     submitted = await _submitted(rt, campaign.id, _pseudonym(rt, campaign.id, p.subject))
@@ -247,10 +244,8 @@ async def intake_ballot(
 
 
 @router.post("/ballots", status_code=201)
-async def post_ballot(
-    body: BallotIn, request: Request, p: Principal = Depends(require("respondent"))
-) -> Any:
-    result = await intake_ballot(_rt(request), p, body.answers, body.client_submission_id)
+async def post_ballot(body: BallotIn, rt: RuntimeDep, p: Respondent, _csrf: JsonCsrf) -> Any:
+    result = await intake_ballot(rt, p, body.answers, body.client_submission_id)
     if result.outcome == "accepted":
         assert result.submitted_on is not None
         return JSONResponse(
@@ -305,10 +300,9 @@ def _well_formed(stored: object) -> list[Answer]:
 
 @router.put("/draft")
 async def put_draft(
-    body: DraftIn, request: Request, p: Principal = Depends(require("respondent"))
+    body: DraftIn, rt: RuntimeDep, p: Respondent, _csrf: JsonCsrf
 ) -> dict[str, Any]:
     """Unfinished answers, keyed by the pseudonym (not the person); deleted on submit."""
-    rt = _rt(request)
     campaign, _ = await _respondent_context(rt, p)
     pseudo = _pseudonym(rt, campaign.id, p.subject)
     if await _submitted(rt, campaign.id, pseudo) is not None:
@@ -318,11 +312,11 @@ async def put_draft(
 
 
 @router.get("/receipts/verify")
-async def verify_receipt(request: Request, campaign: str, receipt: str) -> dict[str, Any]:
+async def verify_receipt(rt: RuntimeDep, campaign: str, receipt: str) -> dict[str, Any]:
     """Anyone may check a receipt: it says only that a ballot was sent in this campaign on
     that day, so it is public like the results."""
     try:
-        day = receipts.verify(_rt(request).settings.ballot_key, campaign, receipt[:200])
+        day = receipts.verify(rt.settings.ballot_key, campaign, receipt[:200])
     except MissingBallotKey as exc:
         raise HTTPException(503, {"error": "ballot_key_missing"}) from exc
     return {
@@ -333,10 +327,7 @@ async def verify_receipt(request: Request, campaign: str, receipt: str) -> dict[
 
 
 @router.get("/draft")
-async def get_draft(
-    request: Request, p: Principal = Depends(require("respondent"))
-) -> dict[str, Any]:
-    rt = _rt(request)
+async def get_draft(rt: RuntimeDep, p: Respondent) -> dict[str, Any]:
     campaign, _ = await _respondent_context(rt, p)
     pseudo = _pseudonym(rt, campaign.id, p.subject)
     return {"answers": await load_draft(rt, campaign.id, pseudo)}
@@ -344,20 +335,17 @@ async def get_draft(
 
 # --- progress ----------------------------------------------------------------------------
 @router.get("/progress")
-async def get_progress(
-    request: Request,
-    campaign: str | None = None,
-    p: Principal = Depends(require("admin", "auditor", "focal_point")),
-) -> dict[str, Any]:
+async def get_progress(rt: RuntimeDep, p: Progress, campaign: str | None = None) -> dict[str, Any]:
     campaign_id, only_unit = progress_scope(p, campaign)
     if not campaign_id:
         raise HTTPException(422, {"error": "campaign_required"})
-    return await progress(_rt(request), campaign_id, only_unit)
+    return await progress(rt, campaign_id, only_unit)
 
 
 def progress_scope(p: Principal, campaign: str | None) -> tuple[str | None, str | None]:
     """(campaign, only this unit) a principal may see; a focal point sees only its unit."""
     campaign_id = campaign or p.campaign_id
+    scope.check(p, campaign_id)  # also checked for every route (decision 25)
     only_unit: str | None = None
     if p.role == "focal_point":
         if campaign_id and p.campaign_id and p.campaign_id != campaign_id:

@@ -143,6 +143,7 @@ def test_parindex_services_one_image_and_settings() -> None:
         }
         assert f"parindex_{name}:" in env["PARINDEX_DATABASE_URL"]
         assert env["PARINDEX_DATABASE_URL"].endswith("@postgres:5432/")
+        assert env["PARINDEX_CSRF_KEY"].startswith("${PARINDEX_CSRF_KEY"), name  # decision 25
         deps = svc["depends_on"]
         for dep in ("nats-1", "nats-2", "nats-3", "postgres"):
             assert deps[dep]["condition"] == "service_healthy", (name, dep)

@@ -131,7 +131,7 @@ def test_survey_answers_503_not_500_while_the_database_is_down() -> None:
         raise sa_exc.ProgrammingError("SELECT nope", None, ValueError("syntax"))
 
     client = TestClient(app, raise_server_exceptions=False)
-    r = client.get("/down")
+    r = client.get("/down", headers={"accept": "application/json"})
     assert r.status_code == 503 and r.headers["retry-after"] and "database" in r.json()["detail"]
     page = client.get("/down", headers={"accept": "text/html"})
     assert page.status_code == 503 and "Cơ sở dữ liệu" in page.text and "database" not in page.text
