@@ -1,13 +1,12 @@
 """Sessions every service verifies without calling identity (docs/architecture.md, decision 5).
 
 Identity signs a short-lived EdDSA (Ed25519) JWT with its private key; the public key is
-published over NATS request-reply (subjects.RPC_IDENTITY_PUBLIC_KEY) and cached by each
+published over NATS request-reply (contracts.rpc.PUBLIC_KEY) and cached by each
 service. The token rides in an HttpOnly, SameSite=Lax cookie, so one login serves every page.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Request
 from nats.aio.client import Client
 
-from contracts import subjects
+from contracts import rpc as rpc_contract
+from contracts.rpc import PublicKeyRequest
+from parindex.bus import rpc
 
 COOKIE = "parindex_session"
 ISSUER = "parindex-identity"
@@ -103,8 +104,8 @@ class PublicKeyCache:
 
     async def get(self) -> str:
         if self.pem is None:
-            reply = await self.nc.request(subjects.RPC_IDENTITY_PUBLIC_KEY, b"{}", timeout=3)
-            self.pem = json.loads(reply.data)["public_key_pem"]
+            reply = await rpc.call(self.nc, rpc_contract.PUBLIC_KEY, PublicKeyRequest(), timeout=3)
+            self.pem = reply.public_key_pem
         return self.pem
 
 

@@ -8,7 +8,6 @@ and marks the page `no-store` (it may hold a token or someone's answers).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +15,7 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
+from parindex.runtime import endpoints as discovery
 from parindex.web import csrf
 from parindex.web.cookies import set_cookie
 from parindex.web.i18n import LANG_COOKIE, LANGS, Catalog, catalog, language, templates
@@ -66,11 +66,7 @@ def finish(request: Request, response: Response) -> Response:
 
 def endpoints(request: Request) -> dict[str, str]:
     """Base URLs of the services (`parindex up` writes them); empty behind one host (compose)."""
-    path = Path(request.app.state.settings.state_dir) / "endpoints.json"
-    try:
-        return dict(json.loads(path.read_text()).get("services", {}))
-    except (OSError, ValueError, AttributeError):
-        return {}
+    return discovery.services(request.app.state.settings.state_dir)
 
 
 def login_url(request: Request, come_back: bool = True) -> str:

@@ -8,7 +8,6 @@ Pages are server-rendered (Jinja2, no JavaScript) through the shared web kit: Vi
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -18,7 +17,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from contracts import subjects
+from contracts import rpc as rpc_contract
+from contracts.rpc import ResetRequest
 from parindex.bus.deadletter import dead_letter_count
 from parindex.bus.publish import ConcurrencyConflict
 from parindex.web import csrf as csrf_check
@@ -149,8 +149,9 @@ async def reset(request: Request, rt: RuntimeDep, email: str = Form("")) -> Resp
     if email.strip():
         if await accounts.record_reset_request(rt.sessions, email, _ip(request)):
             for c, rid in await accounts.open_registrations(rt.sessions, email):
-                body = json.dumps({"campaign_id": c, "respondent_id": rid}).encode()
-                await rt.nc.publish(subjects.RPC_NOTIFY_RESET, body)  # notify e-mails it
+                body = ResetRequest(campaign_id=c, respondent_id=rid).model_dump_json()
+                # Fire and forget: notify e-mails it, and the page says the same either way.
+                await rt.nc.publish(rpc_contract.RESET.subject, body.encode())
     return PAGES.render(request, "message.html", message=PAGES.t(request, "id.reset_done"))
 
 
