@@ -143,11 +143,17 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
         Figure(
             f"pipelined publish, {n} events (window {args.window})",
             f"{pub_rate:,.0f} events/s ({size_mb:,.0f} MB)",
+            rate=pub_rate,
         ),
-        Figure(f"(a) ordered-consumer read, {n} events", f"{read_rate:,.0f} events/s"),
+        Figure(
+            f"(a) ordered-consumer read, {n} events",
+            f"{read_rate:,.0f} events/s",
+            rate=read_rate,
+        ),
         Figure(
             f"(b) scoring rebuild via catch_up, {n} events",
             f"{rebuild_rate:,.0f} events/s ({applied})",
+            rate=rebuild_rate,
         ),
         Figure("rebuild / read ratio (b)/(a)", f"{ratio:.2f}", "≥ 0.5", ratio >= 0.5),
         Figure("rebuild peak RSS (child VmHWM)", f"{rss_mb:.0f} MB", "< 500 MB", rss_mb < 500),

@@ -3,7 +3,10 @@
     python bench/run.py [--quick] [--only ballots,rebuild,logins,invitations] [sizes...]
 
 Each benchmark is also a module runnable alone (`python bench/ballots.py --help`). Every one
-starts its own nats-server and PostgreSQL in a temporary directory.
+starts its own nats-server and PostgreSQL in a temporary directory. Every run also measures the
+log's own ceiling (bench/ceiling.py: pipelined durable publishes) before the first benchmark and
+after the last, and prints every rate also as a ratio to their mean: on a shared machine the
+absolute figures move with the load, the ratios much less.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import ballots, invitations, logins, rebuild  # noqa: E402
+from bench import ballots, ceiling, invitations, logins, rebuild  # noqa: E402
 from bench.common import ROOT, Figure, load_average, log, machine, table  # noqa: E402
 
 MODULES = {"ballots": ballots, "rebuild": rebuild, "logins": logins, "invitations": invitations}
@@ -70,15 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
     p.add_argument("--only", default=",".join(MODULES), help="comma-separated benchmarks")
     p.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
-    for name, mod in MODULES.items():
+    for name, mod in {"ceiling": ceiling, **MODULES}.items():
         mod.add_args(p.add_argument_group(name))
     return p
 
 
+async def _ceiling(args: argparse.Namespace, when: str) -> Figure:
+    figure = (await ceiling.run(args))[0]
+    figure.name = f"[ceiling, {when}] {figure.name}"
+    return figure
+
+
 def main() -> None:
     args = build_parser().parse_args()
+    ceiling.defaults(args, args.quick)
     started = datetime.now(UTC)
-    figures: list[Figure] = []
+    figures: list[Figure] = [Figure("[ceiling] load average before (1/5/15 min)", load_average())]
+    log("=== ceiling (before)")
+    figures.append(asyncio.run(_ceiling(args, "before")))
     for name in [n.strip() for n in args.only.split(",") if n.strip()]:
         mod = MODULES[name]
         margs = copy.copy(args)
@@ -92,6 +104,15 @@ def main() -> None:
             traceback.print_exc()
             figures.append(Figure(f"[{name}] FAILED", f"{type(exc).__name__}: {exc}"[:200]))
         log(f"=== {name} took {time.perf_counter() - t0:.0f} s")
+    log("=== ceiling (after)")
+    figures.append(Figure("[ceiling] load average after (1/5/15 min)", load_average()))
+    figures.append(asyncio.run(_ceiling(args, "after")))
+    limits = [f.rate for f in figures if f.name.startswith("[ceiling,") and f.rate]
+    yardstick = sum(limits) / len(limits)
+    for f in figures:
+        if f.rate is not None:
+            f.ratio = f.rate / yardstick
+    figures.append(Figure("log ceiling used for the ratios (mean)", f"{yardstick:,.0f} events/s"))
     out = table(figures)
     print(out)
     if not args.no_docs:
