@@ -4,7 +4,8 @@ Passwords: 12 characters drawn with `secrets` from an alphabet without look-alik
 1/l/I, 5/S, 2/Z, 8/B), about 68 bits: read aloud or typed from an e-mail on a phone without
 mistakes. Hashes: argon2id with the OWASP Password Storage Cheat Sheet minimum (m=19456 KiB,
 t=2, p=1), ~20-60 ms per hash here, run in identity's process pool (services/identity/hashing.py)
-so the event loop keeps serving and every core hashes.
+so the event loop keeps serving and every core hashes; a credential usually comes ready-hashed
+from the stock made while the pool was idle (services/identity/stock.py).
 
 The plaintext exists only in the reply to RPC_IDENTITY_CREDENTIAL (notify, at send time) and is
 never logged or published (docs/architecture.md, decision 6): the log gets CredentialsIssued,
@@ -70,8 +71,14 @@ async def issue_credential(
         )
     if person is None:
         return None
-    password = generate_password()
-    hashed = await hash_password(password)
+    # A pair hashed ahead while the pool was idle, else hash now (decision 29).
+    stock = rt.extras.get("credential_stock")
+    pair = stock.take() if stock is not None else None
+    if pair is not None:
+        password, hashed = pair
+    else:
+        password = generate_password()
+        hashed = await hash_password(password)
     async with rt.sessions.begin() as s:
         await s.execute(
             text(

@@ -86,6 +86,9 @@ class HashPool:
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
         self.executor: ProcessPoolExecutor | None = self._new()
+        self.busy = 0  # hashes requests are waiting for (logins, credentials), not the stock
+        self.idle = asyncio.Event()  # set while busy == 0: background work may go on
+        self.idle.set()
 
     def _new(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -109,7 +112,21 @@ class HashPool:
         executor = self.executor
         return list(executor._processes) if executor is not None else []
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
+    async def run(self, fn: Callable[..., T], *args: object, background: bool = False) -> T:
+        """fn(*args) in a worker; `background` work (the credential stock) does not count as
+        busy, so it waits for requests instead of the other way round."""
+        if background:
+            return await self._run(fn, *args)
+        self.busy += 1
+        self.idle.clear()
+        try:
+            return await self._run(fn, *args)
+        finally:
+            self.busy -= 1
+            if self.busy == 0:
+                self.idle.set()
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             executor = self.executor

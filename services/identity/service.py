@@ -11,6 +11,7 @@ from parindex.web.service import Runtime, ServiceSpec
 from services.identity import hashing
 from services.identity.credentials import start_responders
 from services.identity.projection import IdentityProjection
+from services.identity.stock import CredentialStock, configured_cap
 from services.identity.web import router
 
 
@@ -42,6 +43,9 @@ async def start(rt: Runtime) -> None:
         await hashing.release()
         raise
     rt.stopping.append(hashing.release)
+    stock = CredentialStock(rt.sessions, configured_cap())
+    rt.extras["credential_stock"] = stock
+    rt.spawn(stock.run(), "credential-stock")
 
 
 SERVICE = ServiceSpec(

@@ -184,3 +184,76 @@ async def test_release_stops_the_workers_and_a_dead_worker_is_replaced() -> None
         await hashing.release()
     assert hashing.current() is None
     assert _gone(first + second)  # release waits for them: no worker left behind
+
+
+async def test_credentials_come_from_the_stock_made_ahead_and_log_in(
+    nats_url, pg_url, tmp_path, nc, campaign_id, monkeypatch
+) -> None:
+    """Pairs hashed while idle are handed out once each; an empty stock hashes on demand."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from contracts import subjects
+    from contracts.events import CampaignDefined, RespondentRegistered, make
+    from parindex.bus.publish import publish_event
+    from parindex.settings import Settings
+    from parindex.web.service import create_app
+    from services.identity.service import SERVICE
+    from tests.identity.conftest import make_campaign
+    from tests.identity.test_service import login
+
+    monkeypatch.setenv("PARINDEX_CREDENTIAL_STOCK", "10")
+    js = nc.jetstream()
+    deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(days=20)
+    campaign = make_campaign().model_copy(update={"id": campaign_id, "deadline": deadline})
+    await publish_event(
+        js,
+        subjects.campaign(campaign_id),
+        make(CampaignDefined(campaign=campaign), campaign_id=campaign_id, producer="test"),
+    )
+    people = [f"s{i}-{uuid.uuid4().hex[:8]}" for i in range(3)]
+    for rid in people:
+        await publish_event(
+            js,
+            subjects.respondent(campaign_id, rid),
+            make(
+                RespondentRegistered(
+                    respondent_id=rid,
+                    username=f"u-{rid}",
+                    full_name="Nguyễn Văn Sẵn",
+                    email=f"{rid}@example.vn",
+                    unit_code="SNV",
+                    form_code="03",
+                ),
+                campaign_id=campaign_id,
+                producer="test",
+            ),
+        )
+    settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
+    app = create_app(SERVICE, settings)
+    async with app.router.lifespan_context(app):
+        stock = app.state.rt.extras["credential_stock"]
+        # Other tests' campaigns with a deadline ahead may add to the demand: at least ours.
+        await eventually(lambda: len(stock.pairs) >= 3, timeout=60)
+        assert stock.target <= 10  # the cap
+        ready = {pw for pw, _ in stock.pairs}
+
+        async def credential(rid: str) -> dict:
+            req = {"campaign_id": campaign_id, "respondent_id": rid, "purpose": "invitation"}
+            reply = await nc.request(
+                subjects.RPC_IDENTITY_CREDENTIAL, json.dumps(req).encode(), timeout=30
+            )
+            return json.loads(reply.data)
+
+        served = stock.served
+        creds = [await credential(rid) for rid in people]
+        assert stock.served == served + 3
+        assert len({c["password"] for c in creds}) == 3 and {c["password"] for c in creds} <= ready
+        stock.pairs.clear()  # empty: the next credential is hashed on demand
+        again = await credential(people[0])
+        assert again["password"] not in ready and stock.served == served + 3
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            for c in (*creds[1:], again):
+                assert (await login(http, c["username"], c["password"])).status_code == 303
+                http.cookies.clear()
