@@ -17,6 +17,7 @@ the credential subject in production).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -42,6 +43,7 @@ ALPHABET = "abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY34679"
 PASSWORD_LENGTH = 12
 PURPOSES = ("invitation", "reminder", "reset", "admin")
 QUEUE = "identity"  # instances share the requests
+CREDENTIALS_IN_FLIGHT = 32
 
 
 def generate_password(length: int = PASSWORD_LENGTH) -> str:
@@ -142,6 +144,27 @@ async def start_responders(rt: Runtime) -> None:
             log.exception("credential request failed")
             await _reply(msg, {"error": "internal error"})
 
+    # nats-py runs one subscription's callbacks one after another: each credential request of a
+    # wave would wait for the previous one's hash, commit and publish-and-wait. So each runs in
+    # its own task, at most CREDENTIALS_IN_FLIGHT at once (the callback waits for a slot:
+    # back-pressure), and a stopping service lets them finish (docs/architecture.md, decision 29).
+    slots = asyncio.Semaphore(CREDENTIALS_IN_FLIGHT)
+    in_flight: set[asyncio.Task] = set()
+
+    def done(task: asyncio.Task) -> None:
+        in_flight.discard(task)
+        slots.release()
+
+    async def credential_task(msg: Msg) -> None:
+        await slots.acquire()
+        task = asyncio.ensure_future(credential(msg))
+        in_flight.add(task)
+        task.add_done_callback(done)
+
+    async def finish_in_flight() -> None:
+        if in_flight:
+            await asyncio.wait(set(in_flight), timeout=10)
+
     async def public_key(msg: Msg) -> None:
         await _reply(msg, {"public_key_pem": pem})
 
@@ -163,9 +186,10 @@ async def start_responders(rt: Runtime) -> None:
             await _reply(msg, {"error": "internal error"})
 
     for subject, cb in (
-        (subjects.RPC_IDENTITY_CREDENTIAL, credential),
+        (subjects.RPC_IDENTITY_CREDENTIAL, credential_task),
         (subjects.RPC_IDENTITY_PUBLIC_KEY, public_key),
         (subjects.RPC_IDENTITY_RESPONDENTS, respondents),
     ):
         sub = await rt.nc.subscribe(subject, queue=QUEUE, cb=cb)
         rt.stopping.append(sub.unsubscribe)
+    rt.stopping.append(finish_in_flight)  # after the unsubscribes, before the pool stops

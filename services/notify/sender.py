@@ -338,6 +338,9 @@ class Sender:
             log.exception("publishing %s failed; the sweep will retry", envelope.type)
             return
         async with self.rt.sessions.begin() as session:
+            # Losing this flag in a crash only means a republish that JetStream deduplicates
+            # (same event id), so its commit need not wait for the WAL flush.
+            await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             await session.execute(
                 text(
                     "UPDATE notify_outbox SET event_published = true, next_attempt_at = NULL "
