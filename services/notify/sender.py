@@ -22,6 +22,7 @@ finish the row in hand before the service stops. Nothing is sent twice otherwise
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -149,7 +150,15 @@ def _day(finished_on: date | None) -> datetime:
 def _campaign(raw: Any) -> Campaign | None:
     if raw is None:
         return None
-    return Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
+    if isinstance(raw, str):
+        return _parsed(raw)
+    return Campaign.model_validate(raw)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(raw: str) -> Campaign:
+    """Every row of a wave carries the same campaign JSON: validate it once, not per e-mail."""
+    return Campaign.model_validate(json.loads(raw))
 
 
 @dataclass
