@@ -30,11 +30,18 @@ MODULES = {"ballots": ballots, "rebuild": rebuild, "logins": logins, "invitation
 NOTES = """\
 ## Reading the figures
 
-- The machine is shared: the load average is recorded before each benchmark. A load above the
-  core count means the services got only part of a core, which lowers every rate here. The
-  "CPU cores busy" rows show where the CPU went (a process tree's CPU seconds / wall seconds;
-  1.00 = one full core). A process that is the bottleneck but shows well under 1.00 was
-  starved by other work on the machine.
+- The machine is shared with other jobs: the load average is recorded before each benchmark
+  and after the last. A load above the core count means the services got only part of a core,
+  which lowers every rate here. The "CPU cores busy" rows show where the CPU went (a process
+  tree's CPU seconds / wall seconds; 1.00 = one full core; identity's tree includes its argon2
+  pool workers). A process that is the bottleneck but shows well under 1.00 was starved by
+  other work on the machine.
+- **Ratios to the log's ceiling.** Every run measures the log's own ceiling, pipelined durable
+  publishes (`sync_interval: always`, bench/ceiling.py: pre-encoded ballot-sized events, 1,000
+  acks in flight), before the first benchmark and after the last, and divides every rate by
+  their mean (the "÷ log ceiling" column). On a shared machine the absolute rates move with the
+  load from run to run; the ratios, taken in the same run under roughly the same load, move
+  less. Compare runs by the ratios.
 - **Ballots.** Each POST /api/ballots verifies an Ed25519 token, reads the respondent, campaign,
   wave and deadline from PostgreSQL (several round trips, the campaign JSON re-validated by
   pydantic each time), publishes the ballot and waits for the JetStream ack, then deletes the
@@ -55,16 +62,21 @@ NOTES = """\
   scoring_deadlines` round trip, and every 500-event batch re-reads the whole tally and
   recomputes every result. When the rebuild is cut off by its time limit the table says how
   many events it applied and extrapolates the time for the whole log.
-- **Logins.** argon2id (m=19456 KiB, t=2, p=1) is deliberately slow. The wave needs
-  `respondents / wave-seconds` verifications per second (13.2/s for 790 in a minute); if the
-  all-cores verify rate is below that, logins queue and the wave cannot finish in time on
-  this machine as loaded. The wave's p50/p99 show queueing: logins arrive at a steady rate
-  and wait for the verifications ahead of them whenever other work takes the cores.
-- **Invitations.** Each invitation is serial work in one of notify's sender workers (4 by
-  default): claim, credential request-reply (identity hashes a fresh password with argon2id,
-  writes it, publishes CredentialsIssued and waits for the ack), render, one SMTP session,
-  publish InvitationSent and wait for the ack. The bench lifts notify's mail rate cap
-  (production default PARINDEX_MAIL_RATE=50/s) to measure capacity.
+- **Logins.** argon2id (m=19456 KiB, t=2, p=1, OWASP's minimum) is deliberately slow: one
+  verification is tens of milliseconds of a core. identity verifies in a process pool of one
+  worker per core (docs/architecture.md, decision 29), so a wave uses both cores while the
+  event loop keeps answering. The spread wave (starts uniform over 60 s) needs 13.2 logins/s and
+  shows queueing in its p99 whenever other work takes the cores; the burst (everyone at once,
+  50 in flight) is the capacity, and the last row says whether 790 logins fit in 60 s at it.
+- **Invitations.** Each invitation is one outbox row in one of notify's sender workers (16 by
+  default): claim, credential request-reply to identity (which stores a fresh argon2id hash,
+  publishes CredentialsIssued and waits for the ack), render, SMTP over one of a few persistent
+  sessions, publish InvitationSent. Hashing on demand caps the wave at what the cores can hash
+  (the "fresh hashes/s" row, less whatever else runs). identity therefore hashes credentials
+  ahead while its pool is idle, as many as respondents still without one (decision 29). The
+  bench shows both: the stock turned off, and the stock made before the wave opens (after an
+  import, days before a wave, it is full). The bench lifts notify's mail rate cap (production
+  default PARINDEX_MAIL_RATE=50/s) to measure capacity.
 """
 
 
