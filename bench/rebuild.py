@@ -167,7 +167,7 @@ async def child(nats_url: str, server_url: str, batch_size: int, max_s: float) -
     import nats
     from sqlalchemy import text
 
-    from parindex.bus.projection import ProjectionRunner
+    from parindex.bus.projection import ProjectionRunner, ensure_event_id_column
     from parindex.db.engine import prepare, sessionmaker
     from parindex.settings import database_url_for
     from services.scoring.projection import ScoringProjection
@@ -177,6 +177,8 @@ async def child(nats_url: str, server_url: str, batch_size: int, max_s: float) -
     engine = await prepare(url, VERSIONS)
     nc = await nats.connect(nats_url)
     runner = ProjectionRunner(nc, sessionmaker(engine), ScoringProjection(), batch_size=batch_size)
+    async with runner.sessions.begin() as session:  # a fresh database (decision 24's column)
+        await ensure_event_id_column(session)
     await runner.reset()
     t0 = time.perf_counter()
     task = asyncio.ensure_future(runner.catch_up())

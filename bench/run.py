@@ -114,7 +114,8 @@ def main() -> None:
             figures += asyncio.run(mod.run(margs))
         except Exception as exc:  # one failed benchmark must not hide the others
             traceback.print_exc()
-            figures.append(Figure(f"[{name}] FAILED", f"{type(exc).__name__}: {exc}"[:200]))
+            last = ([ln for ln in str(exc).splitlines() if ln.strip()] or [""])[-1]
+            figures.append(Figure(f"[{name}] FAILED", f"{type(exc).__name__}: {last}"[:200]))
         log(f"=== {name} took {time.perf_counter() - t0:.0f} s")
     log("=== ceiling (after)")
     figures.append(Figure("[ceiling] load average after (1/5/15 min)", load_average()))
