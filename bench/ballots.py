@@ -181,6 +181,7 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
             f"{rate:,.0f}",
             "≥ 1,000",
             rate >= 1000,
+            rate=rate,
         ),
         Figure("ballot latency p50", f"{p50:.1f} ms"),
         Figure("ballot latency p99", f"{p99:.1f} ms", "< 100 ms", p99 < 100),

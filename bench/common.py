@@ -50,6 +50,8 @@ class Figure:
     value: str
     target: str = ""
     met: bool | None = None  # None: informational, no target
+    rate: float | None = None  # a per-second figure, compared with the log's ceiling
+    ratio: float | None = None  # rate / the log's ceiling in the same run (bench/run.py)
 
     @property
     def verdict(self) -> str:
@@ -57,11 +59,16 @@ class Figure:
 
 
 def table(figures: Sequence[Figure]) -> str:
-    """A Markdown table (also readable on a terminal)."""
+    """A Markdown table (also readable on a terminal); a ratio column when there are ratios."""
     rows = [("figure", "value", "target", "met?")] + [
         (f.name, f.value, f.target, f.verdict) for f in figures
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    if any(f.ratio is not None for f in figures):
+        rows = [(*rows[0], "÷ log ceiling")] + [
+            (*r, "" if f.ratio is None else f"{f.ratio:.3g}")
+            for r, f in zip(rows[1:], figures, strict=True)
+        ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for i, r in enumerate(rows):
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")

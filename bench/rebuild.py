@@ -143,11 +143,17 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
         Figure(
             f"pipelined publish, {n} events (window {args.window})",
             f"{pub_rate:,.0f} events/s ({size_mb:,.0f} MB)",
+            rate=pub_rate,
         ),
-        Figure(f"(a) ordered-consumer read, {n} events", f"{read_rate:,.0f} events/s"),
+        Figure(
+            f"(a) ordered-consumer read, {n} events",
+            f"{read_rate:,.0f} events/s",
+            rate=read_rate,
+        ),
         Figure(
             f"(b) scoring rebuild via catch_up, {n} events",
             f"{rebuild_rate:,.0f} events/s ({applied})",
+            rate=rebuild_rate,
         ),
         Figure("rebuild / read ratio (b)/(a)", f"{ratio:.2f}", "≥ 0.5", ratio >= 0.5),
         Figure("rebuild peak RSS (child VmHWM)", f"{rss_mb:.0f} MB", "< 500 MB", rss_mb < 500),
@@ -161,7 +167,7 @@ async def child(nats_url: str, server_url: str, batch_size: int, max_s: float) -
     import nats
     from sqlalchemy import text
 
-    from parindex.bus.projection import ProjectionRunner
+    from parindex.bus.projection import ProjectionRunner, ensure_event_id_column
     from parindex.db.engine import prepare, sessionmaker
     from parindex.settings import database_url_for
     from services.scoring.projection import ScoringProjection
@@ -171,6 +177,8 @@ async def child(nats_url: str, server_url: str, batch_size: int, max_s: float) -
     engine = await prepare(url, VERSIONS)
     nc = await nats.connect(nats_url)
     runner = ProjectionRunner(nc, sessionmaker(engine), ScoringProjection(), batch_size=batch_size)
+    async with runner.sessions.begin() as session:  # a fresh database (decision 24's column)
+        await ensure_event_id_column(session)
     await runner.reset()
     t0 = time.perf_counter()
     task = asyncio.ensure_future(runner.catch_up())

@@ -3,7 +3,10 @@
     python bench/run.py [--quick] [--only ballots,rebuild,logins,invitations] [sizes...]
 
 Each benchmark is also a module runnable alone (`python bench/ballots.py --help`). Every one
-starts its own nats-server and PostgreSQL in a temporary directory.
+starts its own nats-server and PostgreSQL in a temporary directory. Every run also measures the
+log's own ceiling (bench/ceiling.py: pipelined durable publishes) before the first benchmark and
+after the last, and prints every rate also as a ratio to their mean: on a shared machine the
+absolute figures move with the load, the ratios much less.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import ballots, invitations, logins, rebuild  # noqa: E402
+from bench import ballots, ceiling, invitations, logins, rebuild  # noqa: E402
 from bench.common import ROOT, Figure, load_average, log, machine, table  # noqa: E402
 
 MODULES = {"ballots": ballots, "rebuild": rebuild, "logins": logins, "invitations": invitations}
@@ -27,11 +30,18 @@ MODULES = {"ballots": ballots, "rebuild": rebuild, "logins": logins, "invitation
 NOTES = """\
 ## Reading the figures
 
-- The machine is shared: the load average is recorded before each benchmark. A load above the
-  core count means the services got only part of a core, which lowers every rate here. The
-  "CPU cores busy" rows show where the CPU went (a process tree's CPU seconds / wall seconds;
-  1.00 = one full core). A process that is the bottleneck but shows well under 1.00 was
-  starved by other work on the machine.
+- The machine is shared with other jobs: the load average is recorded before each benchmark
+  and after the last. A load above the core count means the services got only part of a core,
+  which lowers every rate here. The "CPU cores busy" rows show where the CPU went (a process
+  tree's CPU seconds / wall seconds; 1.00 = one full core; identity's tree includes its argon2
+  pool workers). A process that is the bottleneck but shows well under 1.00 was starved by
+  other work on the machine.
+- **Ratios to the log's ceiling.** Every run measures the log's own ceiling, pipelined durable
+  publishes (`sync_interval: always`, bench/ceiling.py: pre-encoded ballot-sized events, 1,000
+  acks in flight), before the first benchmark and after the last, and divides every rate by
+  their mean (the "÷ log ceiling" column). On a shared machine the absolute rates move with the
+  load from run to run; the ratios, taken in the same run under roughly the same load, move
+  less. Compare runs by the ratios.
 - **Ballots.** Each POST /api/ballots verifies an Ed25519 token, reads the respondent, campaign,
   wave and deadline from PostgreSQL (several round trips, the campaign JSON re-validated by
   pydantic each time), publishes the ballot and waits for the JetStream ack, then deletes the
@@ -52,16 +62,21 @@ NOTES = """\
   scoring_deadlines` round trip, and every 500-event batch re-reads the whole tally and
   recomputes every result. When the rebuild is cut off by its time limit the table says how
   many events it applied and extrapolates the time for the whole log.
-- **Logins.** argon2id (m=19456 KiB, t=2, p=1) is deliberately slow. The wave needs
-  `respondents / wave-seconds` verifications per second (13.2/s for 790 in a minute); if the
-  all-cores verify rate is below that, logins queue and the wave cannot finish in time on
-  this machine as loaded. The wave's p50/p99 show queueing: logins arrive at a steady rate
-  and wait for the verifications ahead of them whenever other work takes the cores.
-- **Invitations.** Each invitation is serial work in one of notify's sender workers (4 by
-  default): claim, credential request-reply (identity hashes a fresh password with argon2id,
-  writes it, publishes CredentialsIssued and waits for the ack), render, one SMTP session,
-  publish InvitationSent and wait for the ack. The bench lifts notify's mail rate cap
-  (production default PARINDEX_MAIL_RATE=50/s) to measure capacity.
+- **Logins.** argon2id (m=19456 KiB, t=2, p=1, OWASP's minimum) is deliberately slow: one
+  verification is tens of milliseconds of a core. identity verifies in a process pool of one
+  worker per core (docs/architecture.md, decision 29), so a wave uses both cores while the
+  event loop keeps answering. The spread wave (starts uniform over 60 s) needs 13.2 logins/s and
+  shows queueing in its p99 whenever other work takes the cores; the burst (everyone at once,
+  50 in flight) is the capacity, and the last row says whether 790 logins fit in 60 s at it.
+- **Invitations.** Each invitation is one outbox row in one of notify's sender workers (16 by
+  default): claim, credential request-reply to identity (which stores a fresh argon2id hash,
+  publishes CredentialsIssued and waits for the ack), render, SMTP over one of a few persistent
+  sessions, publish InvitationSent. Hashing on demand caps the wave at what the cores can hash
+  (the "fresh hashes/s" row, less whatever else runs). identity therefore hashes credentials
+  ahead while its pool is idle, as many as respondents still without one (decision 29). The
+  bench shows both: the stock turned off, and the stock made before the wave opens (after an
+  import, days before a wave, it is full). The bench lifts notify's mail rate cap (production
+  default PARINDEX_MAIL_RATE=50/s) to measure capacity.
 """
 
 
@@ -70,15 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
     p.add_argument("--only", default=",".join(MODULES), help="comma-separated benchmarks")
     p.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
-    for name, mod in MODULES.items():
+    for name, mod in {"ceiling": ceiling, **MODULES}.items():
         mod.add_args(p.add_argument_group(name))
     return p
 
 
+async def _ceiling(args: argparse.Namespace, when: str) -> Figure:
+    figure = (await ceiling.run(args))[0]
+    figure.name = f"[ceiling, {when}] {figure.name}"
+    return figure
+
+
 def main() -> None:
     args = build_parser().parse_args()
+    ceiling.defaults(args, args.quick)
     started = datetime.now(UTC)
-    figures: list[Figure] = []
+    figures: list[Figure] = [Figure("[ceiling] load average before (1/5/15 min)", load_average())]
+    log("=== ceiling (before)")
+    figures.append(asyncio.run(_ceiling(args, "before")))
     for name in [n.strip() for n in args.only.split(",") if n.strip()]:
         mod = MODULES[name]
         margs = copy.copy(args)
@@ -90,8 +114,18 @@ def main() -> None:
             figures += asyncio.run(mod.run(margs))
         except Exception as exc:  # one failed benchmark must not hide the others
             traceback.print_exc()
-            figures.append(Figure(f"[{name}] FAILED", f"{type(exc).__name__}: {exc}"[:200]))
+            last = ([ln for ln in str(exc).splitlines() if ln.strip()] or [""])[-1]
+            figures.append(Figure(f"[{name}] FAILED", f"{type(exc).__name__}: {last}"[:200]))
         log(f"=== {name} took {time.perf_counter() - t0:.0f} s")
+    log("=== ceiling (after)")
+    figures.append(Figure("[ceiling] load average after (1/5/15 min)", load_average()))
+    figures.append(asyncio.run(_ceiling(args, "after")))
+    limits = [f.rate for f in figures if f.name.startswith("[ceiling,") and f.rate]
+    yardstick = sum(limits) / len(limits)
+    for f in figures:
+        if f.rate is not None:
+            f.ratio = f.rate / yardstick
+    figures.append(Figure("log ceiling used for the ratios (mean)", f"{yardstick:,.0f} events/s"))
     out = table(figures)
     print(out)
     if not args.no_docs:

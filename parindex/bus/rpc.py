@@ -13,10 +13,11 @@ decision 28). A reply goes only to the requester's reply subject (decision 18).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from nats import micro
@@ -71,16 +72,48 @@ def _problem(exc: ValidationError) -> str:
 class Route(Generic[Req, Rep]):
     endpoint: Endpoint[Req, Rep]
     handler: Callable[[Req], Awaitable[Rep]]
+    # nats-py runs one subscription's callbacks one after another; an endpoint whose handler
+    # waits on a hash, a commit or a publish can serve up to this many requests at once
+    # (docs/architecture.md, decision 29).
+    concurrency: int = 1
+    in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def finish(self, timeout: float = 10.0) -> None:
+        """Let requests already accepted finish (bounded), after the endpoint stopped."""
+        if self.in_flight:
+            await asyncio.wait(set(self.in_flight), timeout=timeout)
 
 
 def route(
-    endpoint: Endpoint[Req, Rep], handler: Callable[[Req], Awaitable[Rep]]
+    endpoint: Endpoint[Req, Rep],
+    handler: Callable[[Req], Awaitable[Rep]],
+    *,
+    concurrency: int = 1,
 ) -> Route[Any, Any]:
     """Pair an endpoint with its handler, type-checked together."""
-    return Route(endpoint, handler)
+    return Route(endpoint, handler, concurrency)
 
 
 def _wrap(r: Route[Any, Any]) -> Callable[[micro.Request], Awaitable[None]]:
+    handle = _serve_one(r)
+    if r.concurrency <= 1:
+        return handle
+    slots = asyncio.Semaphore(r.concurrency)
+
+    def done(task: asyncio.Task[None]) -> None:
+        r.in_flight.discard(task)
+        slots.release()
+
+    async def spawn(req: micro.Request) -> None:
+        await slots.acquire()  # the subscription waits for a slot: back-pressure
+        task = asyncio.ensure_future(handle(req))
+        r.in_flight.add(task)
+        task.add_done_callback(done)
+
+    return spawn
+
+
+def _serve_one(r: Route[Any, Any]) -> Callable[[micro.Request], Awaitable[None]]:
     ep = r.endpoint
 
     async def handle(req: micro.Request) -> None:

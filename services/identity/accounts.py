@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parindex.web.auth import ROLES, Principal
-from services.identity.credentials import hash_password, verify_password
+from services.identity.hashing import hash_password, verify_password
 
 STAFF_ROLES = tuple(r for r in ROLES if r != "respondent")
 WINDOW_MIN = 15

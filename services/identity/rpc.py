@@ -30,6 +30,10 @@ from services.identity import projection
 from services.identity.credentials import issue_credential
 from services.identity.imports import public_respondent
 
+# A wave's credential requests each wait for a hash, a commit and a publish; served one after
+# another they capped invitations at a few per second (docs/architecture.md, decision 29).
+CREDENTIALS_IN_FLIGHT = 32
+
 
 def in_wave(r: dict[str, Any], members: list[FormUnits]) -> bool:
     """Whether a respondent belongs to one of a wave's (form, units) members."""
@@ -60,13 +64,11 @@ async def start(rt: Runtime) -> None:
             respondents=[PublicRespondent(**public_respondent(r)) for r in rows]
         )
 
+    credentials = rpc.route(CREDENTIAL, credential, concurrency=CREDENTIALS_IN_FLIGHT)
     svc = await rpc.serve(
         rt.nc,
         "identity",
-        [
-            rpc.route(CREDENTIAL, credential),
-            rpc.route(PUBLIC_KEY, public_key),
-            rpc.route(RESPONDENTS, respondents),
-        ],
+        [credentials, rpc.route(PUBLIC_KEY, public_key), rpc.route(RESPONDENTS, respondents)],
     )
     rt.stopping.append(svc.stop)
+    rt.stopping.append(credentials.finish)  # after the stop, before the hash pool stops

@@ -8,8 +8,9 @@ from pathlib import Path
 from parindex.bus.projection import ProjectionRunner
 from parindex.web.auth import PublicKeyCache, load_or_create_private_key, public_pem
 from parindex.web.service import Runtime, ServiceSpec
-from services.identity import rpc
+from services.identity import hashing, rpc
 from services.identity.projection import IdentityProjection
+from services.identity.stock import CredentialStock, configured_cap
 from services.identity.web import router
 
 
@@ -18,7 +19,7 @@ def key_path(state_dir: Path) -> Path:
 
 
 async def start(rt: Runtime) -> None:
-    """Signing key, the registry projection, then the RPC responders that read it."""
+    """Signing key, the argon2 pool, the registry projection, then the RPC responders."""
     key = load_or_create_private_key(key_path(rt.settings.state_dir))
     rt.extras["private_key"] = key
     # Keys the digest of account names in the login-attempts table (decision 19).
@@ -32,7 +33,18 @@ async def start(rt: Runtime) -> None:
     rt.extras["projection"] = runner
     rt.stopping.append(runner.stop)
     rt.spawn(runner.run(), "projection")
-    await rpc.start(rt)
+    # argon2id in worker processes, one per core (docs/architecture.md, decision 29). Its stop
+    # hook comes after the responders' unsubscribes, so no credential request is cut off.
+    await hashing.acquire()
+    try:
+        await rpc.start(rt)
+    except BaseException:
+        await hashing.release()
+        raise
+    rt.stopping.append(hashing.release)
+    stock = CredentialStock(rt.sessions, configured_cap())
+    rt.extras["credential_stock"] = stock
+    rt.spawn(stock.run(), "credential-stock")
 
 
 SERVICE = ServiceSpec(

@@ -21,7 +21,9 @@ class NotifyConfig:
     max_attempts: int = field(default_factory=lambda: int(_env("MAX_ATTEMPTS", "5")))
     retry_base_s: float = field(default_factory=lambda: float(_env("RETRY_BASE_S", "30")))
     retry_max_s: float = field(default_factory=lambda: float(_env("RETRY_MAX_S", "3600")))
-    workers: int = field(default_factory=lambda: int(_env("WORKERS", "4")))
+    # Rows in flight: each waits on commits, fsyncs and identity, so concurrency, not CPU,
+    # sets the pace of a wave (docs/architecture.md, decision 29); PARINDEX_MAIL_RATE caps it.
+    workers: int = field(default_factory=lambda: int(_env("WORKERS", "16")))
     poll_s: float = field(default_factory=lambda: float(_env("POLL_S", "1")))
     reminder_interval_s: float = field(default_factory=lambda: float(_env("REMINDER_S", "60")))
     rpc_timeout_s: float = field(default_factory=lambda: float(_env("RPC_TIMEOUT_S", "5")))

@@ -4,7 +4,9 @@ Order of operations for one row (the "exactly once" argument):
   1. BEGIN; claim the row (status pending, due) with FOR UPDATE SKIP LOCKED — other workers and
      instances skip it; if this process dies, PostgreSQL drops the connection and the lock, and
      the row is simply pending again.
-  2. Ask identity for a fresh credential (never stored, never logged), render, hand to SMTP.
+  2. Ask identity for a fresh credential (never stored, never logged), render, hand to SMTP
+     over one of a few persistent sessions (mail.SmtpPool; a session is dropped after any
+     error, so a failed message never leaves a half-used session for the next).
   3. UPDATE the row to sent; COMMIT.
   4. Publish InvitationSent/ReminderSent (event_id derived from the Message-ID, so a republish
      is deduplicated by JetStream), then flag the row event_published. A sweep republishes rows
@@ -20,6 +22,7 @@ finish the row in hand before the service stops. Nothing is sent twice otherwise
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -42,10 +45,10 @@ from parindex.web.service import Runtime
 from services.notify.config import NotifyConfig, event_id_for
 from services.notify.mail import (
     DeliveryError,
+    SmtpPool,
     build_message,
     format_deadline,
     render,
-    send_blocking,
 )
 
 log = logging.getLogger(__name__)
@@ -143,7 +146,15 @@ def _day(finished_on: date | None) -> datetime:
 def _campaign(raw: Any) -> Campaign | None:
     if raw is None:
         return None
-    return Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
+    if isinstance(raw, str):
+        return _parsed(raw)
+    return Campaign.model_validate(raw)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(raw: str) -> Campaign:
+    """Every row of a wave carries the same campaign JSON: validate it once, not per e-mail."""
+    return Campaign.model_validate(json.loads(raw))
 
 
 @dataclass
@@ -158,6 +169,8 @@ class Sender:
         self.config = config
         self.ready = ready
         self.bucket = TokenBucket(rt.settings.mail_rate_per_s)
+        # One persistent SMTP session per worker at most (docs/architecture.md, decision 29).
+        self.smtp = SmtpPool(rt.settings, config.smtp_timeout_s, max(1, config.workers))
         self.wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._workers: list[asyncio.Task] = []
@@ -173,6 +186,7 @@ class Sender:
         self.wake.set()
         if self._workers:
             await asyncio.wait(self._workers, timeout=self.config.smtp_timeout_s + 10)
+        await asyncio.wait({asyncio.ensure_future(asyncio.to_thread(self.smtp.close))}, timeout=5)
 
     def poke(self) -> None:
         self.wake.set()
@@ -285,7 +299,7 @@ class Sender:
             {"X-Parindex-Campaign": row["campaign_id"], "X-Parindex-Purpose": row["purpose"]},
         )
         del context, cred  # the secret lives only in this message object until it is sent
-        await asyncio.to_thread(send_blocking, self.rt.settings, msg, self.config.smtp_timeout_s)
+        await asyncio.to_thread(self.smtp.send, msg)
 
     async def _credential(self, row: dict[str, Any], kind: str) -> CredentialReply:
         request = CredentialRequest(
@@ -323,6 +337,9 @@ class Sender:
             log.exception("publishing %s failed; the sweep will retry", envelope.type)
             return
         async with self.rt.sessions.begin() as session:
+            # Losing this flag in a crash only means a republish that JetStream deduplicates
+            # (same event id), so its commit need not wait for the WAL flush.
+            await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             await session.execute(
                 text(
                     "UPDATE notify_outbox SET event_published = true, next_attempt_at = NULL "

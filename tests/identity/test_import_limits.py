@@ -73,7 +73,10 @@ async def test_logins_answer_while_a_huge_workbook_is_parsed(identity) -> None:
             latencies.append(time.monotonic() - started)
             assert resp.status_code == 303, resp.text
     assert len(latencies) >= 3, latencies  # the parse took seconds and logins went on
-    assert max(latencies) < 2.0, latencies
+    # A parse on the event loop blocked logins for its whole length (12 s for 4 kB); with the
+    # parse in a child, a login costs one argon2id verification, slower only when the machine
+    # is saturated (two cores shared with the parse and other tests): bounded generously.
+    assert max(latencies) < 5.0, latencies
 
     refused = await upload
     assert refused.status_code == 422, refused.text[:300]
