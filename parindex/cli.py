@@ -108,6 +108,22 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    """Drop one service's projections and replay the log (docs/architecture.md, decision 26)."""
+    import asyncio
+
+    from parindex.ops.rebuild import ServiceRunning, progress_bar, rebuild
+
+    try:
+        seq = asyncio.run(rebuild(args.service, progress_bar(args.service)))
+    except ServiceRunning as exc:
+        print(f"parindex: {exc}", file=sys.stderr)
+        return 3
+    sys.stderr.write("\n")
+    print(f"rebuilt {args.service} up to sequence {seq}")
+    return 0
+
+
 def _contracts(args: argparse.Namespace) -> int:
     from contracts.export import write_all
 
@@ -200,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         "--replicas", type=int, default=int(os.environ.get("PARINDEX_STREAM_REPLICAS", "1"))
     )
     res.set_defaults(fn=_restore)
+
+    reb = sub.add_parser("rebuild", help="drop a service's projections and replay the log")
+    reb.add_argument("service", choices=SERVICE_CLIS)
+    reb.set_defaults(fn=_rebuild)
 
     dl = sub.add_parser("deadletters", help="events a projection could not apply, and why")
     dl_sub = dl.add_subparsers(dest="action", required=True)

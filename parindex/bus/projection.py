@@ -58,6 +58,12 @@ class Rejected(Exception):
         self.reason = reason
 
 
+class OffsetMovedBack(Exception):
+    """The stored offset is below what this runner applied: another instance or `parindex
+    rebuild` reset the projection. Transient: run() resumes from the stored offset
+    (docs/architecture.md, decision 26)."""
+
+
 @dataclass(frozen=True)
 class Event:
     seq: int
@@ -379,6 +385,8 @@ class ProjectionRunner:
                     # Several instances may run one projection: the offset row is the lock, and
                     # whatever another instance applied meanwhile is skipped (exactly once).
                     current = await _lock_offset(session, self.projection.name)
+                    if current < self.applied_seq:
+                        raise OffsetMovedBack(f"offset {current} < applied {self.applied_seq}")
                     todo = [e for e in events if e.seq > current]
                     if todo:
                         await self.projection.apply(session, todo)
