@@ -25,7 +25,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 0
 
 
-def _up(args: argparse.Namespace) -> int:
+def _up(args: argparse.Namespace, nats_users: dict[str, str] | None = None) -> int:
     from parindex.runtime.supervise import install_stop_signals
     from parindex.runtime.up import AlreadyRunning, Stack, run_forever
 
@@ -39,6 +39,7 @@ def _up(args: argparse.Namespace) -> int:
         nats_url=args.nats_url or os.environ.get("PARINDEX_NATS_URL"),
         database_url=args.database_url or os.environ.get("PARINDEX_DATABASE_URL"),
         base_port=args.port,
+        nats_users=nats_users or {},
     )
     try:
         endpoints = stack.start(timeout=args.timeout)
@@ -74,14 +75,26 @@ def _nats_auth() -> dict[str, str]:
 
 
 def _up_cluster(args: argparse.Namespace) -> int:
-    """`up` against N local JetStream nodes with R-N streams (docs/architecture.md, decision 21)."""
+    """`up` against N local JetStream nodes with R-N streams (docs/architecture.md, decision 21),
+    locked down with the same accounts and users as the single node (decisions 18 and 26)."""
+    from parindex.bus import permissions
+    from parindex.bus.credentials import ensure_secret, new_nats_password
     from parindex.runtime.cluster import NatsCluster
+    from parindex.runtime.up import nats_passwords
 
-    cluster = NatsCluster(Path(args.state_dir).resolve() / "cluster", size=args.cluster).start()
+    state_dir = Path(args.state_dir).resolve()
+    users = nats_passwords(state_dir)
+    cluster = NatsCluster(
+        state_dir / "cluster",
+        size=args.cluster,
+        accounts=permissions.render_accounts(),
+        passwords={f"NATS_{u.upper()}_PASSWORD": p for u, p in users.items()},
+        route_password=ensure_secret(state_dir, "nats_cluster", new_nats_password),
+    ).start()
     os.environ["PARINDEX_STREAM_REPLICAS"] = str(args.cluster)
     args.cluster, args.nats_url = 0, cluster.url
     try:
-        return _up(args)
+        return _up(args, nats_users=users)
     finally:
         cluster.stop()
 
@@ -122,6 +135,15 @@ def _rebuild(args: argparse.Namespace) -> int:
     sys.stderr.write("\n")
     print(f"rebuilt {args.service} up to sequence {seq}")
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    """0 iff the log has a leader and a current follower (docs/architecture.md, decision 26)."""
+    from parindex.ops.health import stream_health
+
+    verdict = stream_health([u.strip() for u in args.monitor.split(",") if u.strip()])
+    print(("ok: " if verdict.ok else "NOT OK: ") + verdict.detail)
+    return 0 if verdict.ok else 1
 
 
 def _contracts(args: argparse.Namespace) -> int:
@@ -186,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--minutes", type=float, default=6.0, help="demo length (with --demo)")
     up.add_argument("--exit", action="store_true", help="with --demo: stop when it is done")
     up.add_argument(
-        "--cluster", type=int, default=0, help="run N local JetStream nodes (R-N streams, open)"
+        "--cluster",
+        type=int,
+        default=0,
+        help="run N local JetStream nodes (R-N streams)",
     )
     up.set_defaults(fn=_up)
 
@@ -220,6 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     reb = sub.add_parser("rebuild", help="drop a service's projections and replay the log")
     reb.add_argument("service", choices=SERVICE_CLIS)
     reb.set_defaults(fn=_rebuild)
+
+    hea = sub.add_parser(
+        "health", help="is the log writable: a stream leader and a current replica"
+    )
+    hea_sub = hea.add_subparsers(dest="what", required=True)
+    hea_stream = hea_sub.add_parser("stream", help="the PARINDEX stream, from /jsz of each node")
+    hea_stream.add_argument(
+        "--monitor",
+        default=os.environ.get("PARINDEX_NATS_MONITOR_URLS", "http://127.0.0.1:8222"),
+        help="comma-separated monitoring URLs of the NATS nodes (http://nats-1:8222,...)",
+    )
+    hea.set_defaults(fn=_health)
 
     dl = sub.add_parser("deadletters", help="events a projection could not apply, and why")
     dl_sub = dl.add_subparsers(dest="action", required=True)
