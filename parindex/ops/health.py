@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from contracts import subjects
 
+FRESH_NS = 4_000_000_000  # a follower heard from within 4 s (heartbeats: every 1 s)
+
 
 @dataclass(frozen=True)
 class StreamHealth:
@@ -24,7 +26,7 @@ class StreamHealth:
 
 
 def _streams(monitor_url: str, timeout: float) -> list[dict]:
-    url = f"{monitor_url.rstrip('/')}/jsz?accounts=true&streams=true"
+    url = f"{monitor_url.rstrip('/')}/jsz?accounts=true&streams=true&config=true"
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - an operator's URL
         data = json.load(resp)
     out: list[dict] = []
@@ -42,8 +44,12 @@ def judge(stream: dict) -> StreamHealth:
     leader = cluster.get("leader") or ""
     if not leader:
         return StreamHealth(False, "no leader")
+    # A dead follower stays "current" in the leader's view until the leader steps down; how
+    # long ago it was last heard from (`active`, ns) tells: raft heartbeats come every second.
     current = [
-        r["name"] for r in cluster.get("replicas") or [] if r.get("current") and r["name"] != leader
+        r["name"]
+        for r in cluster.get("replicas") or []
+        if r.get("current") and r["name"] != leader and int(r.get("active") or 0) < FRESH_NS
     ]
     if not current:
         return StreamHealth(False, f"leader {leader}, no current follower")
