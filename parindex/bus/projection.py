@@ -184,6 +184,9 @@ class ProjectionRunner:
         self.log_mismatch = False
         self._rebuild_until = 0
         self._column_ready = False
+        # (stored offset, the log's last sequence) when the log was last found behind the offset,
+        # kept after the rebuild so the admin portal can say it happened (decision 26).
+        self.last_mismatch: tuple[int, int] | None = None
 
     async def reset(self) -> None:
         async with self.sessions.begin() as session:
@@ -255,6 +258,7 @@ class ProjectionRunner:
             found,
         )
         self.log_mismatch = True
+        self.last_mismatch = (seq, last_seq)
         metrics.projection_log_mismatch.labels(name).set(1)
         self._rebuild_until = last_seq
         async with self.sessions.begin() as session:
@@ -297,8 +301,14 @@ class ProjectionRunner:
                 inactive_threshold=60,
             ),
         )
+        reconnects = self.nc.stats["reconnects"]
         try:
             while not self._stop.is_set():
+                if self.nc.stats["reconnects"] != reconnects:
+                    # The server may have come back with a shorter log while our consumer
+                    # survived: verify again before trusting it (decision 26).
+                    log.info("projection %s: reconnected; verifying the log", self.projection.name)
+                    return
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=1.0)
                 except (NatsTimeout, TimeoutError):

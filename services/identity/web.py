@@ -66,6 +66,12 @@ TEXT: dict[str, dict[str, str]] = {
         "upload": "Tải lên và kiểm tra",
         "bad_chars": "Trường «{field}» chứa ký tự không được phép (ví dụ ký tự điều khiển).",
         "dead_letters": "Sự kiện lỗi",
+        "log_rewind_running": "Cảnh báo: nhật ký sự kiện ngắn hơn dữ liệu đã xử lý (đã xử lý đến "
+        "vị trí {offset}, nhật ký chỉ còn đến vị trí {last}), có thể do mất điện. Dữ liệu đang được "
+        "dựng lại từ nhật ký. Một số phiếu đã được xác nhận có thể đã mất: hãy báo bộ phận vận hành.",
+        "log_rewind_done": "Cảnh báo: nhật ký sự kiện đã bị lùi lại (đã xử lý đến vị trí {offset}, "
+        "nhật ký chỉ còn đến vị trí {last}), có thể do mất điện. Dữ liệu đã được dựng lại từ nhật "
+        "ký. Một số phiếu đã được xác nhận có thể đã mất: hãy báo bộ phận vận hành.",
         "other_lang": "English",
         "other_code": "en",
     },
@@ -93,6 +99,13 @@ TEXT: dict[str, dict[str, str]] = {
         "bad_chars": "The field “{field}” contains characters that are not allowed "
         "(such as control characters).",
         "dead_letters": "Failed events",
+        "log_rewind_running": "Warning: the event log is shorter than what was processed "
+        "(processed up to position {offset}, the log now ends at {last}), probably after a power "
+        "loss. The data is being rebuilt from the log. Some acknowledged ballots may have been "
+        "lost: tell the operations team.",
+        "log_rewind_done": "Warning: the event log moved back (processed up to position {offset}, "
+        "the log now ends at {last}), probably after a power loss. The data has been rebuilt from "
+        "the log. Some acknowledged ballots may have been lost: tell the operations team.",
         "other_lang": "Tiếng Việt",
         "other_code": "vi",
     },
@@ -236,13 +249,28 @@ async def portal(request: Request) -> Response:
                 path, vi, en = "/progress", "Tiến độ khảo sát", "Survey progress"
             links.append({"href": base.rstrip("/") + path, "label": vi if lang == "vi" else en})
     failed = None
+    log_alarm = None
     if p.role == "admin":
         links.append({"href": "/admin/import", "label": TEXT[lang]["import"]})
         try:  # the dead-letter stream's message count (docs/architecture.md, decision 17)
             failed = await dead_letter_count(_rt(request).js)
         except Exception:  # NATS unavailable: the portal still opens
             log.warning("could not count dead letters", exc_info=True)
-    return _page(request, "portal.html", principal=p, links=links, failed=failed)
+        log_alarm = _log_alarm(request, lang)
+    return _page(
+        request, "portal.html", principal=p, links=links, failed=failed, log_alarm=log_alarm
+    )
+
+
+def _log_alarm(request: Request, lang: str) -> str | None:
+    """The log was found behind identity's projection since start (docs/architecture.md,
+    decision 26): identity reads the whole log, so it sees the same rewind as every service."""
+    runner = _rt(request).extras.get("projection")
+    found = getattr(runner, "last_mismatch", None)
+    if found is None:
+        return None
+    key = "log_rewind_running" if getattr(runner, "log_mismatch", False) else "log_rewind_done"
+    return TEXT[lang][key].format(offset=found[0], last=found[1])
 
 
 # --- reset -------------------------------------------------------------------------------
