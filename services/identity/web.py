@@ -66,9 +66,10 @@ TEXT: dict[str, dict[str, str]] = {
         "upload": "Tải lên và kiểm tra",
         "bad_chars": "Trường «{field}» chứa ký tự không được phép (ví dụ ký tự điều khiển).",
         "dead_letters": "Sự kiện lỗi",
-        "log_rewind_running": "Cảnh báo: nhật ký sự kiện ngắn hơn dữ liệu đã xử lý (đã xử lý đến "
-        "vị trí {offset}, nhật ký chỉ còn đến vị trí {last}), có thể do mất điện. Dữ liệu đang được "
-        "dựng lại từ nhật ký. Một số phiếu đã được xác nhận có thể đã mất: hãy báo bộ phận vận hành.",
+        "log_rewind_running": "Cảnh báo: nhật ký sự kiện ngắn hơn dữ liệu đã xử lý (đã xử lý "
+        "đến vị trí {offset}, nhật ký chỉ còn đến vị trí {last}), có thể do mất điện. Dữ liệu "
+        "đang được dựng lại từ nhật ký. Một số phiếu đã được xác nhận có thể đã mất: hãy báo bộ "
+        "phận vận hành.",
         "log_rewind_done": "Cảnh báo: nhật ký sự kiện đã bị lùi lại (đã xử lý đến vị trí {offset}, "
         "nhật ký chỉ còn đến vị trí {last}), có thể do mất điện. Dữ liệu đã được dựng lại từ nhật "
         "ký. Một số phiếu đã được xác nhận có thể đã mất: hãy báo bộ phận vận hành.",
