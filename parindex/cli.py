@@ -77,23 +77,13 @@ def _nats_auth() -> dict[str, str]:
 def _up_cluster(args: argparse.Namespace) -> int:
     """`up` against N local JetStream nodes with R-N streams (docs/architecture.md, decision 21),
     locked down with the same accounts and users as the single node (decisions 18 and 26)."""
-    from parindex.bus import permissions
-    from parindex.bus.credentials import ensure_secret, new_nats_password
-    from parindex.runtime.cluster import NatsCluster
-    from parindex.runtime.up import nats_passwords
+    from parindex.runtime.cluster import locked_cluster
 
-    state_dir = Path(args.state_dir).resolve()
-    users = nats_passwords(state_dir)
-    cluster = NatsCluster(
-        state_dir / "cluster",
-        size=args.cluster,
-        accounts=permissions.render_accounts(),
-        passwords={f"NATS_{u.upper()}_PASSWORD": p for u, p in users.items()},
-        route_password=ensure_secret(state_dir, "nats_cluster", new_nats_password),
-    ).start()
+    cluster, users = locked_cluster(Path(args.state_dir).resolve(), args.cluster)
     os.environ["PARINDEX_STREAM_REPLICAS"] = str(args.cluster)
     args.cluster, args.nats_url = 0, cluster.url
     try:
+        cluster.start()
         return _up(args, nats_users=users)
     finally:
         cluster.stop()

@@ -25,7 +25,8 @@ class StreamHealth:
     detail: str
 
 
-def _streams(monitor_url: str, timeout: float) -> list[dict]:
+def stream_details(monitor_url: str, timeout: float) -> list[dict]:
+    """Every stream one node reports on /jsz, with its cluster view and config."""
     url = f"{monitor_url.rstrip('/')}/jsz?accounts=true&streams=true&config=true"
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - an operator's URL
         data = json.load(resp)
@@ -63,7 +64,7 @@ def stream_health(
     seen: list[str] = []
     for url in monitor_urls:
         try:
-            details = [s for s in _streams(url, timeout) if s.get("name") == stream]
+            details = [s for s in stream_details(url, timeout) if s.get("name") == stream]
         except (OSError, ValueError) as exc:
             seen.append(f"{url}: unreachable ({type(exc).__name__})")
             continue

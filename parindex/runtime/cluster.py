@@ -107,3 +107,24 @@ class NatsCluster:
             if node.proc is not None and node.proc.poll() is None:
                 os.kill(node.proc.pid, signal.SIGCONT)  # a paused node cannot handle SIGTERM
             _stop(node.proc, signal.SIGTERM, 15)
+
+
+def locked_cluster(state_dir: Path, size: int = 3) -> tuple[NatsCluster, dict[str, str]]:
+    """The nodes `parindex up --cluster N` runs: `up`'s accounts and users, authenticated routes.
+
+    Returns the (not yet started) cluster and each NATS user's password, generated once into
+    <state-dir>/secrets like the single node's (docs/architecture.md, decisions 18 and 26).
+    """
+    from parindex.bus import permissions
+    from parindex.bus.credentials import ensure_secret, new_nats_password
+    from parindex.runtime.up import nats_passwords
+
+    users = nats_passwords(state_dir)
+    cluster = NatsCluster(
+        state_dir / "cluster",
+        size=size,
+        accounts=permissions.render_accounts(),
+        passwords={f"NATS_{u.upper()}_PASSWORD": p for u, p in users.items()},
+        route_password=ensure_secret(state_dir, "nats_cluster", new_nats_password),
+    )
+    return cluster, users
