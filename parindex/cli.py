@@ -84,6 +84,9 @@ def _up_cluster(args: argparse.Namespace) -> int:
     args.cluster, args.nats_url = 0, cluster.url
     try:
         cluster.start()
+        monitor = ",".join(cluster.monitor_urls)
+        print(f"parindex: NATS monitoring {monitor}", file=sys.stderr)
+        print(f"parindex: parindex health stream --monitor {monitor}", file=sys.stderr)
         return _up(args, nats_users=users)
     finally:
         cluster.stop()
