@@ -672,7 +672,8 @@ def test_readme_covers_operations() -> None:
         "nats stream backup",
         "nats stream restore",
         "pg_dump",
-        "parindex rebuild scoring",
+        "parindex rebuild survey",
+        "health stream",
         "parindex_ballot_key",
         "signing key",
     ):
