@@ -89,11 +89,12 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
         admin = {"Cookie": f"{COOKIE}={issue_token(key, Principal('admin', 'admin'))}"}
         cookies = [
             {
+                "X-Requested-With": "parindex",
                 "Cookie": f"{COOKIE}="
                 + issue_token(
                     key,
                     Principal(f"r{i:06d}", "respondent", c.id, unit_of(c, i), "02"),
-                )
+                ),
             }
             for i in range(n)
         ]

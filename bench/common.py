@@ -109,6 +109,9 @@ def servers(postgres: bool = True) -> Iterator[Servers]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+CSRF_KEY = "bench-csrf-key"  # form tokens are HMACs under it (docs/architecture.md, decision 25)
+
+
 def service_env(s: Servers, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -117,6 +120,7 @@ def service_env(s: Servers, **extra: str) -> dict[str, str]:
         PARINDEX_DATABASE_URL=s.postgres.url if s.postgres else "",
         PARINDEX_STATE_DIR=str(s.tmp / "state"),
         PARINDEX_BALLOT_KEY="bench-ballot-key",
+        PARINDEX_CSRF_KEY=CSRF_KEY,
     )
     env.update(extra)
     return env

@@ -91,8 +91,9 @@ async def run(args: argparse.Namespace) -> list[Figure]:
 async def _wave(s: Servers, args: argparse.Namespace) -> list[Figure]:
     import httpx
 
+    from bench.common import CSRF_KEY
+    from parindex.web.csrf import NONCE_COOKIE, token_for
     from services.identity.credentials import HASHER
-    from services.identity.web import CSRF_COOKIE
 
     n = args.respondents
     c = bench_campaign("bench-logins")
@@ -125,7 +126,8 @@ async def _wave(s: Servers, args: argparse.Namespace) -> list[Figure]:
         failures: list[str] = []
         limits = httpx.Limits(max_connections=n)
         async with httpx.AsyncClient(base_url=svc.url, limits=limits, timeout=120) as http:
-            csrf = "bench-csrf-token"
+            nonce = "bench-csrf-nonce"
+            csrf = token_for(CSRF_KEY.encode(), nonce=nonce)
 
             async def login(i: int, at: float) -> None:
                 await asyncio.sleep(max(0.0, at - time.perf_counter()))
@@ -133,7 +135,7 @@ async def _wave(s: Servers, args: argparse.Namespace) -> list[Figure]:
                 r = await http.post(
                     "/login",
                     data={"username": f"u{i:06d}", "password": PASSWORD, "csrf": csrf},
-                    headers={"Cookie": f"{CSRF_COOKIE}={csrf}"},
+                    headers={"Cookie": f"{NONCE_COOKIE}={nonce}"},
                     follow_redirects=False,
                 )
                 latencies.append(time.perf_counter() - t)

@@ -13,6 +13,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.numbers import (
+    CampaignVersion,
+    OffsetDays,
+    Places,
+    Points,
+    PositiveQuota,
+    ReportSize,
+    Weight,
+    Year,
+)
 from contracts.text import Name, NonEmptyName, Text
 
 SUBJECT_TOKEN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -53,15 +63,15 @@ class AnswerOption(Strict):
     label: NonEmptyName
     label_en: Name | None = None
     # None means "counts as no answer" (e.g. "Không biết"): excluded from the mean.
-    weight: Decimal | None = Field(default=None, ge=0, le=1)
+    weight: Weight | None = None
 
 
 class Question(Strict):
     id: Code
     text: QuestionText
     text_en: OptionalQuestionText | None = None
-    max_points: Decimal = Field(gt=0)
-    options: list[AnswerOption] = Field(min_length=2)
+    max_points: Points
+    options: list[AnswerOption] = Field(min_length=2, max_length=100)
     required: bool = True
 
     @model_validator(mode="after")
@@ -78,7 +88,7 @@ class Criterion(Strict):
     code: Code
     name: NonEmptyName
     name_en: Name | None = None
-    max_points: Decimal = Field(gt=0)
+    max_points: Points
     questions: list[Question] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -120,7 +130,7 @@ class Quota(Strict):
     unit_code: Ref | None = Field(
         default=None, description="None: a form-wide quota, applied to every unit the form rates"
     )
-    ballots: int = Field(gt=0)
+    ballots: PositiveQuota
 
 
 class WaveMember(Strict):
@@ -142,16 +152,16 @@ class Wave(Strict):
 
 
 class Rounding(Strict):
-    places: int = Field(default=2, ge=0, le=6)
+    places: Places = 2
     mode: Literal["ROUND_HALF_UP", "ROUND_HALF_EVEN"] = "ROUND_HALF_UP"
 
 
 class Campaign(Strict):
     id: Token
-    version: int = Field(default=1, ge=1)
+    version: CampaignVersion = 1
     name: NonEmptyName
     province: Name
-    year: int
+    year: Year
     timezone: Annotated[str, Text(64)] = "Asia/Ho_Chi_Minh"
     units: list[Unit] = Field(min_length=1)
     forms: list[Form] = Field(min_length=1)
@@ -161,8 +171,8 @@ class Campaign(Strict):
     dedupe_rule: DedupeRule = DedupeRule.single_by_priority
     # Forms in priority order for single_by_priority (2023: provincial delegate > district > staff).
     form_priority: list[Ref] = Field(default_factory=list)
-    reminder_offsets_days: list[int] = Field(default_factory=lambda: [3, 1])
-    min_report_size: int = Field(default=10, ge=1)
+    reminder_offsets_days: list[OffsetDays] = Field(default_factory=lambda: [3, 1], max_length=30)
+    min_report_size: ReportSize = 10
     rounding: Rounding = Rounding()
 
     @field_validator("deadline")

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from contracts.campaign import Campaign
+from contracts.numbers import Count, QuotaCount, Rank, SchemaVersion, Sequence
 from contracts.text import FreeText, Id, Name, Text
 
 Code = Annotated[str, Text(32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
@@ -114,7 +115,7 @@ class ReminderSent(Payload):
 class DeliveryFailed(Payload):
     respondent_id: RespondentId
     purpose: Short
-    attempts: int
+    attempts: Count
     error: FreeText
 
 
@@ -123,11 +124,11 @@ class ResultRow(Payload):
     unit_code: Code
     unit_kind: Short
     form_code: Code | None  # None: the unit's total row
-    received: int
-    quota: int | None
+    received: Count
+    quota: QuotaCount | None
     raw: Short  # decimals as strings: exact, and the same digits on every machine
     adjusted: Short
-    rank: int | None = None
+    rank: Rank | None = None
 
 
 class ResultsPublished(Payload):
@@ -138,7 +139,7 @@ class ResultsPublished(Payload):
     """
 
     digest: Short  # sha256 hex over the canonical serialisation of `rows`
-    last_sequence: int  # the DeadlineReached sequence: ballots before it are counted
+    last_sequence: Sequence  # the DeadlineReached sequence: ballots before it are counted
     method: Short = "parindex-2023.1"
     rows: list[ResultRow]
 
@@ -185,7 +186,7 @@ class Envelope(BaseModel):
 
     event_id: Id = Field(default_factory=lambda: str(uuid.uuid4()))
     type: Short
-    schema_version: int = 1
+    schema_version: SchemaVersion = 1
     occurred_at: datetime = Field(default_factory=_now)
     campaign_id: Annotated[str, Text(64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     correlation_id: Id | None = None
@@ -199,10 +200,6 @@ class Envelope(BaseModel):
         if v.tzinfo is None:
             raise ValueError("occurred_at must carry a UTC offset")
         return v.astimezone(UTC)
-
-    def payload(self) -> Payload:
-        """The typed payload (already upcast by decode)."""
-        return PAYLOADS[self.type].model_validate(self.data)
 
 
 class EventError(ValueError):

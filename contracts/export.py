@@ -12,6 +12,7 @@ from typing import Any
 
 from contracts import subjects
 from contracts.events import CURRENT_VERSION, PAYLOADS, Envelope
+from contracts.rpc import ENDPOINTS, ErrorReply, Message
 
 HERE = Path(__file__).parent
 
@@ -68,6 +69,56 @@ def event_schema(event_type: str) -> dict[str, Any]:
     return env
 
 
+def rpc_models() -> dict[str, type[Message]]:
+    """Every request-reply model by name (decision 28), the error reply included."""
+    models: dict[str, type[Message]] = {}
+    for ep in ENDPOINTS:
+        models[ep.request.__name__] = ep.request
+        models[ep.reply.__name__] = ep.reply
+    models[ErrorReply.__name__] = ErrorReply
+    return models
+
+
+def rpc_schema(model: type[Message]) -> dict[str, Any]:
+    schema = model.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://parindex.example/contracts/rpc/{model.__name__}.json"
+    return schema
+
+
+def _rpc_message(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": name,
+        "contentType": "application/json",
+        "payload": {"$ref": f"schemas/rpc/{name}.json"},
+    }
+
+
+def _rpc(channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]) -> None:
+    """Request-reply endpoints: core NATS, not stored; the reply goes to the requester's inbox."""
+    for name in rpc_models():
+        messages[name] = _rpc_message(name)
+    for ep in ENDPOINTS:
+        cid = ep.subject.replace("par.", "").replace(".", "_")
+        req, rep, err = ep.request.__name__, ep.reply.__name__, ErrorReply.__name__
+        channels[cid] = {
+            "address": ep.subject,
+            "description": f"{ep.description} Served by {ep.service} (request-reply).",
+            "messages": {
+                f"{cid}_{m}": {"$ref": f"#/components/messages/{m}"} for m in (req, rep, err)
+            },
+        }
+        operations[f"request_{cid}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{cid}"},
+            "messages": [{"$ref": f"#/channels/{cid}/messages/{cid}_{req}"}],
+            "reply": {
+                "messages": [{"$ref": f"#/channels/{cid}/messages/{cid}_{m}"} for m in (rep, err)],
+            },
+        }
+
+
 def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -104,6 +155,7 @@ def asyncapi() -> dict[str, Any]:
             },
             "payload": {"$ref": f"schemas/{_schema_name(t, v)}"},
         }
+    _rpc(channels, operations, messages)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -113,7 +165,9 @@ def asyncapi() -> dict[str, Any]:
                 f"Every event is a JSON envelope on JetStream stream {subjects.EVENTS_STREAM} "
                 f"(subjects {', '.join(subjects.EVENTS_SUBJECTS)}), in one total order. "
                 "Read it with any NATS client from sequence 1. Undecodable messages a consumer "
-                f"met are copied to {subjects.DLQ_STREAM} ({', '.join(subjects.DLQ_SUBJECTS)})."
+                f"met are copied to {subjects.DLQ_STREAM} ({', '.join(subjects.DLQ_SUBJECTS)}). "
+                "Services ask each other by request-reply on par.rpc.* (core NATS, not stored); "
+                'every error reply is {"error": {"code", "message"}}.'
             ),
         },
         "defaultContentType": "application/json",
@@ -130,6 +184,8 @@ def render_all() -> dict[Path, str]:
     files: dict[Path, str] = {}
     for t in PAYLOADS:
         files[Path("schemas") / _schema_name(t, CURRENT_VERSION[t])] = _dump(event_schema(t))
+    for name, model in rpc_models().items():
+        files[Path("schemas") / "rpc" / f"{name}.json"] = _dump(rpc_schema(model))
     files[Path("asyncapi.json")] = _dump(asyncapi())
     return files
 

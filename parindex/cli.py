@@ -12,13 +12,17 @@ from pathlib import Path
 
 def _demo(args: argparse.Namespace) -> int:
     from parindex.runtime.demo import run_demo
+    from parindex.runtime.ports import PortTaken
     from parindex.runtime.supervise import install_stop_signals
     from parindex.runtime.up import AlreadyRunning
 
     install_stop_signals()  # SIGTERM mid-demo stops the stack too (decision 20)
     try:
-        return run_demo(Path(args.state_dir), args.minutes, keep_running=not args.exit)
-    except AlreadyRunning as exc:
+        return run_demo(
+            Path(args.state_dir), args.minutes, keep_running=not args.exit,
+            port=getattr(args, "port", None),
+        )  # fmt: skip
+    except (AlreadyRunning, PortTaken) as exc:
         print(f"parindex: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -38,7 +42,7 @@ def _up(args: argparse.Namespace, nats_users: dict[str, str] | None = None) -> i
         state_dir=Path(args.state_dir),
         nats_url=args.nats_url or os.environ.get("PARINDEX_NATS_URL"),
         database_url=args.database_url or os.environ.get("PARINDEX_DATABASE_URL"),
-        base_port=args.port,
+        port=args.port,
         nats_users=nats_users or {},
     )
     try:
@@ -51,12 +55,8 @@ def _up(args: argparse.Namespace, nats_users: dict[str, str] | None = None) -> i
     except Exception as exc:
         print(f"parindex: could not start: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(endpoints["services"], indent=2))
-    if args.demo:
-        print(
-            "parindex: --demo: the demo campaign is not available in this build yet",
-            file=sys.stderr,
-        )
+    if endpoints.get("mail"):
+        print(f"hộp thư / mail: {endpoints['mail']}/")
     print(f"\nparindex is running. Open {endpoints['open']}  (Ctrl-C stops)", flush=True)
     return run_forever(stack)
 
@@ -196,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--demo", action="store_true", help="load the Sóc Trăng 2023 demo campaign")
     up.add_argument("--nats-url", help="use this NATS server instead of the embedded one")
     up.add_argument("--database-url", help="use this PostgreSQL server instead of the embedded one")
-    up.add_argument("--port", type=int, help="first HTTP port (identity; the others follow)")
+    up.add_argument(
+        "--port", type=int,
+        help="the front door's port (default: the one this state dir used before, else 8000)",
+    )  # fmt: skip
     up.add_argument("--timeout", type=float, default=90.0)
     up.add_argument("--minutes", type=float, default=6.0, help="demo length (with --demo)")
     up.add_argument("--exit", action="store_true", help="with --demo: stop when it is done")

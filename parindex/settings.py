@@ -25,6 +25,9 @@ class Settings:
     public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", ""))
     # Secrets: from the environment or files under state_dir/secrets; never logged, never sent.
     ballot_key: str = field(default_factory=lambda: _env("BALLOT_KEY"))
+    # Signs the form tokens of every service (docs/architecture.md, decision 25); empty: the
+    # state directory's secrets/csrf_key, made on first use.
+    csrf_key: str = field(default_factory=lambda: _env("CSRF_KEY"))
     smtp_host: str = field(default_factory=lambda: _env("SMTP_HOST", "127.0.0.1"))
     smtp_port: int = field(default_factory=lambda: int(_env("SMTP_PORT", "1025")))
     smtp_user: str = field(default_factory=lambda: _env("SMTP_USER"))

@@ -7,12 +7,12 @@ reads the one its command needs from the same directory (docs/architecture.md, d
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from parindex.runtime import endpoints
 from parindex.settings import Settings, get_settings
 
 
@@ -54,8 +54,7 @@ def settings_as(user: str, base: Settings | None = None) -> Settings:
     if not path.exists():
         return base
     settings = dataclasses.replace(base, nats_user=user, nats_password=path.read_text().strip())
-    endpoints = base.state_dir / "endpoints.json"
-    if not os.environ.get("PARINDEX_NATS_URL") and endpoints.exists():
-        url = str(json.loads(endpoints.read_text())["nats_url"])
+    url = endpoints.value(base.state_dir, "nats_url")
+    if not os.environ.get("PARINDEX_NATS_URL") and url:
         settings = dataclasses.replace(settings, nats_url=url)
     return settings

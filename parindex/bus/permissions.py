@@ -62,6 +62,15 @@ class User:
 def _service(name: str, comment: str, events: list[str], requests: list[str]) -> User:
     serves = {"identity": ["par.rpc.identity.>"], "survey": ["par.rpc.survey.>"],
               "notify": ["par.rpc.notify.>"]}.get(name, [])  # fmt: skip
+    if serves:  # nats.micro discovery: PING/INFO/STATS for all, by name, by instance (decision 28)
+        serves = [
+            *serves,
+            "$SRV.PING",
+            "$SRV.INFO",
+            "$SRV.STATS",
+            f"$SRV.*.{name}",
+            f"$SRV.*.{name}.*",
+        ]
     return User(
         name=name,
         comment=comment,
@@ -152,6 +161,8 @@ HEADER = """\
 # receives replies only on its own inbox prefix _INBOX_<user>.> (parindex/bus/connection.py
 # connects with inbox_prefix="_INBOX_<user>"); it answers requests through allow_responses.
 # Only identity may serve par.rpc.identity.> (credentials, the token verification key).
+# A service that serves requests also answers nats.micro's $SRV.PING|INFO|STATS (discovery by
+# operators: `nats micro ls`); only the unrestricted admin may ask.
 """
 
 

@@ -15,11 +15,12 @@ decision 24).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -34,19 +35,11 @@ from contracts import subjects
 from contracts.events import Envelope, EventError, Payload, decode
 from parindex.bus.deadletter import dead_letter
 from parindex.bus.faults import is_event_fault
+from parindex.db import offsets
 from parindex.telemetry import metrics
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parindex.projection")
-
-OFFSETS_DDL = """
-CREATE TABLE IF NOT EXISTS projection_offsets (
-    name text PRIMARY KEY,
-    seq bigint NOT NULL
-)
-"""
-# The table has several owners (each service's 0001_base migration): the runner adds the column.
-EVENT_ID_COLUMN = "ALTER TABLE projection_offsets ADD COLUMN IF NOT EXISTS last_event_id text"
 
 
 class Rejected(Exception):
@@ -73,6 +66,70 @@ class Event:
     headers: dict[str, str] | None = None
 
 
+H = TypeVar("H", bound=Callable[..., Awaitable[None]])
+_HANDLES = "__parindex_handles__"
+
+
+def on(payload: type[Payload]) -> Callable[[H], H]:
+    """Mark a projection method as the handler of one event type.
+
+    The method takes (self, session, event, payload) with the payload annotated as that type;
+    Dispatching checks the annotation when the class is made, so a handler cannot silently
+    receive another event's payload.
+    """
+
+    def mark(method: H) -> H:
+        setattr(method, _HANDLES, payload)
+        return method
+
+    return mark
+
+
+class Dispatching:
+    """Base of every projection: typed one-method-per-event dispatch (decision 28).
+
+    Events without a handler are skipped. `begin` and `end` frame a batch, inside the
+    runner's transaction, for projections that accumulate (scoring's tallies).
+    """
+
+    name: str
+    handlers: ClassVar[dict[type[Payload], Callable[..., Awaitable[None]]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[type[Payload], Callable[..., Awaitable[None]]] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                payload = getattr(attr, _HANDLES, None)
+                if payload is None:
+                    continue
+                declared = list(inspect.signature(attr).parameters.values())[-1].annotation
+                if declared not in (payload, payload.__name__):
+                    raise TypeError(f"{cls.__name__}.{attr.__name__} handles {payload.__name__}")
+                handlers[payload] = attr
+        cls.handlers = handlers
+
+    @classmethod
+    def reads(cls) -> frozenset[str]:
+        """The event types this projection applies."""
+        return frozenset(p.__name__ for p in cls.handlers)
+
+    async def begin(self, session: AsyncSession) -> None:
+        """Before a batch's first event."""
+
+    async def end(self, session: AsyncSession) -> None:
+        """After a batch's last event."""
+
+    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        # The runner holds the offset row's lock and passes only events past it (decision 12).
+        await self.begin(session)
+        for e in events:
+            handler = self.handlers.get(type(e.payload))
+            if handler is not None:
+                await handler(self, session, e, e.payload)
+        await self.end(session)
+
+
 class Projection(Protocol):
     name: str
 
@@ -84,7 +141,7 @@ class Projection(Protocol):
 
 
 async def read_offset(session: AsyncSession, name: str) -> int:
-    await session.execute(text(OFFSETS_DDL))
+    """The stored offset (0: nothing applied). The table is the base migrations' (decision 28)."""
     seq = await session.scalar(
         text("SELECT seq FROM projection_offsets WHERE name = :n"), {"n": name}
     )
@@ -92,16 +149,10 @@ async def read_offset(session: AsyncSession, name: str) -> int:
 
 
 async def ensure_event_id_column(session: AsyncSession) -> None:
-    """Add last_event_id once; checked first so a running table is not locked for nothing."""
-    await session.execute(text(OFFSETS_DDL))
-    present = await session.scalar(
-        text(
-            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND table_name = 'projection_offsets' AND column_name = 'last_event_id'"
-        )
-    )
-    if not present:
-        await session.execute(text(EVENT_ID_COLUMN))
+    """Add last_event_id to a table created before decision 24; checked first so a running
+    table is not locked for nothing."""
+    if not await session.scalar(text(offsets.HAS_EVENT_ID)):
+        await session.execute(text(offsets.ADD_EVENT_ID))
 
 
 async def read_position(session: AsyncSession, name: str) -> tuple[int, str | None]:
@@ -190,7 +241,7 @@ class ProjectionRunner:
 
     async def reset(self) -> None:
         async with self.sessions.begin() as session:
-            await read_offset(session, self.projection.name)
+            await ensure_event_id_column(session)
             await self.projection.reset(session)
             await _save_offset(session, self.projection.name, 0)
         self.applied_seq = 0

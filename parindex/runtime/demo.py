@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from parindex.bus.credentials import ensure_secret
 from parindex.runtime.demo_data import workbook
 from parindex.runtime.up import Stack
 
@@ -37,6 +38,7 @@ CLOCK_START = datetime(2023, 9, 20, 7, 0, tzinfo=UTC) - timedelta(hours=7)  # 20
 CLOCK_END = datetime(2023, 10, 7, 7, 0, tzinfo=UTC) - timedelta(hours=7)
 USER_RE = re.compile(r"Tên đăng nhập:\s*(\S+)")
 PASS_RE = re.compile(r"Mật khẩu(?: mới)?:\s*(\S+)")
+JSON_WRITE = {"X-Requested-With": "parindex"}  # what the survey API asks of JSON writes
 
 
 @dataclass
@@ -132,7 +134,8 @@ def _answers(form: dict, units: list[dict], rnd: random.Random, bias: float) -> 
 
 
 async def _vote(endpoints: dict, person: Respondent, rnd: random.Random, state: DemoState) -> None:
-    identity, survey = endpoints["services"]["identity"], endpoints["services"]["survey"]
+    # Simulated people come in through the front door, as people do (decision 30).
+    identity = survey = endpoints["gateway"]
     async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
         page = await http.get(f"{identity}/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
@@ -163,7 +166,8 @@ async def _vote(endpoints: dict, person: Respondent, rnd: random.Random, state: 
             "answers": _answers(data["form"], data["rated_units"], rnd, bias),
             "client_submission_id": secrets.token_hex(8),
         }
-        r = await http.post(f"{survey}/api/ballots", json=body)
+        # JSON writes carry the header a cross-site form cannot send (architecture decision 25)
+        r = await http.post(f"{survey}/api/ballots", json=body, headers=JSON_WRITE)
         if r.status_code == 201:
             person.submitted = True
             state.submitted += 1
@@ -185,7 +189,7 @@ async def simulate(
         async with sem:
             await _vote(endpoints, p, rnd, state)
 
-    scoring = endpoints["services"]["scoring"]
+    scoring = endpoints["gateway"]
     total_s = (CLOCK_END - CLOCK_START).total_seconds()
     async with httpx.AsyncClient(timeout=10) as http:
         while True:
@@ -235,53 +239,95 @@ async def _claimed(vote: Callable[[Respondent], Awaitable[None]], p: Respondent)
             p.answer_at += timedelta(hours=2)
 
 
+def campaign_status(door: str) -> str | None:
+    """None if the demo campaign is not on the log yet, else live / frozen / released."""
+    try:
+        r = httpx.get(f"{door}/api/results", params={"campaign": CAMPAIGN}, timeout=30)
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    return str(r.json().get("status", "live"))
+
+
 def summary(
-    endpoints: dict, state: DemoState, audit_out: str, audit_ok: bool, admin_pw: str
+    endpoints: dict, state: DemoState | None, audit_out: str, audit_ok: bool, admin_pw: str
 ) -> str:
+    """The campaign's figures from the results; this run's own counts when it ran the voting."""
     # Frozen results are for staff until an admin publishes them (docs/architecture.md, 16).
-    svc = endpoints["services"]
+    door = endpoints["gateway"]
     with httpx.Client(timeout=30) as http:
-        page = http.get(f"{svc['identity']}/login")
+        page = http.get(f"{door}/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
         http.post(
-            f"{svc['identity']}/login",
+            f"{door}/login",
             data={"username": "admin", "password": admin_pw, "csrf": csrf.group(1) if csrf else ""},
         )
-        r = http.get(f"{svc['scoring']}/api/results", params={"campaign": CAMPAIGN}).json()
+        r = http.get(f"{door}/api/results", params={"campaign": CAMPAIGN}).json()
     totals = [x for x in r["rows"] if x["form_code"] is None]
     forms = [x for x in r["rows"] if x["form_code"] is not None]
-    errors = Counter(p.refused for p in state.people.values() if p.refused)
     short = sorted({x["unit_code"] for x in forms if x["quota"] and x["received"] < x["quota"]})
     ranked = sorted(totals, key=lambda x: -float(x["adjusted"]))
-    lines = [
-        "",
-        "parindex demo — Sóc Trăng 2023",
-        f"  thư mời đã gửi / invitations sent : {state.invitations}",
-        f"  thư nhắc / reminders sent          : {state.reminders}",
-        f"  phiếu đã nhận / ballots accepted   : {state.submitted} "
-        f"(refused after the deadline or otherwise: {state.refused})",
-        f"  không trả lời / never answered     : "
-        f"{sum(1 for p in state.people.values() if not p.submitted)}"
-        + (f" (errors: {dict(errors)})" if errors else ""),
+    lines = ["", "parindex demo — Sóc Trăng 2023"]
+    if state is None:
+        lines.append(
+            "  (chiến dịch đã kết thúc trong lần chạy trước / the campaign ended in an earlier "
+            "run: no voting this time)"
+        )
+    else:
+        errors = Counter(p.refused for p in state.people.values() if p.refused)
+        lines += [
+            f"  thư mời đã gửi / invitations sent : {state.invitations}",
+            f"  thư nhắc / reminders sent          : {state.reminders}",
+            f"  phiếu nhận lần này / ballots this run: {state.submitted} "
+            f"(refused after the deadline or otherwise: {state.refused})",
+            f"  không trả lời / never answered     : "
+            f"{sum(1 for p in state.people.values() if not p.submitted)}"
+            + (f" (errors: {dict(errors)})" if errors else ""),
+        ]
+    lines += [
         f"  đơn vị thiếu phiếu / units under quota: {len(short)} ({', '.join(short[:12])}"
         f"{'…' if len(short) > 12 else ''})",
         "  cao nhất / top: " + ", ".join(f"{x['unit_code']} {x['adjusted']}" for x in ranked[:3]),
         "  thấp nhất / bottom: "
         + ", ".join(f"{x['unit_code']} {x['adjusted']}" for x in ranked[-3:]),
         f"  digest: {r['published']['digest']} (log up to #{r['published']['last_sequence']})"
-        " — chưa công bố / not published: the admin publishes on the dashboard",
+        + (
+            " — đã công bố / published"
+            if r.get("status") == "released"
+            else " — chưa công bố / not published: the admin publishes on the dashboard"
+        ),
         f"  kiểm toán / audit: {'ĐẠT / OK' if audit_ok else 'KHÔNG ĐẠT / FAILED'}",
     ]
     return "\n".join(lines)
 
 
-def run_demo(state_dir: Path, minutes: float, seed: int = 2023, keep_running: bool = True) -> int:
+def front_door(endpoints: dict, admin_pw: str, admin_file: Path) -> dict[str, str | None]:
+    """The links a visitor needs, all at the front door (docs/architecture.md, decision 30)."""
+    public = endpoints["public"]
+    return {
+        "đăng nhập / login": endpoints["open"],
+        "kết quả / results": f"{public}/dashboard?campaign={CAMPAIGN}",
+        "tiến độ / progress": f"{public}/progress?campaign={CAMPAIGN}",
+        "hộp thư / mail": f"{endpoints['mail']}/" if endpoints.get("mail") else None,
+        "quản trị / admin": f"admin / {admin_pw}  (also in {admin_file})",
+    }
+
+
+def run_demo(
+    state_dir: Path,
+    minutes: float,
+    seed: int = 2023,
+    keep_running: bool = True,
+    port: int | None = None,
+) -> int:
     from parindex.runtime.up import run_forever
 
     speed = speed_for(minutes)
     epoch = time.time()
     stack = Stack(
         state_dir=state_dir,
+        port=port,
         extra_env={
             "PARINDEX_CLOCK_START": CLOCK_START.isoformat(),
             "PARINDEX_CLOCK_SPEED": f"{speed:.3f}",
@@ -301,31 +347,54 @@ def run_demo(state_dir: Path, minutes: float, seed: int = 2023, keep_running: bo
     try:
         from services.survey.campaign_file import load_shipped, shipped_campaign_path
 
-        print(f"parindex demo: {minutes:g} minutes for 20/09–07/10/2023 (×{speed:,.0f})")
-        res = _cli(env, "campaign", "load", str(shipped_campaign_path()))
-        print("  campaign:", (res.stdout or res.stderr).strip().splitlines()[-1:])
-        lists = stack.state_dir / "demo" / "danh-sach-khao-sat-2023.xlsx"
-        lists.parent.mkdir(exist_ok=True)
-        lists.write_bytes(workbook(load_shipped(), seed))
-        res = _cli(env, "respondents", "import", str(lists), "--campaign", CAMPAIGN)
-        print("  respondents:", " ".join(res.stdout.split())[:300] or res.stderr[-300:])
-        admin_pw = secrets.token_urlsafe(12)
+        # One admin password per state dir, kept with the other secrets (mode 600).
+        admin_file = stack.state_dir / "secrets" / "demo_admin"
+        admin_pw = ensure_secret(stack.state_dir, "demo_admin", lambda: secrets.token_urlsafe(12))
         _cli(env, "users", "add", "admin", "--role", "admin", "--password", admin_pw, "--replace")
-        state = asyncio.run(simulate(stack, endpoints, epoch, speed, seed))
+        urls = front_door(endpoints, admin_pw, admin_file)
+        # The door is open before the voting starts: print it now, not minutes later.
+        print(f"\nparindex: sẵn sàng / ready — mở / open {endpoints['open']}")
+        print("\n".join(f"  {k}: {v}" for k, v in urls.items()), flush=True)
+        status = campaign_status(endpoints["gateway"])
+        state: DemoState | None = None
+        if status in ("frozen", "released"):
+            print(
+                f"\nparindex demo: {CAMPAIGN} đã kết thúc trong một lần chạy trước / already ran "
+                f"to its deadline on {stack.state_dir}: its results are shown below, nobody votes "
+                "again. For a new run use another --state-dir (or delete this one).",
+                flush=True,
+            )
+        else:
+            if status == "live":
+                print(
+                    f"\nparindex demo: {CAMPAIGN} đã có, chưa kết thúc / exists and is still "
+                    "open (an earlier run was stopped): resuming it; ballots already counted stay.",
+                    flush=True,
+                )
+            print(f"parindex demo: {minutes:g} minutes for 20/09–07/10/2023 (×{speed:,.0f})")
+            res = _cli(env, "campaign", "load", str(shipped_campaign_path()))
+            print("  campaign:", (res.stdout or res.stderr).strip().splitlines()[-1:])
+            lists = stack.state_dir / "demo" / "danh-sach-khao-sat-2023.xlsx"
+            lists.parent.mkdir(exist_ok=True)
+            lists.write_bytes(workbook(load_shipped(), seed))
+            res = _cli(env, "respondents", "import", str(lists), "--campaign", CAMPAIGN)
+            print("  respondents:", " ".join(res.stdout.split())[:300] or res.stderr[-300:])
+            state = asyncio.run(simulate(stack, endpoints, epoch, speed, seed))
         audit = _cli(env, "audit", "--campaign", CAMPAIGN)
         print(audit.stdout)
         print(summary(endpoints, state, audit.stdout, audit.returncode == 0, admin_pw))
-        svc = endpoints["services"]
-        urls = {
-            "đăng nhập / login": endpoints["open"],
-            "kết quả / results": f"{svc['scoring']}/dashboard?campaign={CAMPAIGN}",
-            "tiến độ / progress": f"{svc['survey']}/progress?campaign={CAMPAIGN}",
-            "hộp thư / mail": endpoints.get("mail"),
-        }
         print("\n".join(f"  {k}: {v}" for k, v in urls.items()))
-        print(f"  admin login: admin / {admin_pw}")
+        (stack.state_dir / "demo").mkdir(exist_ok=True)
         (stack.state_dir / "demo" / "summary.json").write_text(
-            json.dumps({"audit_ok": audit.returncode == 0, "urls": urls}, ensure_ascii=False)
+            json.dumps(
+                {
+                    "audit_ok": audit.returncode == 0,
+                    "ran": state is not None,
+                    # the admin's password stays in secrets/ (mode 600), not in this file
+                    "urls": {k: v for k, v in urls.items() if not k.startswith("quản trị")},
+                },
+                ensure_ascii=False,
+            )
         )
     except BaseException:
         stack.stop()

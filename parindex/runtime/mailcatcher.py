@@ -64,6 +64,7 @@ def read_messages(folder: Path) -> list[dict]:
 
 
 def viewer(folder: Path) -> FastAPI:
+    # Links are relative: the pages work on their own port and under the gateway's /mail/.
     app = FastAPI(title="parindex mail catcher")
 
     @app.get("/api/messages")
@@ -74,7 +75,7 @@ def viewer(folder: Path) -> FastAPI:
     async def index() -> str:
         rows = "".join(
             f"<tr><td>{html.escape(m['date'])}</td><td>{html.escape(m['to'])}</td>"
-            f"<td><a href='/m/{m['id']}'>{html.escape(m['subject'])}</a></td></tr>"
+            f"<td><a href='m/{m['id']}'>{html.escape(m['subject'])}</a></td></tr>"
             for m in reversed(read_messages(folder))
         )
         return (
@@ -89,7 +90,7 @@ def viewer(folder: Path) -> FastAPI:
         for m in read_messages(folder):
             if m["id"] == mid:
                 return (
-                    "<!doctype html><meta charset=utf-8><a href='/'>←</a>"
+                    "<!doctype html><meta charset=utf-8><a href='../'>←</a>"
                     f"<h1>{html.escape(m['subject'])}</h1><p>{html.escape(m['to'])}</p>"
                     f"<pre style='white-space:pre-wrap'>{html.escape(m['text'])}</pre>"
                 )

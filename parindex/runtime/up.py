@@ -1,7 +1,8 @@
 """`parindex up`: the whole product on one machine with nothing but Python.
 
 Starts nats-server and PostgreSQL from pip (unless external URLs are given), provisions the
-streams as the one user allowed to, then the four services as child processes, writes
+streams as the one user allowed to, then the four services as child processes behind one
+front door (the gateway, parindex/gateway/, on ports kept in <state-dir>/ports.json), writes
 <state-dir>/endpoints.json, and stops everything on Ctrl-C / SIGTERM. A lock file refuses a
 second `up` on the same state dir.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -27,8 +27,10 @@ import httpx
 from parindex.bus import permissions
 from parindex.bus.credentials import ensure_secret, nats_secret_name, new_nats_password
 from parindex.provision import provision
+from parindex.runtime import endpoints as discovery
 from parindex.runtime.children import spawn
 from parindex.runtime.embedded import NatsServer, PostgresServer, free_port, wait_port
+from parindex.runtime.ports import GATEWAY, choose_ports, port_free
 from parindex.runtime.serve import SERVICES
 from parindex.settings import Settings
 
@@ -74,7 +76,8 @@ class Stack:
     nats_url: str | None = None
     database_url: str | None = None
     host: str = "127.0.0.1"
-    base_port: int | None = None
+    # The front door's port (`--port`); None: the one recorded for this state dir, else 8000.
+    port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     nats: NatsServer | None = None
     postgres: PostgresServer | None = None
@@ -82,12 +85,17 @@ class Stack:
     mail: subprocess.Popen | None = None
     mail_url: str | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    gateway: subprocess.Popen | None = None
+    gateway_port: int | None = None
+    public_url: str = ""
     # NATS user -> password, when `up` runs its own (locked-down) nats-server.
     nats_users: dict[str, str] = field(default_factory=dict)
     # Each service's environment: the CLI, the demo and the tests reach the same servers with it.
     envs: dict[str, dict[str, str]] = field(default_factory=dict)
     _lockfh: IO[str] | None = None
     _mail_args: list[str] = field(default_factory=list)
+    _gateway_args: list[str] = field(default_factory=list)
+    _gateway_env: dict[str, str] = field(default_factory=dict)
 
     def start(self, timeout: float = 60.0) -> dict:
         """Start everything; if anything fails or a stop signal arrives, stop what was started."""
@@ -100,6 +108,15 @@ class Stack:
             raise
 
     def _start(self, timeout: float) -> dict:
+        # Stable ports first: a taken front door stops us before anything starts (decision 30).
+        chosen = choose_ports(
+            self.state_dir, [*SERVICES, "mail_smtp", "mail_http"], self.port, self.host
+        )
+        self.gateway_port = chosen[GATEWAY]
+        gateway_url = f"http://{self.host}:{self.gateway_port}"
+        # Every link for a person (e-mails, redirects, pages) names the front door.
+        self.public_url = (os.environ.get("PARINDEX_PUBLIC_URL") or gateway_url).rstrip("/")
+        source = proxy_source_address()
         if not self.nats_url:
             # The same accounts and least-privilege users as deploy/nats: no anonymous access
             # (docs/architecture.md, decision 18).
@@ -117,29 +134,31 @@ class Stack:
             self.database_url = self.postgres.url
         env = dict(os.environ)
         if not env.get("PARINDEX_SMTP_HOST"):
-            self._start_mailcatcher(env)
+            self._start_mailcatcher(env, chosen["mail_smtp"], chosen["mail_http"])
+        trusted = ",".join(filter(None, [env.get("PARINDEX_TRUSTED_PROXIES", ""), source]))
         env.update(
             PARINDEX_NATS_URL=self.nats_url,
             PARINDEX_DATABASE_URL=self.database_url,
             PARINDEX_STATE_DIR=str(self.state_dir),
+            PARINDEX_PUBLIC_URL=self.public_url,
+            # The gateway's X-Forwarded-For names the client (docs/architecture.md, decision 19).
+            PARINDEX_TRUSTED_PROXIES=trusted,
         )
         env.pop("PARINDEX_BALLOT_KEY", None)  # only survey holds it (docs/architecture.md, 15)
         ballot_key = os.environ.get("PARINDEX_BALLOT_KEY") or _secret(self.state_dir, "ballot_key")
         env.update(self.extra_env)
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
-        for i, name in enumerate(SERVICES):
-            port = self.base_port + i if self.base_port else free_port()
+        for name in SERVICES:
+            port = chosen[name]
             self.ports[name] = port
-            env_s = dict(env, PARINDEX_PUBLIC_URL=f"http://{self.host}:{port}")
+            env_s = dict(env)
             if name == "survey":
                 env_s["PARINDEX_BALLOT_KEY"] = ballot_key
             if self.nats_users:  # each service gets its own NATS user, and only that
                 env_s.update(PARINDEX_NATS_USER=name, PARINDEX_NATS_PASSWORD=self.nats_users[name])
-            if name == "notify":  # invitations link to the one login page
-                env_s["PARINDEX_NOTIFY_SURVEY_URL"] = (
-                    f"http://{self.host}:{self.ports['identity']}/"
-                )
+            if name == "notify":  # invitations link to the one login page, at the front door
+                env_s["PARINDEX_NOTIFY_SURVEY_URL"] = f"{self.public_url}/"
             self.procs[name] = spawn(
                 self._command(name, port),
                 env=env_s,
@@ -147,10 +166,34 @@ class Stack:
                 stderr=subprocess.STDOUT,
             )
             self.envs[name] = env_s
+        self._start_gateway(env, source, logs)
         endpoints = self.endpoints()
-        (self.state_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2))
+        discovery.write(self.state_dir, endpoints)
         self.wait_ready(timeout)
         return endpoints
+
+    def _start_gateway(self, env: dict[str, str], source: str, logs: Path) -> None:
+        """The front door: one address, the Caddyfile's routes (docs/architecture.md, 30)."""
+        assert self.gateway_port is not None
+        upstreams = [f"{n}=http://{self.host}:{p}" for n, p in self.ports.items()]
+        if self.mail_url:
+            upstreams.append(f"mail={self.mail_url}")
+        self._gateway_args = [
+            sys.executable, "-m", "parindex.gateway", "--host", self.host,
+            "--port", str(self.gateway_port), "--source", source,
+            *(a for u in upstreams for a in ("--upstream", u)),
+        ]  # fmt: skip
+        self._gateway_env = env
+        self._spawn_gateway()
+        wait_port(self.gateway_port, 30, self.gateway)
+
+    def _spawn_gateway(self) -> None:
+        self.gateway = spawn(
+            self._gateway_args,
+            env=self._gateway_env,
+            stdout=open(self.state_dir / "logs" / "gateway.log", "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
 
     def _provision(self) -> None:
         """Create/update the streams before any service starts; services only check them."""
@@ -164,9 +207,8 @@ class Stack:
     def _command(self, name: str, port: int) -> list[str]:
         return [sys.executable, "-m", f"services.{name}", "--host", self.host, "--port", str(port)]
 
-    def _start_mailcatcher(self, env: dict[str, str]) -> None:
+    def _start_mailcatcher(self, env: dict[str, str], smtp_port: int, http_port: int) -> None:
         """No SMTP server configured: catch mail locally and show it in the browser."""
-        smtp_port, http_port = free_port(), free_port()
         self._mail_args = [
             sys.executable, "-m", "parindex.runtime.mailcatcher",
             "--smtp-port", str(smtp_port), "--http-port", str(http_port),
@@ -183,12 +225,19 @@ class Stack:
         env.update(PARINDEX_SMTP_HOST="127.0.0.1", PARINDEX_SMTP_PORT=str(smtp_port))
 
     def endpoints(self) -> dict:
+        """`services`: where people reach each service, which is the front door for all;
+        `internal`: each service's own port, for /readyz and /metrics (not routed)."""
+        gateway = f"http://{self.host}:{self.gateway_port}"
         return {
-            "services": {n: f"http://{self.host}:{p}" for n, p in self.ports.items()},
-            "mail": self.mail_url,
+            "open": f"{self.public_url}/",
+            "public": self.public_url,
+            "gateway": gateway,
+            "services": {n: self.public_url for n in self.ports},
+            "internal": {n: f"http://{self.host}:{p}" for n, p in self.ports.items()},
+            "mail": f"{gateway}/mail" if self.mail_url else None,
+            "mail_internal": self.mail_url,
             "nats_url": self.nats_url,
             "database_url": self.database_url,
-            "open": f"http://{self.host}:{self.ports['identity']}/",
         }
 
     def wait_ready(self, timeout: float) -> None:
@@ -237,12 +286,14 @@ class Stack:
             return self.postgres.proc if self.postgres is not None else None
         if name == "mail":
             return self.mail
+        if name == GATEWAY:
+            return self.gateway
         return self.procs.get(name)
 
     def dead_children(self) -> list[str]:
         """Reaps: every child that has exited, by the name restart_child knows it by."""
         # Servers first: a service restarted before them would only fail again.
-        names = ["nats", "postgres", "mail", *self.procs]
+        names = ["nats", "postgres", "mail", *self.procs, GATEWAY]
         return [n for n in names if (p := self._child_proc(n)) is not None and p.poll() is not None]
 
     def returncode_of(self, name: str) -> int | None:
@@ -261,6 +312,8 @@ class Stack:
                 stdout=open(self.state_dir / "mailcatcher.log", "ab"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
             )
+        elif name == GATEWAY and self.gateway is not None:
+            self._spawn_gateway()
         else:
             self.procs[name] = spawn(
                 self._command(name, self.ports[name]),
@@ -270,7 +323,13 @@ class Stack:
             )
 
     def stop(self) -> None:
-        """Services, mail catcher, PostgreSQL, nats-server, in that order, each within a bound."""
+        """Front door, services, mail catcher, PostgreSQL, nats-server, each within a bound."""
+        if self.gateway is not None and self.gateway.poll() is None:
+            self.gateway.terminate()
+            try:
+                self.gateway.wait(10)
+            except subprocess.TimeoutExpired:
+                self.gateway.kill()
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -304,6 +363,15 @@ def _port(preferred: int) -> int:
             return preferred
         except OSError:
             return free_port()
+
+
+def proxy_source_address() -> str:
+    """The loopback address the gateway connects to the services from, which they trust.
+
+    127.0.0.2 where the system has it (Linux routes all of 127/8 to lo): a program that simply
+    connects to a service's port comes from 127.0.0.1 and its X-Forwarded-For is not believed.
+    """
+    return "127.0.0.2" if port_free(0, "127.0.0.2") else "127.0.0.1"
 
 
 def run_forever(stack: Stack) -> int:

@@ -23,5 +23,3 @@ projection_log_mismatch = Gauge(
 http_latency = Histogram(
     "parindex_http_request_seconds", "HTTP latency", ["service", "method", "route", "status"]
 )
-emails_sent = Counter("parindex_emails_sent_total", "E-mails accepted by SMTP", ["purpose"])
-emails_failed = Counter("parindex_emails_failed_total", "E-mail attempts that failed", ["purpose"])

@@ -1,25 +1,25 @@
 """Sessions every service verifies without calling identity (docs/architecture.md, decision 5).
 
 Identity signs a short-lived EdDSA (Ed25519) JWT with its private key; the public key is
-published over NATS request-reply (subjects.RPC_IDENTITY_PUBLIC_KEY) and cached by each
+published over NATS request-reply (contracts.rpc.PUBLIC_KEY) and cached by each
 service. The token rides in an HttpOnly, SameSite=Lax cookie, so one login serves every page.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import HTTPException, Request
+from fastapi import Request
 from nats.aio.client import Client
 
-from contracts import subjects
+from contracts import rpc as rpc_contract
+from contracts.rpc import PublicKeyRequest
+from parindex.bus import rpc
 
 COOKIE = "parindex_session"
 ISSUER = "parindex-identity"
@@ -104,12 +104,13 @@ class PublicKeyCache:
 
     async def get(self) -> str:
         if self.pem is None:
-            reply = await self.nc.request(subjects.RPC_IDENTITY_PUBLIC_KEY, b"{}", timeout=3)
-            self.pem = json.loads(reply.data)["public_key_pem"]
+            reply = await rpc.call(self.nc, rpc_contract.PUBLIC_KEY, PublicKeyRequest(), timeout=3)
+            self.pem = reply.public_key_pem
         return self.pem
 
 
 async def current_principal(request: Request) -> Principal | None:
+    """The session cookie's principal, verified; routes use parindex.web.deps.principal."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
@@ -120,17 +121,3 @@ async def current_principal(request: Request) -> Principal | None:
         return verify_token(await cache.get(), token)
     except jwt.InvalidTokenError:
         return None
-
-
-def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
-    """FastAPI dependency: the caller's principal, 401 if anonymous, 403 if the wrong role."""
-
-    async def dependency(request: Request) -> Principal:
-        p = await current_principal(request)
-        if p is None:
-            raise HTTPException(401, "login required")
-        if roles and p.role not in roles:
-            raise HTTPException(403, "forbidden for role " + p.role)
-        return p
-
-    return dependency

@@ -7,25 +7,10 @@ database is told to retry, and the pool (pre-ping) reconnects by itself afterwar
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import exc as sa_exc
 
-from parindex.web.i18n import language
-
 RETRY_AFTER_S = 5
-
-PAGE_VI = """<!doctype html><html lang="vi"><head><meta charset="utf-8">
-<title>Tạm thời gián đoạn</title></head><body>
-<h1>Hệ thống tạm thời gián đoạn</h1>
-<p>Cơ sở dữ liệu đang được khởi động lại. Câu trả lời của bạn chưa bị mất.
-Vui lòng thử lại sau ít giây.</p>
-<p><a href="?lang=en">English</a></p></body></html>"""
-
-PAGE_EN = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Temporarily unavailable</title></head><body>
-<h1>Temporarily unavailable</h1>
-<p>The database is restarting. Nothing you submitted was lost. Please try again in a few
-seconds.</p><p><a href="?lang=vi">Tiếng Việt</a></p></body></html>"""
 
 MESSAGE = "database unavailable; retry shortly"
 
@@ -60,11 +45,9 @@ _ASYNCPG_DOWN = {
 
 
 def _answer(request: Request) -> Response:
-    headers = {"Retry-After": str(RETRY_AFTER_S)}
-    if "text/html" in request.headers.get("accept", ""):
-        page = PAGE_EN if language(request) == "en" else PAGE_VI
-        return HTMLResponse(page, 503, headers=headers)
-    return JSONResponse({"detail": MESSAGE}, 503, headers=headers)
+    from parindex.web.errors import answer  # the shared error page (decision 25)
+
+    return answer(request, 503, MESSAGE, key="err.db", headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def install(app: FastAPI) -> None:

@@ -20,3 +20,10 @@ def bad_field(
         if isinstance(value, str) and text_problem(value, multiline=name in multiline):
             return name
     return None
+
+
+def as_bytes(value: str) -> bytes:
+    """A submitted secret as bytes for `hmac.compare_digest`, which raises TypeError on a str
+    with non-ASCII characters: a token of "é" or a lone surrogate was a 500
+    (docs/architecture.md, decision 27)."""
+    return value.encode("utf-8", "surrogatepass")

@@ -1,26 +1,81 @@
-"""Vietnamese first, English on a switch; numbers and dates in Vietnamese conventions."""
+"""Vietnamese first, English on a switch: one catalog format, one `t(key)`, Vietnamese numbers.
+
+Every text a person reads comes from a YAML catalog per language: the kit's shared one
+(parindex/web/text/<lang>.yaml) and the service's own (services/<name>/text/<lang>.yaml).
+Templates call `t('key', **values)`; code calls `Catalog.t(lang, key, **values)`. A test checks
+that both languages hold the same keys with non-empty text and that every key used exists
+(docs/architecture.md, decision 25).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, pass_context, select_autoescape
 
 LANGS = ("vi", "en")
 LANG_COOKIE = "parindex_lang"  # one choice for every service on the host
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 SHARED = Path(__file__).parent / "templates"
+SHARED_TEXT = Path(__file__).parent / "text"
 
 
 def language(request: Request) -> str:
     """?lang= wins (and the page sets the cookie), then the cookie, then Vietnamese."""
     lang = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "vi"
     return lang if lang in LANGS else "vi"
+
+
+def read_catalog(folder: Path, lang: str) -> dict[str, str]:
+    """One catalog file: a flat mapping of key to text (nested mappings join with '.')."""
+    path = folder / f"{lang}.yaml"
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}.", v)
+            else:
+                out[f"{prefix}{k}"] = "" if v is None else str(v)
+
+    walk("", data)
+    return out
+
+
+class Catalog:
+    """The shared keys plus one service's; a key defined twice is a mistake, refused on load."""
+
+    def __init__(self, *folders: Path) -> None:
+        self.folders = folders
+        self.texts: dict[str, dict[str, str]] = {lang: {} for lang in LANGS}
+        for folder in folders:
+            for lang in LANGS:
+                own = read_catalog(folder, lang)
+                twice = own.keys() & self.texts[lang].keys()
+                if twice:
+                    raise ValueError(f"{folder}: keys already in the shared catalog: {twice}")
+                self.texts[lang].update(own)
+
+    def t(self, lang: str, key: str, **values: object) -> str:
+        """The text in `lang` (Vietnamese if missing there); an unknown key shows as itself."""
+        text = self.texts.get(lang, {}).get(key) or self.texts["vi"].get(key) or key
+        return text.format(**values) if values else text
+
+
+@cache
+def catalog(service_text: Path | None = None) -> Catalog:
+    return Catalog(SHARED_TEXT, service_text) if service_text else Catalog(SHARED_TEXT)
 
 
 def vi_number(value: object, places: int | None = None) -> str:
@@ -56,18 +111,20 @@ def percent(num: object, den: object, lang: str = "vi") -> str:
     return f"{fmt(value, 1)}%"
 
 
-def templates(service_dir: Path) -> Jinja2Templates:
-    """A service's own templates first, then the shared base layout."""
+def templates(template_dir: Path, text: Catalog) -> Jinja2Templates:
+    """A service's own templates first, then the shared layout; `t('key')` in every template."""
     env = Environment(
-        loader=ChoiceLoader([FileSystemLoader(service_dir), FileSystemLoader(SHARED)]),
+        loader=ChoiceLoader([FileSystemLoader(template_dir), FileSystemLoader(SHARED)]),
         autoescape=select_autoescape(["html", "j2"]),
     )
+
+    @pass_context
+    def t(ctx: Any, key: str, **values: object) -> str:
+        return text.t(ctx.get("lang", "vi"), key, **values)
+
     env.filters["vi_number"] = vi_number
     env.filters["en_number"] = en_number
     env.filters["vi_date"] = vi_date
     env.globals["percent"] = percent
+    env.globals["t"] = t
     return Jinja2Templates(env=env)
-
-
-def t(lang: str, vi: str, en: str) -> str:
-    return en if lang == "en" else vi

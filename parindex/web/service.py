@@ -154,11 +154,21 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
+    from fastapi import Depends
+
+    from parindex.web import csrf, errors
+    from parindex.web.scope import campaign_scope
+
+    errors.install(app)  # pages or JSON for every refusal (docs/architecture.md, decision 25)
     _refuse_bad_input(app)
     database_down.install(app)  # 503 while PostgreSQL restarts (docs/architecture.md, decision 20)
     _bus_unavailable(app)
     for router in spec.routers:
-        app.include_router(router)
+        # Campaign scopes on every route, checked once (docs/architecture.md, decision 25).
+        app.include_router(router, dependencies=[Depends(campaign_scope)])
+    unguarded = csrf.unprotected_writes(app)
+    if unguarded:  # a write without form_csrf or json_csrf never starts (decision 25)
+        raise RuntimeError(f"{spec.name}: state-changing routes without a CSRF check: {unguarded}")
     if spec.static_dir is not None:
         from fastapi.staticfiles import StaticFiles
 
@@ -174,14 +184,12 @@ def _bus_unavailable(app: FastAPI) -> None:
     docs/architecture.md, decision 23: publish_event already retried within its budget.
     """
     from parindex.bus.publish import TRANSIENT, PublishUnavailable
+    from parindex.web.errors import answer
 
     @app.exception_handler(PublishUnavailable)
-    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "event bus unavailable, try again"},
-            status_code=503,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        detail = "event bus unavailable, try again"
+        return answer(request, 503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
     # A read after a landed publish (the deadline's sequence, the subject's last ballot) can
     # meet the same election: 503 too, and the retry with the same submission id gets its
@@ -197,26 +205,17 @@ def _refuse_bad_input(app: FastAPI) -> None:
     """Clear 4xx answers for input that would otherwise surface as a 500 with a stack trace."""
     import json
 
-    from fastapi.exceptions import RequestValidationError
+    from parindex.web.errors import answer
 
     @app.middleware("http")
     async def no_nul(request: Request, call_next: _Next) -> Response:
         # PostgreSQL text cannot hold U+0000: refuse it at the edge, not deep in a query.
         if "%00" in request.url.query or "\x00" in request.url.path:
-            return JSONResponse({"detail": "NUL characters are not allowed"}, status_code=400)
+            return answer(request, 400, "NUL characters are not allowed")
         return await call_next(request)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Never echo the raw input back: it may be undecodable bytes (or someone's answers).
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, status_code=422)
-
-    async def malformed(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": f"malformed request body: {type(exc).__name__}"}, 400)
+    async def malformed(request: Request, exc: Exception) -> Response:
+        return answer(request, 400, f"malformed request body: {type(exc).__name__}")
 
     for kind in (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         app.add_exception_handler(kind, malformed)

@@ -1,4 +1,4 @@
-"""Respondent credentials and the NATS request-reply API other services use.
+"""Respondent credentials: generated, hashed, issued (served over NATS by services/identity/rpc.py).
 
 Passwords: 12 characters drawn with `secrets` from an alphabet without look-alikes (no 0/O,
 1/l/I, 5/S, 2/Z, 8/B), about 68 bits: read aloud or typed from an e-mail on a phone without
@@ -16,7 +16,6 @@ the credential subject in production).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -26,16 +25,14 @@ from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from nats.aio.msg import Msg
 from sqlalchemy import text
 
 from contracts import subjects
 from contracts.events import CredentialsIssued, make
 from parindex.bus.publish import publish_event
-from parindex.web.auth import public_pem
 from parindex.web.service import Runtime
 from services.identity import projection
-from services.identity.imports import PRODUCER, public_respondent
+from services.identity.imports import PRODUCER
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,6 @@ HASHER = PasswordHasher(
     salt_len=16,
     type=Type.ID,
 )
-QUEUE = "identity"  # instances share the requests
 
 
 def generate_password(length: int = PASSWORD_LENGTH) -> str:
@@ -122,62 +118,3 @@ async def issue_credential(
         "full_name": person["full_name"],
         "email": person["email"],
     }
-
-
-def _matches(r: dict[str, Any], members: list[dict[str, Any]]) -> bool:
-    for m in members:
-        units = m.get("unit_codes")
-        if m.get("form_code") == r["form_code"] and (units is None or r["unit_code"] in units):
-            return True
-    return False
-
-
-async def _reply(msg: Msg, body: dict[str, Any]) -> None:
-    if msg.reply:
-        await msg.respond(json.dumps(body, ensure_ascii=False).encode())
-
-
-async def start_responders(rt: Runtime) -> None:
-    """Subscribe the three identity RPC subjects with a queue group (instances share load)."""
-    pem = public_pem(rt.extras["private_key"])
-
-    async def credential(msg: Msg) -> None:
-        try:
-            req = json.loads(msg.data or b"{}")
-            reply = await issue_credential(
-                rt, req["campaign_id"], req["respondent_id"], req.get("purpose", "invitation")
-            )
-            await _reply(msg, reply if reply else {"error": "unknown respondent"})
-        except (KeyError, ValueError, TypeError) as exc:
-            await _reply(msg, {"error": f"bad request: {type(exc).__name__}"})
-        except Exception:
-            log.exception("credential request failed")
-            await _reply(msg, {"error": "internal error"})
-
-    async def public_key(msg: Msg) -> None:
-        await _reply(msg, {"public_key_pem": pem})
-
-    async def respondents(msg: Msg) -> None:
-        try:
-            req = json.loads(msg.data or b"{}")
-            async with rt.sessions() as s:
-                rows = await projection.respondents(
-                    s, req["campaign_id"], unit_code=req.get("unit_code")
-                )
-            members = req.get("wave_form_units")
-            if members is not None:
-                rows = [r for r in rows if _matches(r, members)]
-            await _reply(msg, {"respondents": [public_respondent(r) for r in rows]})
-        except (KeyError, ValueError, TypeError) as exc:
-            await _reply(msg, {"error": f"bad request: {type(exc).__name__}"})
-        except Exception:
-            log.exception("respondents request failed")
-            await _reply(msg, {"error": "internal error"})
-
-    for subject, cb in (
-        (subjects.RPC_IDENTITY_CREDENTIAL, credential),
-        (subjects.RPC_IDENTITY_PUBLIC_KEY, public_key),
-        (subjects.RPC_IDENTITY_RESPONDENTS, respondents),
-    ):
-        sub = await rt.nc.subscribe(subject, queue=QUEUE, cb=cb)
-        rt.stopping.append(sub.unsubscribe)

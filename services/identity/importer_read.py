@@ -15,12 +15,24 @@ import re
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
+from typing import Any
 
+# Limits on what one upload may make the parser do (docs/architecture.md, decision 27). An
+# honest list of a province's respondents is a few thousand rows of a dozen columns; the
+# worker process that runs this module (import_worker.py) adds a time and memory limit.
 MAX_BYTES = 10 * 1024 * 1024
-MAX_ROWS = 20_000
-MAX_COLUMNS = 64
-# A 10 MB zip can inflate to gigabytes; no honest respondent list gets near this.
-MAX_UNCOMPRESSED = 200 * 1024 * 1024
+MAX_ROWS = 20_000  # data rows, every sheet together
+MAX_COLUMNS = 64  # a value further right is refused, not silently dropped
+MAX_CELLS = MAX_ROWS * 32  # non-empty cells, every sheet together
+# Rows the reader walks, blank ones included: openpyxl yields every row number up to the last
+# one, so a 4 kB file with one cell in row 1,048,576 made it walk a million empty rows.
+MAX_SHEET_ROWS = 50_000
+MAX_SHEETS = 32
+MAX_ZIP_ENTRIES = 1000
+# A 10 MB zip can inflate to gigabytes (zipfile stops each part at its declared size).
+MAX_UNCOMPRESSED = 100 * 1024 * 1024
+MAX_SHARED_STRINGS_BYTES = 32 * 1024 * 1024  # xl/sharedStrings.xml is loaded whole
+MAX_SHARED_STRINGS = MAX_CELLS
 HEADER_SCAN_ROWS = 10
 
 # Canonical field -> header spellings, already folded by fold() (no diacritics, lowercase).
@@ -112,12 +124,24 @@ def _reject(code: str, vi: str, en: str, row: int = 1, column: str = "") -> File
     return FileRejected(ImportProblem(row, column, code, vi, en))
 
 
-def _too_many() -> FileRejected:
-    return _reject(
+def _too_many(row: int = 1, sheet: str | None = None) -> FileRejected:
+    return _limit(
         "too_many_rows",
         f"Tệp có hơn {MAX_ROWS} dòng dữ liệu; hãy chia nhỏ danh sách.",
         f"The file has more than {MAX_ROWS} data rows; split the list.",
+        row,
+        "",
+        sheet,
     )
+
+
+def _limit(code: str, vi: str, en: str, row: int, column: str, sheet: str | None) -> FileRejected:
+    where_vi = f"Trang «{sheet}», dòng {row}" if sheet else f"Dòng {row}"
+    where_en = f"Sheet '{sheet}', row {row}" if sheet else f"Row {row}"
+    if column:
+        where_vi, where_en = f"{where_vi}, cột {column}", f"{where_en}, column {column}"
+    problem = ImportProblem(row, column, code, f"{where_vi}: {vi}", f"{where_en}: {en}", sheet)
+    return FileRejected(problem)
 
 
 def _blank(cells: list[object]) -> bool:
@@ -261,11 +285,19 @@ def _read_xlsx(content: bytes) -> list[tuple[str | None, list[tuple[int, list[ob
         raise not_xlsx from None
     if not any(i.filename == "xl/workbook.xml" for i in infos):
         raise not_xlsx
-    if sum(i.file_size for i in infos) > MAX_UNCOMPRESSED:
+    strings = sum(i.file_size for i in infos if i.filename.lower() == "xl/sharedstrings.xml")
+    if (
+        len(infos) > MAX_ZIP_ENTRIES
+        or sum(i.file_size for i in infos) > MAX_UNCOMPRESSED
+        or strings > MAX_SHARED_STRINGS_BYTES
+    ):
         raise _reject(
             "file_too_large",
-            "Tệp .xlsx khi giải nén quá lớn.",
-            "The .xlsx file is too large once uncompressed.",
+            f"Tệp .xlsx khi giải nén quá lớn (tối đa {MAX_UNCOMPRESSED // (1024 * 1024)} MB, "
+            f"{MAX_ZIP_ENTRIES} phần); hãy lưu lại chỉ với danh sách người khảo sát.",
+            f"The .xlsx file is too large once uncompressed (at most "
+            f"{MAX_UNCOMPRESSED // (1024 * 1024)} MB, {MAX_ZIP_ENTRIES} parts); "
+            "save only the list.",
         )
     import openpyxl  # imported here: CSV-only callers need not pay for it
 
@@ -275,21 +307,53 @@ def _read_xlsx(content: bytes) -> list[tuple[str | None, list[tuple[int, list[ob
         raise not_xlsx from None
     sheets: list[tuple[str | None, list[tuple[int, list[object]]]]] = []
     try:
+        if len(wb.worksheets) > MAX_SHEETS:
+            raise _reject(
+                "too_many_sheets",
+                f"Tệp có {len(wb.worksheets)} trang tính; tối đa {MAX_SHEETS}.",
+                f"The workbook has {len(wb.worksheets)} sheets; at most {MAX_SHEETS}.",
+            )
+        table: Any = getattr(wb.worksheets[0], "shared_strings", ()) if wb.worksheets else ()
+        if len(table) > MAX_SHARED_STRINGS:  # read-only sheets share the loaded table
+            raise _reject(
+                "too_many_cells",
+                f"Tệp chứa quá nhiều chuỗi ký tự (hơn {MAX_SHARED_STRINGS}).",
+                f"The workbook holds too many strings (more than {MAX_SHARED_STRINGS}).",
+            )
         multi = len(wb.worksheets) > 1
-        data_rows = 0
+        data_rows = walked = cell_count = 0
         for ws in wb.worksheets:
+            title = ws.title if multi else None
             rows: list[tuple[int, list[object]]] = []
             for number, values in enumerate(
-                ws.iter_rows(min_row=1, max_col=MAX_COLUMNS, values_only=True), start=1
+                ws.iter_rows(min_row=1, max_col=MAX_COLUMNS + 1, values_only=True), start=1
             ):
+                walked += 1
+                if walked > MAX_SHEET_ROWS:
+                    raise _limit(
+                        "too_many_rows",
+                        f"bảng tính có hơn {MAX_SHEET_ROWS} dòng (kể cả dòng trống); "
+                        "hãy xoá các dòng trống hoặc định dạng thừa ở cuối trang.",
+                        f"the workbook has more than {MAX_SHEET_ROWS} rows (blank ones "
+                        "included); delete the empty or formatted rows at the end of the sheet.",
+                        number,
+                        "",
+                        title,
+                    )
                 cells = list(values)
+                if len(cells) > MAX_COLUMNS and not _blank(cells[MAX_COLUMNS:]):
+                    raise _too_wide(number, title)
+                cells = cells[:MAX_COLUMNS]
                 if _blank(cells):
                     continue
                 rows.append((number, cells))
                 data_rows += 1
+                cell_count += sum(not _blank([c]) for c in cells)
                 if data_rows > MAX_ROWS + HEADER_SCAN_ROWS * len(wb.worksheets):
-                    raise _too_many()  # stop reading: a header or two cannot explain this
-            sheets.append((ws.title if multi else None, rows))
+                    raise _too_many(number, title)  # a header or two cannot explain this
+                if cell_count > MAX_CELLS:
+                    raise _too_many_cells(number, title)
+            sheets.append((title, rows))
     except FileRejected:
         raise
     except Exception:
@@ -297,6 +361,30 @@ def _read_xlsx(content: bytes) -> list[tuple[str | None, list[tuple[int, list[ob
     finally:
         wb.close()
     return sheets
+
+
+def _too_wide(row: int, sheet: str | None) -> FileRejected:
+    return _limit(
+        "too_many_columns",
+        f"có dữ liệu ở bên phải cột {column_letter(MAX_COLUMNS - 1)}; danh sách chỉ được "
+        f"có tối đa {MAX_COLUMNS} cột.",
+        f"there is data to the right of column {column_letter(MAX_COLUMNS - 1)}; a list has "
+        f"at most {MAX_COLUMNS} columns.",
+        row,
+        column_letter(MAX_COLUMNS),
+        sheet,
+    )
+
+
+def _too_many_cells(row: int, sheet: str | None) -> FileRejected:
+    return _limit(
+        "too_many_cells",
+        f"tệp có hơn {MAX_CELLS} ô có dữ liệu; hãy bỏ các cột không cần thiết.",
+        f"the file has more than {MAX_CELLS} non-empty cells; remove the columns not needed.",
+        row,
+        "",
+        sheet,
+    )
 
 
 def _read_csv(content: bytes) -> list[tuple[int, list[object]]]:
@@ -321,12 +409,18 @@ def _read_csv(content: bytes) -> list[tuple[int, list[object]]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         # Numbered by record, as Excel shows the file (a quoted newline stays in one row).
+        cell_count = 0
         for number, cells in enumerate(reader, start=1):
             if len(rows) > MAX_ROWS + HEADER_SCAN_ROWS:
-                raise _too_many()
+                raise _too_many(number)
+            if len(cells) > MAX_COLUMNS and not _blank(list(cells[MAX_COLUMNS:])):
+                raise _too_wide(number, None)
             row: list[object] = list(cells[:MAX_COLUMNS])
             if not _blank(row):
                 rows.append((number, row))
+                cell_count += sum(bool(c.strip()) for c in cells[:MAX_COLUMNS])
+                if cell_count > MAX_CELLS:
+                    raise _too_many_cells(number, None)
     except csv.Error as exc:
         raise _reject(
             "bad_csv",

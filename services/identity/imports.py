@@ -23,7 +23,8 @@ from contracts import subjects
 from contracts.events import Payload, RespondentRegistered, make
 from parindex.bus.publish import Published, publish_event
 from services.identity import projection
-from services.identity.importer import ImportProblem, diff_against, parse_import
+from services.identity.import_worker import parse_off_loop
+from services.identity.importer import ImportProblem, diff_against
 
 PRODUCER = "identity"
 EVENT_NAMESPACE = uuid.UUID("9f5a7c52-3c1e-4f57-9d0c-6b1b7f3e2a10")
@@ -135,7 +136,7 @@ async def run_import(
             raise UnknownCampaign(campaign_id)
         rows = await projection.respondents(s, campaign_id, include_withdrawn=True)
     report = ImportReport(campaign_id)
-    plan = parse_import(content, filename, campaign)
+    plan = await parse_off_loop(content, filename, campaign)  # decision 27
     report.merges = [asdict(m) for m in plan.merges]
     if not plan.ok:
         report.problems = list(plan.problems)

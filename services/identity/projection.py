@@ -9,7 +9,6 @@ instance, or the CLI catching up) already applied; the 0002 trigger keeps the of
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -22,98 +21,92 @@ from contracts.events import (
     RespondentUpdated,
     RespondentWithdrawn,
 )
-from parindex.bus.projection import Event
+from parindex.bus.projection import Dispatching, Event, on, read_offset
+from parindex.db import campaigns
+from parindex.db.campaigns import CampaignTable
 
 NAME = "identity"
 
 
-class IdentityProjection:
+class IdentityProjection(Dispatching):
     name = NAME
 
     async def reset(self, session: AsyncSession) -> None:
         for table in ("identity_campaigns", "identity_respondents"):
             await session.execute(text(f"DELETE FROM {table}"))
 
-    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        await session.execute(
-            text(
-                "INSERT INTO projection_offsets (name, seq) VALUES (:n, 0) "
-                "ON CONFLICT (name) DO NOTHING"
-            ),
-            {"n": self.name},
-        )
-        done = await session.scalar(
-            text("SELECT seq FROM projection_offsets WHERE name = :n FOR UPDATE"),
-            {"n": self.name},
-        )
-        for event in events:
-            if event.seq > int(done or 0):
-                await self._apply_one(session, event)
-
-    async def _apply_one(self, s: AsyncSession, e: Event) -> None:
+    @on(CampaignDefined)
+    async def campaign_defined(self, s: AsyncSession, e: Event, p: CampaignDefined) -> None:
         c = e.envelope.campaign_id
-        p = e.payload
-        if isinstance(p, CampaignDefined):
-            await s.execute(
-                text(
-                    "INSERT INTO identity_campaigns (id, version, definition) "
-                    "VALUES (:id, :v, CAST(:d AS jsonb)) ON CONFLICT (id) DO UPDATE "
-                    "SET version = EXCLUDED.version, definition = EXCLUDED.definition "
-                    "WHERE identity_campaigns.version <= EXCLUDED.version"
-                ),
-                {"id": c, "v": p.campaign.version, "d": p.campaign.model_dump_json()},
-            )
-        elif isinstance(p, RespondentRegistered):
-            await s.execute(
-                text(
-                    "INSERT INTO identity_respondents (campaign, respondent_id, username, "
-                    "full_name, email, unit_code, form_code, roles, phone, withdrawn, last_seq) "
-                    "VALUES (:c, :r, :u, :n, :e, :unit, :f, CAST(:roles AS jsonb), :ph, false, "
-                    ":s) ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
-                    "username = EXCLUDED.username, full_name = EXCLUDED.full_name, "
-                    "email = EXCLUDED.email, unit_code = EXCLUDED.unit_code, "
-                    "form_code = EXCLUDED.form_code, roles = EXCLUDED.roles, "
-                    "phone = EXCLUDED.phone, withdrawn = false, last_seq = EXCLUDED.last_seq"
-                ),
-                {
-                    "c": c,
-                    "r": p.respondent_id,
-                    "u": p.username,
-                    "n": p.full_name,
-                    "e": p.email,
-                    "unit": p.unit_code,
-                    "f": p.form_code,
-                    "roles": json.dumps(p.roles),
-                    "ph": p.phone,
-                    "s": e.seq,
-                },
-            )
-        elif isinstance(p, RespondentUpdated):
-            await s.execute(
-                text(
-                    "UPDATE identity_respondents SET full_name = COALESCE(:n, full_name), "
-                    "email = COALESCE(:e, email), unit_code = COALESCE(:unit, unit_code), "
-                    "phone = COALESCE(:ph, phone), last_seq = :s "
-                    "WHERE campaign = :c AND respondent_id = :r"
-                ),
-                {
-                    "c": c,
-                    "r": p.respondent_id,
-                    "n": p.full_name,
-                    "e": p.email,
-                    "unit": p.unit_code,
-                    "ph": p.phone,
-                    "s": e.seq,
-                },
-            )
-        elif isinstance(p, RespondentWithdrawn):
-            await s.execute(
-                text(
-                    "UPDATE identity_respondents SET withdrawn = true, last_seq = :s "
-                    "WHERE campaign = :c AND respondent_id = :r"
-                ),
-                {"c": c, "r": p.respondent_id, "s": e.seq},
-            )
+        await s.execute(
+            text(
+                "INSERT INTO identity_campaigns (id, version, definition) "
+                "VALUES (:id, :v, CAST(:d AS jsonb)) ON CONFLICT (id) DO UPDATE "
+                "SET version = EXCLUDED.version, definition = EXCLUDED.definition "
+                "WHERE identity_campaigns.version <= EXCLUDED.version"
+            ),
+            {"id": c, "v": p.campaign.version, "d": p.campaign.model_dump_json()},
+        )
+
+    @on(RespondentRegistered)
+    async def registered(self, s: AsyncSession, e: Event, p: RespondentRegistered) -> None:
+        c = e.envelope.campaign_id
+        await s.execute(
+            text(
+                "INSERT INTO identity_respondents (campaign, respondent_id, username, "
+                "full_name, email, unit_code, form_code, roles, phone, withdrawn, last_seq) "
+                "VALUES (:c, :r, :u, :n, :e, :unit, :f, CAST(:roles AS jsonb), :ph, false, "
+                ":s) ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
+                "username = EXCLUDED.username, full_name = EXCLUDED.full_name, "
+                "email = EXCLUDED.email, unit_code = EXCLUDED.unit_code, "
+                "form_code = EXCLUDED.form_code, roles = EXCLUDED.roles, "
+                "phone = EXCLUDED.phone, withdrawn = false, last_seq = EXCLUDED.last_seq"
+            ),
+            {
+                "c": c,
+                "r": p.respondent_id,
+                "u": p.username,
+                "n": p.full_name,
+                "e": p.email,
+                "unit": p.unit_code,
+                "f": p.form_code,
+                "roles": json.dumps(p.roles),
+                "ph": p.phone,
+                "s": e.seq,
+            },
+        )
+
+    @on(RespondentUpdated)
+    async def updated(self, s: AsyncSession, e: Event, p: RespondentUpdated) -> None:
+        c = e.envelope.campaign_id
+        await s.execute(
+            text(
+                "UPDATE identity_respondents SET full_name = COALESCE(:n, full_name), "
+                "email = COALESCE(:e, email), unit_code = COALESCE(:unit, unit_code), "
+                "phone = COALESCE(:ph, phone), last_seq = :s "
+                "WHERE campaign = :c AND respondent_id = :r"
+            ),
+            {
+                "c": c,
+                "r": p.respondent_id,
+                "n": p.full_name,
+                "e": p.email,
+                "unit": p.unit_code,
+                "ph": p.phone,
+                "s": e.seq,
+            },
+        )
+
+    @on(RespondentWithdrawn)
+    async def withdrawn(self, s: AsyncSession, e: Event, p: RespondentWithdrawn) -> None:
+        c = e.envelope.campaign_id
+        await s.execute(
+            text(
+                "UPDATE identity_respondents SET withdrawn = true, last_seq = :s "
+                "WHERE campaign = :c AND respondent_id = :r"
+            ),
+            {"c": c, "r": p.respondent_id, "s": e.seq},
+        )
 
 
 # Reads ------------------------------------------------------------------------------------
@@ -123,13 +116,11 @@ RESPONDENT_COLUMNS = (
 )
 
 
+CAMPAIGNS = CampaignTable("identity_campaigns")
+
+
 async def load_campaign(s: AsyncSession, campaign_id: str) -> Campaign | None:
-    raw = await s.scalar(
-        text("SELECT definition FROM identity_campaigns WHERE id = :c"), {"c": campaign_id}
-    )
-    if raw is None:
-        return None
-    return Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
+    return await campaigns.load_campaign(s, CAMPAIGNS, campaign_id)
 
 
 async def respondents(
@@ -158,5 +149,4 @@ async def respondents(
 
 
 async def applied_offset(s: AsyncSession) -> int:
-    seq = await s.scalar(text("SELECT seq FROM projection_offsets WHERE name = :n"), {"n": NAME})
-    return int(seq or 0)
+    return await read_offset(s, NAME)

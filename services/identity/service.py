@@ -8,7 +8,7 @@ from pathlib import Path
 from parindex.bus.projection import ProjectionRunner
 from parindex.web.auth import PublicKeyCache, load_or_create_private_key, public_pem
 from parindex.web.service import Runtime, ServiceSpec
-from services.identity.credentials import start_responders
+from services.identity import rpc
 from services.identity.projection import IdentityProjection
 from services.identity.web import router
 
@@ -32,7 +32,7 @@ async def start(rt: Runtime) -> None:
     rt.extras["projection"] = runner
     rt.stopping.append(runner.stop)
     rt.spawn(runner.run(), "projection")
-    await start_responders(rt)
+    await rpc.start(rt)
 
 
 SERVICE = ServiceSpec(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from parindex.web.auth import Principal, require
+from parindex.web.csrf import JsonCsrf
+from parindex.web.deps import Admin, RuntimeDep
 from parindex.web.service import Runtime
 from services.notify.config import message_id
-from services.notify.projection import load_campaign
+from services.notify.projection import campaign_closed, load_campaign
 
 router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
 
@@ -25,12 +26,13 @@ def _purpose_group(purpose: str) -> str:
 
 @router.get("")
 async def deliveries(
-    request: Request,
-    campaign: str = Query(..., description="campaign id"),
-    _: Principal = Depends(require("admin")),
+    rt: RuntimeDep, _: Admin, campaign: str = Query(..., description="campaign id")
 ) -> dict:
     """Counts per unit, purpose and status, plus every failed delivery with its error."""
-    rt = request.app.state.rt
+    return await delivery_counts(rt, campaign)
+
+
+async def delivery_counts(rt: Runtime, campaign: str) -> dict:
     async with rt.sessions() as s:
         rows = (
             await s.execute(
@@ -78,12 +80,14 @@ async def deliveries(
 
 
 @router.post("/resend", status_code=202)
-async def resend(
-    body: ResendRequest, request: Request, _: Principal = Depends(require("admin"))
-) -> dict:
+async def resend(body: ResendRequest, rt: RuntimeDep, _: Admin, __: JsonCsrf) -> dict:
     """Queue a fresh invitation (with a fresh credential) as a new delivery of its own."""
+    return await queue_resend_or_refuse(rt, body)
+
+
+async def queue_resend_or_refuse(rt: Runtime, body: ResendRequest) -> dict:
     try:
-        return await queue_resend(request.app.state.rt, body.campaign_id, body.respondent_id)
+        return await queue_resend(rt, body.campaign_id, body.respondent_id)
     except ResendRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
 
@@ -97,10 +101,9 @@ class ResendRefused(Exception):
 async def queue_resend(rt: Runtime, c: str, r: str, kind: str = "resend") -> dict:
     """A new outbox row 'invitation:<kind>:<n>' (admin resend, or a respondent's reset request)."""
     async with rt.sessions.begin() as s:
-        loaded = await load_campaign(s, c)
-        if loaded is None:
+        if await load_campaign(s, c) is None:
             raise ResendRefused(404, "unknown campaign")
-        if loaded[1]:
+        if await campaign_closed(s, c):
             raise ResendRefused(409, "campaign is closed")
         withdrawn = await s.scalar(
             text(

@@ -6,15 +6,10 @@ Read from PARINDEX_NOTIFY_* so ops can tune them; tests pass a NotifyConfig to m
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from parindex.settings import Settings
-
-Clock = Callable[[], datetime]
+from parindex.clock import Clock
 
 
 def _env(name: str, default: str) -> str:
@@ -32,30 +27,7 @@ class NotifyConfig:
     rpc_timeout_s: float = field(default_factory=lambda: float(_env("RPC_TIMEOUT_S", "5")))
     smtp_timeout_s: float = field(default_factory=lambda: float(_env("SMTP_TIMEOUT_S", "30")))
     survey_url: str = field(default_factory=lambda: _env("SURVEY_URL", ""))
-    clock: Clock | None = None  # campaign time; None: from settings (accelerated demo) or UTC
-
-
-def clock_from_settings(settings: Settings) -> Clock:
-    """Campaign time: real UTC, or clock_start advanced clock_speed× (demo), like survey's."""
-    if not settings.clock_start and settings.clock_speed == 1:
-        return lambda: datetime.now(UTC)
-    start = datetime.fromisoformat(settings.clock_start) if settings.clock_start else None
-    start = start or datetime.now(UTC)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    t0 = time.monotonic()
-    speed = settings.clock_speed
-    if settings.clock_epoch:  # shared anchor: all processes agree on campaign time
-        from datetime import timedelta as _td
-
-        start = start + _td(seconds=(time.time() - settings.clock_epoch) * speed)
-
-    def now() -> datetime:
-        from datetime import timedelta
-
-        return start + timedelta(seconds=(time.monotonic() - t0) * speed)
-
-    return now
+    clock: Clock | None = None  # campaign time; None: from settings (parindex/clock.py)
 
 
 _NS = uuid.UUID("6b1f3c52-8a0e-4f57-9a55-2c1d7c0e9b41")

@@ -8,9 +8,7 @@ rebuild from sequence 1 does not resend what the log says was sent.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +26,9 @@ from contracts.events import (
     RespondentWithdrawn,
     WaveOpened,
 )
-from parindex.bus.projection import Event
+from parindex.bus.projection import Dispatching, Event, on
+from parindex.db import campaigns
+from parindex.db.campaigns import CampaignTable
 from services.notify.config import message_id
 
 log = logging.getLogger(__name__)
@@ -53,34 +53,32 @@ async def enqueue(
         )
 
 
-async def load_campaign(session: AsyncSession, campaign_id: str) -> tuple[Campaign, bool] | None:
-    row = (
-        await session.execute(
-            text("SELECT campaign, closed FROM notify_campaigns WHERE campaign_id = :c"),
-            {"c": campaign_id},
-        )
-    ).first()
-    if row is None:
-        return None
-    data = row[0] if isinstance(row[0], dict) else json.loads(row[0])
-    return Campaign.model_validate(data), bool(row[1])
+CAMPAIGNS = CampaignTable("notify_campaigns", id_column="campaign_id", definition_column="campaign")
 
 
-class NotifyProjection:
+async def load_campaign(session: AsyncSession, campaign_id: str) -> Campaign | None:
+    return await campaigns.load_campaign(session, CAMPAIGNS, campaign_id)
+
+
+async def campaign_closed(session: AsyncSession, campaign_id: str) -> bool:
+    """Closed (DeadlineReached or CampaignClosed applied); False for an unknown campaign."""
+    closed = await session.scalar(
+        text("SELECT closed FROM notify_campaigns WHERE campaign_id = :c"), {"c": campaign_id}
+    )
+    return bool(closed)
+
+
+class NotifyProjection(Dispatching):
     name = "notify"
-
-    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        for e in events:
-            handler = getattr(self, f"_on_{type(e.payload).__name__}", None)
-            if handler is not None:
-                await handler(session, e, e.envelope.campaign_id, e.payload)
 
     async def reset(self, session: AsyncSession) -> None:
         for table in ("notify_outbox", "notify_waves_opened", "notify_respondents"):
             await session.execute(text(f"DELETE FROM {table}"))
         await session.execute(text("DELETE FROM notify_campaigns"))
 
-    async def _on_CampaignDefined(self, s, e: Event, c: str, p: CampaignDefined) -> None:
+    @on(CampaignDefined)
+    async def campaign_defined(self, s: AsyncSession, e: Event, p: CampaignDefined) -> None:
+        c = e.envelope.campaign_id
         await s.execute(
             text(
                 "INSERT INTO notify_campaigns (campaign_id, campaign) "
@@ -90,7 +88,11 @@ class NotifyProjection:
             {"c": c, "j": p.campaign.model_dump_json()},
         )
 
-    async def _on_RespondentRegistered(self, s, e: Event, c: str, p: RespondentRegistered) -> None:
+    @on(RespondentRegistered)
+    async def respondent_registered(
+        self, s: AsyncSession, e: Event, p: RespondentRegistered
+    ) -> None:
+        c = e.envelope.campaign_id
         await s.execute(
             text(
                 "INSERT INTO notify_respondents "
@@ -109,10 +111,10 @@ class NotifyProjection:
             },
         )
         # Registered after their wave opened (a late import): they are owed the invitation too.
-        loaded = await load_campaign(s, c)
-        if loaded is None or loaded[1]:
+        campaign = await load_campaign(s, c)
+        if campaign is None or await campaign_closed(s, c):
             return
-        wave = loaded[0].wave_for(p.form_code, p.unit_code)
+        wave = campaign.wave_for(p.form_code, p.unit_code)
         if wave is None:
             return
         opened = await s.scalar(
@@ -124,7 +126,9 @@ class NotifyProjection:
         if opened is not None:
             await enqueue(s, [(c, p.respondent_id, f"invitation:{wave.id}")], e.envelope.event_id)
 
-    async def _on_RespondentUpdated(self, s, e: Event, c: str, p: RespondentUpdated) -> None:
+    @on(RespondentUpdated)
+    async def respondent_updated(self, s: AsyncSession, e: Event, p: RespondentUpdated) -> None:
+        c = e.envelope.campaign_id
         await s.execute(
             text(
                 "UPDATE notify_respondents SET full_name = coalesce(:n, full_name), "
@@ -134,7 +138,9 @@ class NotifyProjection:
             {"c": c, "r": p.respondent_id, "n": p.full_name, "e": p.email, "u": p.unit_code},
         )
 
-    async def _on_RespondentWithdrawn(self, s, e: Event, c: str, p: RespondentWithdrawn) -> None:
+    @on(RespondentWithdrawn)
+    async def respondent_withdrawn(self, s: AsyncSession, e: Event, p: RespondentWithdrawn) -> None:
+        c = e.envelope.campaign_id
         params = {"c": c, "r": p.respondent_id}
         await s.execute(
             text(
@@ -154,12 +160,14 @@ class NotifyProjection:
             params,
         )
 
-    async def _on_WaveOpened(self, s, e: Event, c: str, p: WaveOpened) -> None:
-        loaded = await load_campaign(s, c)
-        if loaded is None:
+    @on(WaveOpened)
+    async def wave_opened(self, s: AsyncSession, e: Event, p: WaveOpened) -> None:
+        c = e.envelope.campaign_id
+        campaign = await load_campaign(s, c)
+        if campaign is None:
             log.warning("WaveOpened %s for unknown campaign %s: nobody to invite", p.wave_id, c)
             return
-        campaign, closed = loaded
+        closed = await campaign_closed(s, c)
         await s.execute(
             text(
                 "INSERT INTO notify_waves_opened (campaign_id, wave_id, event_id) "
@@ -185,7 +193,7 @@ class NotifyProjection:
                 owed.append((c, rid, f"invitation:{p.wave_id}"))
         await enqueue(s, owed, e.envelope.event_id)
 
-    async def _close(self, s, c: str, reason: str) -> None:
+    async def _close(self, s: AsyncSession, c: str, reason: str) -> None:
         await s.execute(
             text("UPDATE notify_campaigns SET closed = true WHERE campaign_id = :c"), {"c": c}
         )
@@ -201,13 +209,17 @@ class NotifyProjection:
             {"c": c, "why": reason},
         )
 
-    async def _on_DeadlineReached(self, s, e: Event, c: str, p: DeadlineReached) -> None:
+    @on(DeadlineReached)
+    async def deadline_reached(self, s: AsyncSession, e: Event, p: DeadlineReached) -> None:
+        c = e.envelope.campaign_id
         await self._close(s, c, "deadline reached")
 
-    async def _on_CampaignClosed(self, s, e: Event, c: str, p: CampaignClosed) -> None:
+    @on(CampaignClosed)
+    async def closed(self, s: AsyncSession, e: Event, p: CampaignClosed) -> None:
+        c = e.envelope.campaign_id
         await self._close(s, c, "campaign closed")
 
-    async def _sent(self, s, c: str, mid: str) -> None:
+    async def _sent(self, s: AsyncSession, c: str, mid: str) -> None:
         await s.execute(
             text(
                 "UPDATE notify_outbox SET status = 'sent', event_published = true, "
@@ -220,13 +232,19 @@ class NotifyProjection:
             {"c": c, "m": mid},
         )
 
-    async def _on_InvitationSent(self, s, e: Event, c: str, p: InvitationSent) -> None:
+    @on(InvitationSent)
+    async def invitation_sent(self, s: AsyncSession, e: Event, p: InvitationSent) -> None:
+        c = e.envelope.campaign_id
         await self._sent(s, c, p.message_id)
 
-    async def _on_ReminderSent(self, s, e: Event, c: str, p: ReminderSent) -> None:
+    @on(ReminderSent)
+    async def reminder_sent(self, s: AsyncSession, e: Event, p: ReminderSent) -> None:
+        c = e.envelope.campaign_id
         await self._sent(s, c, p.message_id)
 
-    async def _on_DeliveryFailed(self, s, e: Event, c: str, p: DeliveryFailed) -> None:
+    @on(DeliveryFailed)
+    async def delivery_failed(self, s: AsyncSession, e: Event, p: DeliveryFailed) -> None:
+        c = e.envelope.campaign_id
         await s.execute(
             text(
                 "UPDATE notify_outbox SET status = 'failed', event_published = true, "

@@ -10,19 +10,46 @@ once (notify was down at d-3 and wakes at d-1) only the nearest is sent: one rem
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from contracts import subjects
+from contracts.campaign import Campaign
+from contracts.rpc import NONRESPONDENTS, UnitRequest
+from parindex.bus import rpc
+from parindex.clock import Clock
 from parindex.web.service import Runtime
-from services.notify.config import Clock, NotifyConfig
-from services.notify.projection import enqueue, load_campaign
+from services.notify.config import NotifyConfig
+from services.notify.projection import campaign_closed, enqueue, load_campaign
 
 log = logging.getLogger(__name__)
+
+
+def due_reminder(
+    campaign: Campaign, now: datetime, done: AbstractSet[int]
+) -> tuple[int | None, list[int]]:
+    """Which reminder to send now, and which due ones to record as skipped: a pure decision.
+
+    `now` is campaign time read from the clock; `done` the offsets (days before the deadline)
+    already decided. Never at or after the deadline (DeadlineReached closes the campaign). Of
+    several due at once only the nearest to the deadline is sent; none if a nearer one already
+    went out.
+    """
+    if now >= campaign.deadline:
+        return None, []
+    due = sorted(
+        o
+        for o in set(campaign.reminder_offsets_days)
+        if now >= campaign.deadline - timedelta(days=o) and o not in done
+    )
+    if not due:
+        return None, []
+    if min(done, default=due[0] + 1) < due[0]:
+        return None, due  # a nearer reminder already went out
+    return due[0], due[1:]
 
 
 class ReminderScheduler:
@@ -56,7 +83,7 @@ class ReminderScheduler:
 
     async def tick(self) -> int:
         """Queue every reminder now due; returns how many rows were queued."""
-        now = self.clock()
+        now = self.clock.now()
         async with self.rt.sessions() as session:
             open_campaigns = (
                 await session.scalars(
@@ -72,7 +99,8 @@ class ReminderScheduler:
 
     async def _campaign(self, campaign_id: str, now: datetime) -> int:
         async with self.rt.sessions() as session:
-            loaded = await load_campaign(session, campaign_id)
+            campaign = await load_campaign(session, campaign_id)
+            closed = await campaign_closed(session, campaign_id)
             done = set(
                 (
                     await session.scalars(
@@ -81,31 +109,21 @@ class ReminderScheduler:
                     )
                 ).all()
             )
-        if loaded is None or loaded[1]:
+        if campaign is None or closed:
             return 0
-        campaign = loaded[0]
-        if now >= campaign.deadline:
-            return 0  # the DeadlineReached event will close it; never remind after the deadline
-        due = sorted(
-            o
-            for o in set(campaign.reminder_offsets_days)
-            if now >= campaign.deadline - timedelta(days=o) and o not in done
-        )
-        if not due:
+        nearest, skipped = due_reminder(campaign, now, done)
+        if nearest is None and not skipped:
             return 0
-        nearest: int | None
-        nearest, skipped = due[0], due[1:]
-        if min(done, default=nearest + 1) < nearest:
-            skipped, nearest = due, None  # a nearer reminder already went out
         ids: list[str] = []
         if nearest is not None:
             try:
-                reply = await self.rt.nc.request(
-                    subjects.RPC_SURVEY_NONRESPONDENTS,
-                    json.dumps({"campaign_id": campaign_id}).encode(),
+                reply = await rpc.call(
+                    self.rt.nc,
+                    NONRESPONDENTS,
+                    UnitRequest(campaign_id=campaign_id),
                     timeout=self.config.rpc_timeout_s,
                 )
-                ids = list(json.loads(reply.data)["respondent_ids"])
+                ids = list(reply.respondent_ids)
             except Exception as exc:  # survey down or slow: try again next tick
                 log.warning("reminder d-%s of %s postponed: %s", nearest, campaign_id, exc)
                 return 0

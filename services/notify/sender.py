@@ -27,17 +27,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as day_start
-from pathlib import Path
 from typing import Any
 
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from sqlalchemy import text
 
 from contracts import subjects
 from contracts.campaign import Campaign
 from contracts.events import DeliveryFailed, InvitationSent, Payload, ReminderSent, make
+from contracts.rpc import CREDENTIAL, CredentialReply, CredentialRequest
+from parindex.bus import rpc
 from parindex.bus.publish import publish_event
+from parindex.runtime import endpoints
 from parindex.web.service import Runtime
 from services.notify.config import NotifyConfig, event_id_for
 from services.notify.mail import (
@@ -88,12 +88,8 @@ def survey_link(rt: Runtime, config: NotifyConfig) -> str:
     """Where respondents log in: identity's public address, not notify's own."""
     if config.survey_url:
         return config.survey_url
-    endpoints = Path(rt.settings.state_dir) / "endpoints.json"
-    try:
-        return json.loads(endpoints.read_text())["open"]
-    except (OSError, ValueError, KeyError):
-        pass
-    return rt.settings.public_url or "http://127.0.0.1:8000/"
+    found = endpoints.value(rt.settings.state_dir, "open")
+    return found or rt.settings.public_url or "http://127.0.0.1:8000/"
 
 
 def kind_of(purpose: str) -> str:
@@ -267,10 +263,10 @@ class Sender:
         await self.bucket.take()
         cred = await self._credential(row, kind)
         days = row["purpose"].rsplit("d-", 1)[1] if kind == "reminder" else ""
-        context = {
-            "full_name": row["full_name"] or cred.get("full_name", ""),
-            "username": cred["username"],
-            "password": cred["password"],
+        context: dict[str, Any] = {
+            "full_name": row["full_name"] or cred.full_name,
+            "username": cred.username,
+            "password": cred.password,
             # read per send: `parindex up` writes endpoints.json after the services start
             "link": survey_link(self.rt, self.config),
             "deadline": format_deadline(campaign.deadline, campaign.timezone),
@@ -283,7 +279,7 @@ class Sender:
         msg = build_message(
             self.rt.settings,
             context["full_name"],
-            row["email"] or cred["email"],
+            row["email"] or cred.email or "",
             rendered,
             row["message_id"],
             {"X-Parindex-Campaign": row["campaign_id"], "X-Parindex-Purpose": row["purpose"]},
@@ -291,28 +287,22 @@ class Sender:
         del context, cred  # the secret lives only in this message object until it is sent
         await asyncio.to_thread(send_blocking, self.rt.settings, msg, self.config.smtp_timeout_s)
 
-    async def _credential(self, row: dict[str, Any], kind: str) -> dict[str, Any]:
-        body = json.dumps(
-            {
-                "campaign_id": row["campaign_id"],
-                "respondent_id": row["respondent_id"],
-                "purpose": kind,
-            }
-        ).encode()
+    async def _credential(self, row: dict[str, Any], kind: str) -> CredentialReply:
+        request = CredentialRequest(
+            campaign_id=row["campaign_id"],
+            respondent_id=row["respondent_id"],
+            purpose="reminder" if kind == "reminder" else "invitation",
+        )
         try:
-            reply = await self.rt.nc.request(
-                subjects.RPC_IDENTITY_CREDENTIAL, body, timeout=self.config.rpc_timeout_s
+            return await rpc.call(
+                self.rt.nc, CREDENTIAL, request, timeout=self.config.rpc_timeout_s
             )
-            cred = json.loads(reply.data)
-        except (NoRespondersError, NatsTimeout, TimeoutError) as exc:
-            name = type(exc).__name__
-            raise DeliveryError(f"identity unavailable: {name}", permanent=False) from exc
-        except ValueError as exc:
-            raise DeliveryError("identity sent an unreadable reply", permanent=False) from exc
-        if not isinstance(cred, dict) or not cred.get("username") or not cred.get("password"):
-            error = cred.get("error") if isinstance(cred, dict) else None
-            raise DeliveryError(f"identity gave no credential: {error}"[:500], permanent=False)
-        return cred
+        except rpc.RpcUnavailable as exc:
+            raise DeliveryError(f"identity unavailable: {exc.message}", permanent=False) from exc
+        except rpc.RpcError as exc:
+            raise DeliveryError(
+                f"identity gave no credential: {exc.code}", permanent=False
+            ) from exc
 
     async def _publish(self, outcome: Outcome) -> None:
         row = outcome.row

@@ -8,16 +8,15 @@ sent instead of sending it again.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-
-from nats.aio.msg import Msg
 
 from contracts import subjects
 from parindex.bus.projection import ProjectionRunner, read_offset
+from parindex.clock import clock_from_settings
 from parindex.web.service import Runtime, ServiceSpec
+from services.notify import rpc
 from services.notify.api import router
-from services.notify.config import NotifyConfig, clock_from_settings
+from services.notify.config import NotifyConfig
 from services.notify.projection import NotifyProjection
 from services.notify.reminders import ReminderScheduler
 from services.notify.sender import Sender
@@ -52,21 +51,7 @@ def make_service(config: NotifyConfig | None = None) -> ServiceSpec:
         sender.start()
         rt.spawn(reminders.run(), "reminders")
 
-        async def reset_requested(msg: Msg) -> None:
-            """A respondent asked identity for a new credential: e-mail a fresh one."""
-            from services.notify.api import ResendRefused, queue_resend
-
-            try:
-                req = json.loads(msg.data)
-                done = await queue_resend(rt, req["campaign_id"], req["respondent_id"], "reset")
-                answer = {"queued": done["purpose"]}
-            except (ValueError, KeyError, ResendRefused) as exc:
-                answer = {"error": str(exc) or type(exc).__name__}
-            if msg.reply:
-                await msg.respond(json.dumps(answer).encode())
-
-        sub = await rt.nc.subscribe(subjects.RPC_NOTIFY_RESET, queue="notify", cb=reset_requested)
-        rt.stopping.append(sub.unsubscribe)
+        await rpc.start(rt)
 
     return ServiceSpec(
         name="notify",

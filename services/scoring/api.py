@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
 from contracts.events import ResultRow
-from parindex.web.auth import current_principal
+from parindex.web.deps import PrincipalDep, RuntimeDep
 from services.scoring.method import compute_results, fixed
 from services.scoring.projection import load_campaign, load_rows, load_tally
 from services.scoring.publication import Status, load_stage, may_see_scores
@@ -54,10 +54,9 @@ class ResultsOut(BaseModel):
 
 
 @router.get("/results", response_model=ResultsOut)
-async def results(request: Request, campaign: str) -> ResultsOut:
+async def results(rt: RuntimeDep, principal: PrincipalDep, campaign: str) -> ResultsOut:
     """Counts always; a unit's rows (one per form, one total with its rank) once visible."""
-    principal = await current_principal(request)
-    async with request.app.state.rt.sessions() as session:
+    async with rt.sessions() as session:
         camp = await load_campaign(session, campaign)
         if camp is None:
             raise HTTPException(404, f"unknown campaign {campaign}")
@@ -111,10 +110,11 @@ async def results(request: Request, campaign: str) -> ResultsOut:
 
 
 @router.get("/results/{campaign}/units/{unit_code}")
-async def unit_breakdown(request: Request, campaign: str, unit_code: str) -> dict:
+async def unit_breakdown(
+    rt: RuntimeDep, principal: PrincipalDep, campaign: str, unit_code: str
+) -> dict:
     """Per form: received, quota; once visible also raw, penalty, adjusted, criteria, questions."""
-    principal = await current_principal(request)
-    async with request.app.state.rt.sessions() as session:
+    async with rt.sessions() as session:
         camp = await load_campaign(session, campaign)
         if camp is None:
             raise HTTPException(404, f"unknown campaign {campaign}")

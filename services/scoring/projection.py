@@ -7,9 +7,6 @@ later ballot is skipped. The same class fills the live database and the auditor'
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +19,9 @@ from contracts.events import (
     ResultsPublished,
     ResultsReleased,
 )
-from parindex.bus.projection import Event, Rejected
+from parindex.bus.projection import Dispatching, Event, Rejected, on
+from parindex.db import campaigns
+from parindex.db.campaigns import CampaignTable
 from services.scoring.method import Tally, compute_results, result_rows
 
 TABLES = (
@@ -36,12 +35,14 @@ TABLES = (
 )
 
 
-class ScoringProjection:
+class ScoringProjection(Dispatching):
     name = "scoring"
 
     def __init__(self) -> None:
         self._campaigns: dict[str, Campaign] = {}
         self._deadlines: dict[str, int | None] = {}
+        self._deltas: dict[str, Tally] = {}  # one batch's ballots, flushed at its end
+        self._touched: set[str] = set()
 
     async def reset(self, session: AsyncSession) -> None:
         for table in TABLES:
@@ -51,13 +52,10 @@ class ScoringProjection:
 
     async def _campaign(self, session: AsyncSession, campaign_id: str) -> Campaign | None:
         if campaign_id not in self._campaigns:
-            row = await session.scalar(
-                text("SELECT definition FROM scoring_campaigns WHERE campaign_id = :c"),
-                {"c": campaign_id},
-            )
-            if row is None:
+            campaign = await load_campaign(session, campaign_id)
+            if campaign is None:
                 return None
-            self._campaigns[campaign_id] = Campaign.model_validate(row)
+            self._campaigns[campaign_id] = campaign
         return self._campaigns[campaign_id]
 
     async def _deadline(self, session: AsyncSession, campaign_id: str) -> int | None:
@@ -69,70 +67,88 @@ class ScoringProjection:
             self._deadlines[campaign_id] = None if seq is None else int(seq)
         return self._deadlines[campaign_id]
 
-    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
+    async def begin(self, session: AsyncSession) -> None:
         # Caches live for one batch: a rolled-back batch must not leave cached state behind.
         self._campaigns.clear()
         self._deadlines.clear()
-        deltas: dict[str, Tally] = {}
-        touched: set[str] = set()
-        for e in events:
-            cid = e.envelope.campaign_id
-            p = e.payload
-            if isinstance(p, CampaignDefined):
-                await self._flush(session, deltas)  # counters of an older version first
-                await session.execute(
-                    text(
-                        "INSERT INTO scoring_campaigns (campaign_id, version, definition) "
-                        "VALUES (:c, :v, CAST(:d AS jsonb)) ON CONFLICT (campaign_id) DO UPDATE "
-                        "SET version = EXCLUDED.version, definition = EXCLUDED.definition "
-                        "WHERE scoring_campaigns.version <= EXCLUDED.version"
-                    ),
-                    {"c": cid, "v": p.campaign.version, "d": p.campaign.model_dump_json()},
-                )
-                self._campaigns.pop(cid, None)
-                touched.add(cid)
-            elif isinstance(p, DeadlineReached):
-                if await self._deadline(session, cid) is None:
-                    await session.execute(
-                        text("INSERT INTO scoring_deadlines (campaign_id, seq) VALUES (:c, :s)"),
-                        {"c": cid, "s": e.seq},
-                    )
-                    self._deadlines[cid] = e.seq
-                touched.add(cid)
-            elif isinstance(p, BallotSubmitted):
-                if await self._deadline(session, cid) is not None:
-                    continue  # sequenced after the deadline: not counted
-                campaign = await self._campaign(session, cid)
-                if campaign is None:
-                    raise Rejected(e.seq, f"ballot for undefined campaign {cid}")
-                try:
-                    delta = Tally.of_ballot(campaign, p)
-                except ValueError as exc:
-                    raise Rejected(e.seq, str(exc)) from exc
-                deltas.setdefault(cid, Tally()).merge(delta)
-                touched.add(cid)
-            elif isinstance(p, ResultsPublished):
-                await session.execute(
-                    text(
-                        "INSERT INTO scoring_published (campaign_id, digest, last_sequence, seq) "
-                        "VALUES (:c, :d, :l, :s) ON CONFLICT (campaign_id) DO NOTHING"
-                    ),
-                    {"c": cid, "d": p.digest, "l": p.last_sequence, "s": e.seq},
-                )
-            elif isinstance(p, ResultsReleased):
-                # Decided once on its own subject and checked against the frozen digest
-                # before it was published (docs/architecture.md, decision 16).
-                await session.execute(
-                    text(
-                        "INSERT INTO scoring_released "
-                        "(campaign_id, digest, released_by, released_on, seq) "
-                        "VALUES (:c, :d, :b, :o, :s) ON CONFLICT (campaign_id) DO NOTHING"
-                    ),
-                    {"c": cid, "d": p.digest, "b": p.released_by, "o": p.released_on, "s": e.seq},
-                )
-        await self._flush(session, deltas)
-        for cid in sorted(touched):
+        self._deltas = {}
+        self._touched = set()
+
+    async def end(self, session: AsyncSession) -> None:
+        await self._flush(session, self._deltas)
+        for cid in sorted(self._touched):
             await self._recompute(session, cid)
+
+    @on(CampaignDefined)
+    async def campaign_defined(self, session: AsyncSession, e: Event, p: CampaignDefined) -> None:
+        cid = e.envelope.campaign_id
+        await self._flush(session, self._deltas)  # counters of an older version first
+        await session.execute(
+            text(
+                "INSERT INTO scoring_campaigns (campaign_id, version, definition) "
+                "VALUES (:c, :v, CAST(:d AS jsonb)) ON CONFLICT (campaign_id) DO UPDATE "
+                "SET version = EXCLUDED.version, definition = EXCLUDED.definition "
+                "WHERE scoring_campaigns.version <= EXCLUDED.version"
+            ),
+            {"c": cid, "v": p.campaign.version, "d": p.campaign.model_dump_json()},
+        )
+        self._campaigns.pop(cid, None)
+        self._touched.add(cid)
+
+    @on(DeadlineReached)
+    async def deadline_reached(self, session: AsyncSession, e: Event, p: DeadlineReached) -> None:
+        cid = e.envelope.campaign_id
+        if await self._deadline(session, cid) is None:
+            await session.execute(
+                text("INSERT INTO scoring_deadlines (campaign_id, seq) VALUES (:c, :s)"),
+                {"c": cid, "s": e.seq},
+            )
+            self._deadlines[cid] = e.seq
+        self._touched.add(cid)
+
+    @on(BallotSubmitted)
+    async def ballot(self, session: AsyncSession, e: Event, p: BallotSubmitted) -> None:
+        cid = e.envelope.campaign_id
+        if await self._deadline(session, cid) is not None:
+            return  # sequenced after the deadline: not counted
+        campaign = await self._campaign(session, cid)
+        if campaign is None:
+            raise Rejected(e.seq, f"ballot for undefined campaign {cid}")
+        try:
+            delta = Tally.of_ballot(campaign, p)
+        except ValueError as exc:
+            raise Rejected(e.seq, str(exc)) from exc
+        self._deltas.setdefault(cid, Tally()).merge(delta)
+        self._touched.add(cid)
+
+    @on(ResultsPublished)
+    async def results(self, session: AsyncSession, e: Event, p: ResultsPublished) -> None:
+        await session.execute(
+            text(
+                "INSERT INTO scoring_published (campaign_id, digest, last_sequence, seq) "
+                "VALUES (:c, :d, :l, :s) ON CONFLICT (campaign_id) DO NOTHING"
+            ),
+            {"c": e.envelope.campaign_id, "d": p.digest, "l": p.last_sequence, "s": e.seq},
+        )
+
+    @on(ResultsReleased)
+    async def released(self, session: AsyncSession, e: Event, p: ResultsReleased) -> None:
+        # Decided once on its own subject and checked against the frozen digest
+        # before it was published (docs/architecture.md, decision 16).
+        await session.execute(
+            text(
+                "INSERT INTO scoring_released "
+                "(campaign_id, digest, released_by, released_on, seq) "
+                "VALUES (:c, :d, :b, :o, :s) ON CONFLICT (campaign_id) DO NOTHING"
+            ),
+            {
+                "c": e.envelope.campaign_id,
+                "d": p.digest,
+                "b": p.released_by,
+                "o": p.released_on,
+                "s": e.seq,
+            },
+        )
 
     async def _flush(self, session: AsyncSession, deltas: dict[str, Tally]) -> None:
         for cid, tally in deltas.items():
@@ -238,12 +254,8 @@ async def load_rows(session: AsyncSession, cid: str) -> list[ResultRow]:
     return sorted(rows, key=lambda r: (r.unit_code, r.form_code is None, r.form_code or ""))
 
 
+CAMPAIGNS = CampaignTable("scoring_campaigns", id_column="campaign_id")
+
+
 async def load_campaign(session: AsyncSession, cid: str) -> Campaign | None:
-    row = await session.scalar(
-        text("SELECT definition FROM scoring_campaigns WHERE campaign_id = :c"), {"c": cid}
-    )
-    return None if row is None else Campaign.model_validate(row)
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+    return await campaigns.load_campaign(session, CAMPAIGNS, cid)

@@ -9,20 +9,23 @@ marked not published; everything once an admin has published (docs/architecture.
 from __future__ import annotations
 
 import csv
-import hmac
 import io
-import secrets
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from contracts.campaign import Campaign, UnitKind
-from parindex.web.auth import current_principal, require
-from parindex.web.cookies import set_cookie
-from parindex.web.i18n import LANG_COOKIE, language, templates, vi_date
+from parindex.web import scope
+from parindex.web.csrf import form_csrf
+from parindex.web.deps import Admin, PrincipalDep, RuntimeDep
+from parindex.web.fields import bad_field
+from parindex.web.i18n import language, vi_date
+from parindex.web.pages import Pages
+from parindex.web.service import Runtime
 from parindex.web.spreadsheet import neutral
 from services.scoring.figures import (
     UnitFigures,
@@ -46,35 +49,17 @@ from services.scoring.publication import (
 )
 
 router = APIRouter(tags=["dashboards"])
-TEMPLATES = templates(Path(__file__).parent / "templates")
-CSRF_COOKIE = "parindex_csrf"  # the double-submit cookie identity sets at login (one host)
-KIND_NAMES = {
-    UnitKind.department: ("Sở, ban, ngành tỉnh", "Provincial departments"),
-    UnitKind.public_service_unit: ("Đơn vị sự nghiệp công lập tỉnh", "Public service units"),
-    UnitKind.central_agency: (
-        "Cơ quan Trung ương đặt tại tỉnh",
-        "Central agencies in the province",
-    ),
-    UnitKind.district: ("UBND cấp huyện", "District people's committees"),
-}
-REFUSALS = {
-    "results are not frozen yet": (
-        "Chưa thể công bố: kết quả chỉ được chốt sau hạn chót khảo sát.",
-        "Cannot publish: results are frozen only after the survey deadline.",
-    ),
-    "results are already published": (
-        "Kết quả đã được công bố trước đó.",
-        "The results have already been published.",
-    ),
-    "the digest does not match the frozen results": (
-        "Mã kiểm tra không khớp với kết quả đã chốt.",
-        "The digest does not match the frozen results.",
-    ),
+HERE = Path(__file__).parent
+PAGES = Pages(HERE / "templates", HERE / "text")
+REFUSALS = {  # ReleaseRefused's reason -> the catalog's text
+    "results are not frozen yet": "sc.refused.not_frozen",
+    "results are already published": "sc.refused.already",
+    "the digest does not match the frozen results": "sc.refused.digest",
 }
 
 
-async def _load(request: Request, campaign: str) -> tuple[Campaign, Results, Stage]:
-    async with request.app.state.rt.sessions() as session:
+async def _load(rt: Runtime, campaign: str) -> tuple[Campaign, Results, Stage]:
+    async with rt.sessions() as session:
         camp = await load_campaign(session, campaign)
         if camp is None:
             raise HTTPException(404, f"unknown campaign {campaign}")
@@ -83,33 +68,19 @@ async def _load(request: Request, campaign: str) -> tuple[Campaign, Results, Sta
     return camp, compute_results(camp, tally), stage
 
 
-def _csrf(request: Request) -> str:
-    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-
-
-def _render(request: Request, template: str, status: int = 200, **ctx: object) -> HTMLResponse:
+def _render(request: Request, template: str, status: int = 200, **ctx: Any) -> Response:
     lang = language(request)
     camp = ctx.get("camp")
     places = camp.rounding.places if isinstance(camp, Campaign) else 2
-    csrf = _csrf(request)
-    resp = TEMPLATES.TemplateResponse(
+    return PAGES.render(
         request,
         template,
-        {
-            "lang": lang,
-            "csrf": csrf,
-            "num": lambda v: number(v, places, lang),
-            "ded": lambda v: deduction(v, places, lang),
-            "day": vi_date,
-            **ctx,
-        },
-        status_code=status,
+        status=status,
+        num=lambda v: number(v, places, lang),
+        ded=lambda v: deduction(v, places, lang),
+        day=vi_date,
+        **ctx,
     )
-    if "lang" in request.query_params:
-        set_cookie(request, resp, LANG_COOKIE, lang, max_age=365 * 86400)
-    if request.cookies.get(CSRF_COOKIE) != csrf:
-        set_cookie(request, resp, CSRF_COOKIE, csrf, httponly=True)
-    return resp
 
 
 def _groups(units: list[UnitFigures], ranked: bool) -> list[dict]:
@@ -119,15 +90,17 @@ def _groups(units: list[UnitFigures], ranked: bool) -> list[dict]:
         members = [u for u in units if u.kind == kind.value]
         if members:
             members.sort(key=(lambda u: (u.rank, u.unit_code)) if ranked else (lambda u: u.name))
-            groups.append({"kind": KIND_NAMES[kind], "rows": members})
+            groups.append({"kind": f"sc.kind.{kind.value}", "rows": members})
     return groups
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-async def dashboard(request: Request, campaign: str | None = None) -> HTMLResponse:
+async def dashboard(
+    request: Request, rt: RuntimeDep, principal: PrincipalDep, campaign: str | None = None
+) -> Response:
     """Ranking per unit kind once visible; before that, ballots received against quota."""
     if campaign is None:
-        async with request.app.state.rt.sessions() as session:
+        async with rt.sessions() as session:
             rows = (
                 await session.execute(
                     text(
@@ -136,9 +109,8 @@ async def dashboard(request: Request, campaign: str | None = None) -> HTMLRespon
                     )
                 )
             ).all()
-        return _render(request, "campaigns.html", campaigns=rows)
-    camp, results, stage = await _load(request, campaign)
-    principal = await current_principal(request)
+        return _render(request, "campaigns.html", campaigns=scope.visible(principal, rows))
+    camp, results, stage = await _load(rt, campaign)
     show = may_see_scores(stage, principal)
     units = all_unit_figures(camp, results)
     admin = principal is not None and principal.role == "admin"
@@ -155,19 +127,23 @@ async def dashboard(request: Request, campaign: str | None = None) -> HTMLRespon
 
 
 @router.get("/report", response_class=HTMLResponse)
-async def report(request: Request, campaign: str) -> HTMLResponse:
+async def report(
+    request: Request, rt: RuntimeDep, principal: PrincipalDep, campaign: str
+) -> Response:
     """The same tables laid out for printing."""
-    return await dashboard(request, campaign)
+    return await dashboard(request, rt, principal, campaign)
 
 
 @router.get("/dashboard/units/{unit_code}", response_class=HTMLResponse)
-async def unit_page(request: Request, campaign: str, unit_code: str) -> HTMLResponse:
-    camp, results, stage = await _load(request, campaign)
+async def unit_page(
+    request: Request, rt: RuntimeDep, principal: PrincipalDep, campaign: str, unit_code: str
+) -> Response:
+    camp, results, stage = await _load(rt, campaign)
     try:
         unit = results.unit(unit_code)
     except (KeyError, StopIteration, ValueError):
         raise HTTPException(404, f"unit {unit_code} is not rated in {campaign}") from None
-    show = may_see_scores(stage, await current_principal(request))
+    show = may_see_scores(stage, principal)
     form_results = {f.form_code: f for f in unit.forms}
     crit = {f.form_code: {c.code: c for c in camp.form(f.form_code).criteria} for f in unit.forms}
     return _render(
@@ -182,30 +158,28 @@ async def unit_page(request: Request, campaign: str, unit_code: str) -> HTMLResp
     )
 
 
-@router.post("/publish")
+@router.post("/publish", dependencies=[Depends(form_csrf)])
 async def publish(
     request: Request,
+    rt: RuntimeDep,
+    principal: Admin,
     campaign: str = Form(""),
     digest: str = Form(""),
-    csrf: str = Form(""),
 ) -> Response:
     """An admin publishes the frozen results: ResultsReleased, once, for the frozen digest.
 
-    The CSRF token is checked first, so a forged form is refused whoever's cookie rides along.
+    The CSRF token is checked first (a dependency), so a forged form is refused whoever's
+    cookie rides along.
     """
-    lang = language(request)
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if not (cookie and csrf and hmac.compare_digest(cookie, csrf)):
-        raise HTTPException(403, "invalid or missing CSRF token")
-    principal = await require("admin")(request)
-    camp, _results, stage = await _load(request, campaign)
+    field = bad_field({"campaign": campaign, "digest": digest})
+    if field is not None:  # PostgreSQL would refuse a NUL: 400, not 500 (decision 17)
+        raise HTTPException(400, f"«{field}»: characters not allowed")
+    camp, _results, stage = await _load(rt, campaign)
     try:
-        await release(request.app.state.rt.js, stage, campaign, digest, principal.subject)
+        await release(rt.js, stage, campaign, digest, principal.subject)
     except ReleaseRefused as exc:
-        vi, en = REFUSALS[str(exc)]
-        return _render(
-            request, "refused.html", status=409, camp=camp, message=en if lang == "en" else vi
-        )
+        message = PAGES.t(request, REFUSALS[str(exc)])
+        return _render(request, "refused.html", status=409, camp=camp, message=message)
     return RedirectResponse(f"/dashboard?campaign={campaign}", status_code=303)
 
 
@@ -243,30 +217,32 @@ def _xlsx(sheets: dict[str, list[list[object]]], filename: str) -> Response:
     )
 
 
-async def _export(request: Request, campaign: str) -> tuple[Campaign, Results, bool]:
-    camp, results, stage = await _load(request, campaign)
-    return camp, results, may_see_scores(stage, await current_principal(request))
+async def _export(
+    rt: Runtime, principal: PrincipalDep, campaign: str
+) -> tuple[Campaign, Results, bool]:
+    camp, results, stage = await _load(rt, campaign)
+    return camp, results, may_see_scores(stage, principal)
 
 
 @router.get("/export/results.csv")
-async def export_results_csv(request: Request, campaign: str) -> Response:
+async def export_results_csv(rt: RuntimeDep, principal: PrincipalDep, campaign: str) -> Response:
     """Scores once visible to the caller; before that, ballots received against quota only."""
-    camp, results, show = await _export(request, campaign)
+    camp, results, show = await _export(rt, principal, campaign)
     table = result_table(camp, results) if show else count_table(camp, results)
     return _csv(table, f"{campaign}-results.csv")
 
 
 @router.get("/export/questions.csv")
-async def export_questions_csv(request: Request, campaign: str) -> Response:
-    camp, results, show = await _export(request, campaign)
+async def export_questions_csv(rt: RuntimeDep, principal: PrincipalDep, campaign: str) -> Response:
+    camp, results, show = await _export(rt, principal, campaign)
     if not show:
         raise HTTPException(404, "results are not published")
     return _csv(question_table(camp, results), f"{campaign}-questions.csv")
 
 
 @router.get("/export/results.xlsx")
-async def export_results_xlsx(request: Request, campaign: str) -> Response:
-    camp, results, show = await _export(request, campaign)
+async def export_results_xlsx(rt: RuntimeDep, principal: PrincipalDep, campaign: str) -> Response:
+    camp, results, show = await _export(rt, principal, campaign)
     if show:
         sheets = {"Kết quả": result_table(camp, results), "Câu hỏi": question_table(camp, results)}
     else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -21,26 +21,27 @@ from contracts import subjects
 from contracts.campaign import Campaign
 from contracts.events import Answer, BallotSubmitted, decode
 from parindex.bus.publish import ConcurrencyConflict, publish_event
-from parindex.web.auth import Principal, require
+from parindex.web import scope
+from parindex.web.auth import Principal
+from parindex.web.csrf import JsonCsrf
+from parindex.web.deps import Admin, Progress, Respondent, RuntimeDep
+from parindex.web.openapi_body import json_body
 from parindex.web.service import Runtime
 from services.survey import participation
 from services.survey import receipt as receipts
 from services.survey.ballot import ballot_envelope, problems
 from services.survey.define import CampaignFrozen, define_campaign
+from services.survey.progress import UnknownCampaign, progress_report
 from services.survey.projection import load_campaign
 from services.survey.secrecy import MissingBallotKey, pseudonym
 
 router = APIRouter(prefix="/api")
 
 
-def _rt(request: Request) -> Runtime:
-    return request.app.state.rt
-
-
 # --- campaigns --------------------------------------------------------------------------
-@router.post("/campaigns", status_code=201)
+@router.post("/campaigns", status_code=201, openapi_extra=json_body(Campaign))
 async def post_campaign(
-    request: Request, _: Principal = Depends(require("admin"))
+    request: Request, rt: RuntimeDep, admin: Admin, _csrf: JsonCsrf
 ) -> dict[str, Any]:
     from services.survey.campaign_file import CampaignFileError, parse_campaign
 
@@ -55,8 +56,9 @@ async def post_campaign(
                 "problems": [{"path": p, "message": m} for p, m in exc.errors],
             },
         ) from exc
+    scope.check(admin, campaign.id)  # a scoped admin defines its own campaign only
     try:
-        defined = await define_campaign(_rt(request).js, campaign)
+        defined = await define_campaign(rt.js, campaign)
     except CampaignFrozen as exc:
         raise HTTPException(409, {"error": "frozen", "message": str(exc)}) from exc
     except ConcurrencyConflict as exc:
@@ -121,11 +123,8 @@ async def _status(rt: Runtime, campaign: Campaign, who: dict[str, Any]) -> dict[
 
 
 @router.get("/form")
-async def get_form(
-    request: Request, p: Principal = Depends(require("respondent"))
-) -> dict[str, Any]:
+async def get_form(rt: RuntimeDep, p: Respondent) -> dict[str, Any]:
     """What the respondent must fill: the form, the units it rates, and whether it is open."""
-    rt = _rt(request)
     campaign, who = await _respondent_context(rt, p)
     status = await _status(rt, campaign, who)
     submitted = await _submitted(rt, campaign.id, _pseudonym(rt, campaign.id, p.subject))
@@ -245,10 +244,8 @@ async def intake_ballot(
 
 
 @router.post("/ballots", status_code=201)
-async def post_ballot(
-    body: BallotIn, request: Request, p: Principal = Depends(require("respondent"))
-) -> Any:
-    result = await intake_ballot(_rt(request), p, body.answers, body.client_submission_id)
+async def post_ballot(body: BallotIn, rt: RuntimeDep, p: Respondent, _csrf: JsonCsrf) -> Any:
+    result = await intake_ballot(rt, p, body.answers, body.client_submission_id)
     if result.outcome == "accepted":
         assert result.submitted_on is not None
         return JSONResponse(
@@ -303,10 +300,9 @@ def _well_formed(stored: object) -> list[Answer]:
 
 @router.put("/draft")
 async def put_draft(
-    body: DraftIn, request: Request, p: Principal = Depends(require("respondent"))
+    body: DraftIn, rt: RuntimeDep, p: Respondent, _csrf: JsonCsrf
 ) -> dict[str, Any]:
     """Unfinished answers, keyed by the pseudonym (not the person); deleted on submit."""
-    rt = _rt(request)
     campaign, _ = await _respondent_context(rt, p)
     pseudo = _pseudonym(rt, campaign.id, p.subject)
     if await _submitted(rt, campaign.id, pseudo) is not None:
@@ -316,11 +312,11 @@ async def put_draft(
 
 
 @router.get("/receipts/verify")
-async def verify_receipt(request: Request, campaign: str, receipt: str) -> dict[str, Any]:
+async def verify_receipt(rt: RuntimeDep, campaign: str, receipt: str) -> dict[str, Any]:
     """Anyone may check a receipt: it says only that a ballot was sent in this campaign on
     that day, so it is public like the results."""
     try:
-        day = receipts.verify(_rt(request).settings.ballot_key, campaign, receipt[:200])
+        day = receipts.verify(rt.settings.ballot_key, campaign, receipt[:200])
     except MissingBallotKey as exc:
         raise HTTPException(503, {"error": "ballot_key_missing"}) from exc
     return {
@@ -331,10 +327,7 @@ async def verify_receipt(request: Request, campaign: str, receipt: str) -> dict[
 
 
 @router.get("/draft")
-async def get_draft(
-    request: Request, p: Principal = Depends(require("respondent"))
-) -> dict[str, Any]:
-    rt = _rt(request)
+async def get_draft(rt: RuntimeDep, p: Respondent) -> dict[str, Any]:
     campaign, _ = await _respondent_context(rt, p)
     pseudo = _pseudonym(rt, campaign.id, p.subject)
     return {"answers": await load_draft(rt, campaign.id, pseudo)}
@@ -342,20 +335,17 @@ async def get_draft(
 
 # --- progress ----------------------------------------------------------------------------
 @router.get("/progress")
-async def get_progress(
-    request: Request,
-    campaign: str | None = None,
-    p: Principal = Depends(require("admin", "auditor", "focal_point")),
-) -> dict[str, Any]:
+async def get_progress(rt: RuntimeDep, p: Progress, campaign: str | None = None) -> dict[str, Any]:
     campaign_id, only_unit = progress_scope(p, campaign)
     if not campaign_id:
         raise HTTPException(422, {"error": "campaign_required"})
-    return await progress(_rt(request), campaign_id, only_unit)
+    return await progress(rt, campaign_id, only_unit)
 
 
 def progress_scope(p: Principal, campaign: str | None) -> tuple[str | None, str | None]:
     """(campaign, only this unit) a principal may see; a focal point sees only its unit."""
     campaign_id = campaign or p.campaign_id
+    scope.check(p, campaign_id)  # also checked for every route (decision 25)
     only_unit: str | None = None
     if p.role == "focal_point":
         if campaign_id and p.campaign_id and p.campaign_id != campaign_id:
@@ -367,104 +357,10 @@ def progress_scope(p: Principal, campaign: str | None) -> tuple[str | None, str 
 
 
 async def progress(rt: Runtime, campaign_id: str, only_unit: str | None) -> dict[str, Any]:
-    """Received / quota / rate per (unit, form); for one unit, also who has not answered."""
-    async with rt.sessions() as s:
-        c = await load_campaign(s, campaign_id)
-        if c is None:
-            raise HTTPException(404, {"error": "unknown_campaign"})
-        counts = {
-            (u, f): n
-            for u, f, n in (
-                await s.execute(
-                    text(
-                        "SELECT unit_code, form_code, received FROM survey_ballot_counts "
-                        "WHERE campaign = :c"
-                    ),
-                    {"c": campaign_id},
-                )
-            ).all()
-        }
-        registered = {
-            (u, f): n
-            for u, f, n in (
-                await s.execute(
-                    text(
-                        "SELECT unit_code, form_code, count(*) FROM survey_respondents "
-                        "WHERE campaign = :c AND NOT withdrawn GROUP BY unit_code, form_code"
-                    ),
-                    {"c": campaign_id},
-                )
-            ).all()
-        }
-        people = []
-        if only_unit is not None:
-            people = (
-                await s.execute(
-                    text(
-                        "SELECT respondent_id, full_name, form_code FROM survey_respondents "
-                        "WHERE campaign = :c AND unit_code = :u AND NOT withdrawn "
-                        "ORDER BY full_name, respondent_id"
-                    ),
-                    {"c": campaign_id, "u": only_unit},
-                )
-            ).all()
-        deadline = await s.scalar(
-            text("SELECT 1 FROM survey_deadlines WHERE campaign = :c"), {"c": campaign_id}
-        )
-    missing: list[dict[str, Any]] = []
-    if people:  # participation is derived from the log, never stored (decision 15)
-        try:
-            done = await participation.voted(
-                rt.js, rt.settings.ballot_key, campaign_id, [r for r, _, _ in people]
-            )
-        except MissingBallotKey as exc:
-            raise HTTPException(503, {"error": "ballot_key_missing"}) from exc
-        missing = [{"full_name": n, "form_code": f} for r, n, f in people if r not in done]
-    rows = []
-    for unit_code, form_code in _pairs(c, counts, registered):
-        if only_unit is not None and unit_code != only_unit:
-            continue
-        many = c.form(form_code).rates == "many_units"
-        received = counts.get((unit_code, form_code), 0)  # as scoring counts (decision 15)
-        quota = c.quota(form_code, unit_code)
-        rows.append(
-            {
-                "unit_code": unit_code,
-                "unit_name": c.unit(unit_code).name,
-                "form_code": form_code,
-                "received": received,
-                "quota": quota,
-                "rate": round(received / quota, 4) if quota else None,
-                "registered": None if many else registered.get((unit_code, form_code), 0),
-            }
-        )
-    out: dict[str, Any] = {
-        "campaign": campaign_id,
-        "deadline_passed": bool(deadline),
-        "units": rows,
-    }
-    if only_unit is not None:
-        out["unit_code"] = only_unit
-        out["not_answered"] = missing
-    return out
-
-
-def _pairs(c: Campaign, counts: dict, registered: dict) -> list[tuple[str, str]]:
-    """Every (unit, form) with a quota, a respondent or a ballot, in campaign order."""
-    pairs: set[tuple[str, str]] = set()
-    for q in c.quotas:
-        form = c.form(q.form_code)
-        if q.unit_code is not None:
-            pairs.add((q.unit_code, q.form_code))
-        elif form.rates == "many_units":
-            pairs.update((u, q.form_code) for u in form.rated_units)
-        else:
-            kinds = set(form.respondent_unit_kinds)
-            pairs.update((u.code, q.form_code) for u in c.units if u.kind in kinds)
-    for u, f in list(counts) + list(registered):
-        if u:
-            pairs.add((u, f))
-    units = [u.code for u in c.units]
-    forms = [f.code for f in c.forms]
-    known = [(u, f) for u, f in pairs if u in units and f in forms]
-    return sorted(known, key=lambda p: (units.index(p[0]), forms.index(p[1])))
+    """The progress use case (services/survey/progress.py), its refusals as HTTP errors."""
+    try:
+        return await progress_report(rt, campaign_id, only_unit)
+    except UnknownCampaign as exc:
+        raise HTTPException(404, {"error": "unknown_campaign"}) from exc
+    except MissingBallotKey as exc:
+        raise HTTPException(503, {"error": "ballot_key_missing"}) from exc

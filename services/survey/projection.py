@@ -13,9 +13,6 @@ from moving backwards), so effects stay exactly-once.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,12 +27,14 @@ from contracts.events import (
     RespondentWithdrawn,
     WaveOpened,
 )
-from parindex.bus.projection import Event
+from parindex.bus.projection import Dispatching, Event, on
+from parindex.db import campaigns
+from parindex.db.campaigns import CampaignTable
 
 NAME = "survey"
 
 
-class SurveyProjection:
+class SurveyProjection(Dispatching):
     name = NAME
 
     async def reset(self, session: AsyncSession) -> None:
@@ -48,96 +47,93 @@ class SurveyProjection:
         ):
             await session.execute(text(f"DELETE FROM {table}"))
 
-    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        await session.execute(
-            text(
-                "INSERT INTO projection_offsets (name, seq) VALUES (:n, 0) "
-                "ON CONFLICT (name) DO NOTHING"
-            ),
-            {"n": self.name},
-        )
-        done = await session.scalar(
-            text("SELECT seq FROM projection_offsets WHERE name = :n FOR UPDATE"),
-            {"n": self.name},
-        )
-        for event in events:
-            if event.seq > int(done or 0):
-                await self._apply_one(session, event)
-
-    async def _apply_one(self, s: AsyncSession, e: Event) -> None:
+    @on(CampaignDefined)
+    async def campaign_defined(self, s: AsyncSession, e: Event, p: CampaignDefined) -> None:
         c = e.envelope.campaign_id
-        p = e.payload
-        if isinstance(p, CampaignDefined):
-            await s.execute(
-                text(
-                    "INSERT INTO survey_campaigns (id, version, definition) "
-                    "VALUES (:id, :v, CAST(:d AS jsonb)) ON CONFLICT (id) DO UPDATE "
-                    "SET version = EXCLUDED.version, definition = EXCLUDED.definition "
-                    "WHERE NOT survey_campaigns.frozen"
-                ),
-                {"id": c, "v": p.campaign.version, "d": p.campaign.model_dump_json()},
-            )
-        elif isinstance(p, CampaignClosed):
-            await s.execute(
-                text("UPDATE survey_campaigns SET closed = true WHERE id = :c"), {"c": c}
-            )
-        elif isinstance(p, RespondentRegistered):
-            await s.execute(
-                text(
-                    "INSERT INTO survey_respondents "
-                    "(campaign, respondent_id, unit_code, form_code, full_name) "
-                    "VALUES (:c, :r, :u, :f, :n) ON CONFLICT (campaign, respondent_id) DO UPDATE "
-                    "SET unit_code = EXCLUDED.unit_code, form_code = EXCLUDED.form_code, "
-                    "full_name = EXCLUDED.full_name, withdrawn = false"
-                ),
-                {
-                    "c": c,
-                    "r": p.respondent_id,
-                    "u": p.unit_code,
-                    "f": p.form_code,
-                    "n": p.full_name,
-                },
-            )
-        elif isinstance(p, RespondentUpdated):
-            await s.execute(
-                text(
-                    "UPDATE survey_respondents SET full_name = COALESCE(:n, full_name), "
-                    "unit_code = COALESCE(:u, unit_code) "
-                    "WHERE campaign = :c AND respondent_id = :r"
-                ),
-                {"c": c, "r": p.respondent_id, "n": p.full_name, "u": p.unit_code},
-            )
-        elif isinstance(p, RespondentWithdrawn):
-            await s.execute(
-                text(
-                    "UPDATE survey_respondents SET withdrawn = true "
-                    "WHERE campaign = :c AND respondent_id = :r"
-                ),
-                {"c": c, "r": p.respondent_id},
-            )
-        elif isinstance(p, WaveOpened):
-            await s.execute(
-                text(
-                    "INSERT INTO survey_waves_opened (campaign, wave_id, seq) VALUES (:c, :w, :s) "
-                    "ON CONFLICT DO NOTHING"
-                ),
-                {"c": c, "w": p.wave_id, "s": e.seq},
-            )
-            await s.execute(
-                text("UPDATE survey_campaigns SET frozen = true WHERE id = :c"), {"c": c}
-            )
-        elif isinstance(p, DeadlineReached):
-            await s.execute(
-                text(
-                    "INSERT INTO survey_deadlines (campaign, seq) VALUES (:c, :s) "
-                    "ON CONFLICT DO NOTHING"
-                ),
-                {"c": c, "s": e.seq},
-            )
-        elif isinstance(p, BallotSubmitted):
-            await self._ballot(s, c, e, p)
+        await s.execute(
+            text(
+                "INSERT INTO survey_campaigns (id, version, definition) "
+                "VALUES (:id, :v, CAST(:d AS jsonb)) ON CONFLICT (id) DO UPDATE "
+                "SET version = EXCLUDED.version, definition = EXCLUDED.definition "
+                "WHERE NOT survey_campaigns.frozen"
+            ),
+            {"id": c, "v": p.campaign.version, "d": p.campaign.model_dump_json()},
+        )
 
-    async def _ballot(self, s: AsyncSession, c: str, e: Event, p: BallotSubmitted) -> None:
+    @on(CampaignClosed)
+    async def campaign_closed(self, s: AsyncSession, e: Event, p: CampaignClosed) -> None:
+        c = e.envelope.campaign_id
+        await s.execute(text("UPDATE survey_campaigns SET closed = true WHERE id = :c"), {"c": c})
+
+    @on(RespondentRegistered)
+    async def registered(self, s: AsyncSession, e: Event, p: RespondentRegistered) -> None:
+        c = e.envelope.campaign_id
+        await s.execute(
+            text(
+                "INSERT INTO survey_respondents "
+                "(campaign, respondent_id, unit_code, form_code, full_name) "
+                "VALUES (:c, :r, :u, :f, :n) ON CONFLICT (campaign, respondent_id) DO UPDATE "
+                "SET unit_code = EXCLUDED.unit_code, form_code = EXCLUDED.form_code, "
+                "full_name = EXCLUDED.full_name, withdrawn = false"
+            ),
+            {
+                "c": c,
+                "r": p.respondent_id,
+                "u": p.unit_code,
+                "f": p.form_code,
+                "n": p.full_name,
+            },
+        )
+
+    @on(RespondentUpdated)
+    async def updated(self, s: AsyncSession, e: Event, p: RespondentUpdated) -> None:
+        c = e.envelope.campaign_id
+        await s.execute(
+            text(
+                "UPDATE survey_respondents SET full_name = COALESCE(:n, full_name), "
+                "unit_code = COALESCE(:u, unit_code) "
+                "WHERE campaign = :c AND respondent_id = :r"
+            ),
+            {"c": c, "r": p.respondent_id, "n": p.full_name, "u": p.unit_code},
+        )
+
+    @on(RespondentWithdrawn)
+    async def withdrawn(self, s: AsyncSession, e: Event, p: RespondentWithdrawn) -> None:
+        c = e.envelope.campaign_id
+        await s.execute(
+            text(
+                "UPDATE survey_respondents SET withdrawn = true "
+                "WHERE campaign = :c AND respondent_id = :r"
+            ),
+            {"c": c, "r": p.respondent_id},
+        )
+
+    @on(WaveOpened)
+    async def wave_opened(self, s: AsyncSession, e: Event, p: WaveOpened) -> None:
+        c = e.envelope.campaign_id
+        await s.execute(
+            text(
+                "INSERT INTO survey_waves_opened (campaign, wave_id, seq) VALUES (:c, :w, :s) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"c": c, "w": p.wave_id, "s": e.seq},
+        )
+        await s.execute(text("UPDATE survey_campaigns SET frozen = true WHERE id = :c"), {"c": c})
+
+    @on(DeadlineReached)
+    async def deadline_reached(self, s: AsyncSession, e: Event, p: DeadlineReached) -> None:
+        c = e.envelope.campaign_id
+        await s.execute(
+            text(
+                "INSERT INTO survey_deadlines (campaign, seq) VALUES (:c, :s) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"c": c, "s": e.seq},
+        )
+
+    @on(BallotSubmitted)
+    async def ballot(self, s: AsyncSession, e: Event, p: BallotSubmitted) -> None:
+        c = e.envelope.campaign_id
         closed = await s.scalar(
             text("SELECT 1 FROM survey_deadlines WHERE campaign = :c AND seq < :s"),
             {"c": c, "s": e.seq},
@@ -157,24 +153,9 @@ class SurveyProjection:
 
 
 # Reads used by the HTTP API and the scheduler --------------------------------------------
-_CAMPAIGNS: dict[str, tuple[int, Campaign]] = {}
+CAMPAIGNS = CampaignTable("survey_campaigns")
 
 
 async def load_campaign(s: AsyncSession, campaign_id: str) -> Campaign | None:
-    """The campaign, parsed once per version: every ballot request needs it (84 kB of JSON)."""
-    version = await s.scalar(
-        text("SELECT version FROM survey_campaigns WHERE id = :c"), {"c": campaign_id}
-    )
-    if version is None:
-        return None
-    cached = _CAMPAIGNS.get(campaign_id)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    raw = await s.scalar(
-        text("SELECT definition FROM survey_campaigns WHERE id = :c"), {"c": campaign_id}
-    )
-    if raw is None:
-        return None
-    campaign = Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
-    _CAMPAIGNS[campaign_id] = (int(version), campaign)
-    return campaign
+    """The campaign, parsed once per definition: every ballot request needs it."""
+    return await campaigns.load_campaign(s, CAMPAIGNS, campaign_id)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from datetime import UTC, datetime
+from collections.abc import Set as AbstractSet
+from datetime import datetime
 
 from nats.js import JetStreamContext
 from sqlalchemy import text
@@ -22,53 +22,27 @@ from contracts import subjects
 from contracts.campaign import Campaign
 from contracts.events import DeadlineReached, Payload, WaveOpened, make
 from parindex.bus.publish import ConcurrencyConflict, publish_event
-from parindex.settings import Settings
+from parindex.clock import Clock
 
 log = logging.getLogger(__name__)
 
 
-class Clock:
-    """Wall-clock time, UTC."""
+def due_events(
+    campaign: Campaign, now: datetime, opened: AbstractSet[str], deadline_done: bool
+) -> list[tuple[str, Payload]]:
+    """The events now due, each with its subject: a pure decision of campaign time `now`.
 
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class AcceleratedClock(Clock):
-    """Campaign time = start + speed × wall seconds since creation; `set` jumps (tests, demo)."""
-
-    def __init__(self, start: datetime, speed: float = 1.0) -> None:
-        self.speed = speed
-        self.set(start)
-
-    def set(self, at: datetime) -> None:
-        if at.tzinfo is None:
-            raise ValueError("clock time needs a UTC offset")
-        self._start = at.astimezone(UTC)
-        self._t0 = time.monotonic()
-
-    def now(self) -> datetime:
-        from datetime import timedelta
-
-        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
-
-
-def clock_from_settings(settings: Settings) -> Clock:
-    if settings.clock_start or settings.clock_speed != 1:
-        start = (
-            datetime.fromisoformat(settings.clock_start)
-            if settings.clock_start
-            else datetime.now(UTC)
-        )
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=UTC)
-        if settings.clock_epoch:  # shared anchor: all processes agree on campaign time
-            from datetime import timedelta
-
-            elapsed = (time.time() - settings.clock_epoch) * settings.clock_speed
-            start = start + timedelta(seconds=elapsed)
-        return AcceleratedClock(start, settings.clock_speed)
-    return Clock()
+    A wave opens once its opens_at has come and it is not yet on the log (`opened`); the
+    deadline once its time has come, at or after the last wave in the same tick.
+    """
+    due: list[tuple[str, Payload]] = [
+        (subjects.wave(campaign.id, w.id), WaveOpened(wave_id=w.id, opens_at=w.opens_at))
+        for w in campaign.waves
+        if w.id not in opened and w.opens_at <= now
+    ]
+    if not deadline_done and campaign.deadline <= now:
+        due.append((subjects.deadline(campaign.id), DeadlineReached(deadline=campaign.deadline)))
+    return due
 
 
 class Scheduler:
@@ -117,20 +91,8 @@ class Scheduler:
             if isinstance(definition, str):
                 definition = json.loads(definition)
             campaign = Campaign.model_validate(definition)
-            for wave in campaign.waves:
-                if wave.id in opened or wave.opens_at > now:
-                    continue
-                written += await self._once(
-                    subjects.wave(campaign.id, wave.id),
-                    WaveOpened(wave_id=wave.id, opens_at=wave.opens_at),
-                    campaign.id,
-                )
-            if not deadline_done and campaign.deadline <= now:
-                written += await self._once(
-                    subjects.deadline(campaign.id),
-                    DeadlineReached(deadline=campaign.deadline),
-                    campaign.id,
-                )
+            for subject, payload in due_events(campaign, now, set(opened), deadline_done):
+                written += await self._once(subject, payload, campaign.id)
         return written
 
     async def _once(self, subject: str, payload: Payload, campaign_id: str) -> int:

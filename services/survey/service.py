@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from parindex.bus.projection import ProjectionRunner
+from parindex.clock import clock_from_settings
 from parindex.web.service import Runtime, ServiceSpec
 from services.survey import rpc
 from services.survey.api import router
 from services.survey.projection import SurveyProjection
-from services.survey.scheduler import Scheduler, clock_from_settings
+from services.survey.scheduler import Scheduler
 from services.survey.web import router as web_router
 
 

@@ -1,220 +1,55 @@
 """The respondent's pages (form, draft, review, receipt) and the progress page, as HTML.
 
-Server-rendered, Vietnamese first (`?lang=en` switches and is remembered), no JavaScript.
-Every POST carries identity's double-submit CSRF token: the `parindex_csrf` cookie echoed in
-the hidden field `csrf` (or the X-CSRF-Token header), so one cookie serves every service on
-the host. A ballot goes through `api.intake_ballot`, the very path of POST /api/ballots; the
-review page carries a server-generated client_submission_id, so a double click or a retried
-"Gửi phiếu" is the same event and shows the same receipt.
+Server-rendered through the shared web kit (docs/architecture.md, decision 25): Vietnamese
+first, `?lang=en` switches and is remembered, no JavaScript, and every POST carries the
+session-bound CSRF token. A ballot goes through `api.intake_ballot`, the very path of
+POST /api/ballots; the review page carries a server-generated client_submission_id, so a double
+click or a retried "Gửi phiếu" is the same event and shows the same receipt.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from contracts.campaign import Campaign
 from contracts.events import Answer
 from parindex.bus.publish import PublishUnavailable
-from parindex.web.auth import Principal, current_principal
-from parindex.web.cookies import set_cookie
-from parindex.web.i18n import LANG_COOKIE, LANGS, language, templates, vi_date
+from parindex.web import csrf, scope
+from parindex.web.auth import Principal
+from parindex.web.deps import PrincipalDep, RuntimeDep, principal, runtime
+from parindex.web.i18n import language, vi_date
+from parindex.web.pages import Pages, finish, to_login
 from parindex.web.service import RETRY_AFTER_SECONDS, Runtime
 from services.survey import api
 from services.survey.ballot import BALLOT_NS
 from services.survey.projection import load_campaign
 
 router = APIRouter()
-TEMPLATES = templates(Path(__file__).parent / "templates")
-CSRF_COOKIE = "parindex_csrf"  # the same cookie identity sets (services/identity/web.py)
+HERE = Path(__file__).parent
+PAGES = Pages(HERE / "templates", HERE / "text")
 FIELD = "a:{unit}:{question}"  # form field of one answer; codes never contain ":"
-
-TEXT: dict[str, dict[str, str]] = {
-    "vi": {
-        "survey": "Phiếu khảo sát Chỉ số CCHC",
-        "progress": "Tiến độ thu phiếu",
-        "csrf": "Phiên làm việc của biểu mẫu đã hết hạn hoặc không hợp lệ. "
-        "Vui lòng tải lại trang và thử lại.",
-        "not_respondent": "Trang này chỉ dành cho người được mời trả lời phiếu khảo sát.",
-        "not_registered": "Bạn không có trong danh sách trả lời phiếu của đợt khảo sát này.",
-        "no_key": "Hệ thống chưa sẵn sàng nhận phiếu. Vui lòng thử lại sau.",
-        "not_open": "Phiếu khảo sát của bạn chưa mở.",
-        "opens_on": "Phiếu sẽ mở từ ngày",
-        "expired": "Đợt khảo sát đã hết hạn: không thể gửi phiếu nữa.",
-        "deadline": "Hạn gửi phiếu",
-        "submitted": "Bạn đã gửi phiếu. Cảm ơn bạn đã tham gia khảo sát.",
-        "already": "Phiếu của bạn đã được ghi nhận ngày {day}.",
-        "busy": "Hệ thống đang bận nên phiếu chưa được gửi. Câu trả lời của bạn đã được lưu "
-        "nháp; vui lòng thử gửi lại sau ít phút.",
-        "receipt": "Biên nhận",
-        "receipt_id": "Mã biên nhận",
-        "receipt_date": "Ngày gửi",
-        "receipt_note": "Mã biên nhận chứng minh bạn đã gửi phiếu vào ngày trên, không cho biết "
-        "bạn đã trả lời thế nào. Câu trả lời của bạn được giữ bí mật.",
-        "late": "Phiếu của bạn đến sau khi đợt khảo sát đã hết hạn nên không được tính. "
-        "Không có biên nhận cho phiếu này.",
-        "intro": "Với mỗi câu hỏi, hãy chọn một câu trả lời. Nếu không rõ, hãy chọn “Không biết”.",
-        "rated_unit": "Đơn vị được đánh giá",
-        "save_draft": "Lưu nháp",
-        "review": "Xem lại trước khi gửi",
-        "draft_saved": "Đã lưu nháp.",
-        "errors": "Còn {n} câu hỏi cần được trả lời. Vui lòng xem các thông báo bên dưới.",
-        "missing": "Vui lòng chọn một câu trả lời",
-        "invalid": "Câu trả lời không hợp lệ, vui lòng chọn lại",
-        "review_title": "Xem lại câu trả lời",
-        "review_intro": "Kiểm tra các câu trả lời dưới đây. Sau khi gửi, phiếu không thể "
-        "sửa được nữa.",
-        "submit": "Gửi phiếu",
-        "edit": "Quay lại sửa",
-        "no_answer": "(chưa trả lời)",
-        "login": "Đăng nhập",
-        "forbidden": "Bạn không có quyền xem trang này.",
-        "unknown_campaign": "Không tìm thấy đợt khảo sát này.",
-        "choose_campaign": "Chọn đợt khảo sát",
-        "no_campaigns": "Chưa có đợt khảo sát nào.",
-        "unit": "Đơn vị",
-        "form": "Phiếu",
-        "received": "Đã nhận / chỉ tiêu",
-        "rate": "Tỷ lệ",
-        "deadline_passed": "Đã hết hạn thu phiếu.",
-        "not_answered": "Người chưa trả lời phiếu",
-        "everyone_answered": "Tất cả mọi người đã trả lời phiếu.",
-        "back": "Về trang phiếu",
-    },
-    "en": {
-        "survey": "PAR Index survey form",
-        "progress": "Collection progress",
-        "csrf": "The form has expired or is invalid. Reload the page and try again.",
-        "not_respondent": "This page is only for people invited to answer the survey.",
-        "not_registered": "You are not on the respondent list of this survey.",
-        "no_key": "The system is not ready to take ballots. Please try again later.",
-        "not_open": "Your survey form is not open yet.",
-        "opens_on": "The form opens on",
-        "expired": "The survey has expired: ballots can no longer be sent.",
-        "deadline": "Deadline",
-        "submitted": "You have sent your ballot. Thank you for taking part.",
-        "already": "Your ballot was recorded on {day}.",
-        "busy": "The system is busy, so your ballot was not sent. Your answers are saved as a "
-        "draft; please try sending again in a few minutes.",
-        "receipt": "Receipt",
-        "receipt_id": "Receipt number",
-        "receipt_date": "Sent on",
-        "receipt_note": "The receipt proves you sent a ballot on this day, not how you "
-        "answered. Your answers are kept secret.",
-        "late": "Your ballot arrived after the survey's deadline, so it is not counted. "
-        "There is no receipt for it.",
-        "intro": "Choose one answer for every question. If unsure, choose “Don't know”.",
-        "rated_unit": "Unit rated",
-        "save_draft": "Save draft",
-        "review": "Review before sending",
-        "draft_saved": "Draft saved.",
-        "errors": "{n} questions still need an answer. See the messages below.",
-        "missing": "Please choose an answer",
-        "invalid": "This answer is not valid, please choose again",
-        "review_title": "Review your answers",
-        "review_intro": "Check the answers below. Once sent, the ballot cannot be changed.",
-        "submit": "Send ballot",
-        "edit": "Go back and edit",
-        "no_answer": "(not answered)",
-        "login": "Log in",
-        "forbidden": "You may not see this page.",
-        "unknown_campaign": "This survey was not found.",
-        "choose_campaign": "Choose a survey",
-        "no_campaigns": "No survey yet.",
-        "unit": "Unit",
-        "form": "Form",
-        "received": "Received / quota",
-        "rate": "Rate",
-        "deadline_passed": "Collection has closed.",
-        "not_answered": "People who have not answered",
-        "everyone_answered": "Everyone has answered.",
-        "back": "Back to the form",
-    },
-}
-
-
-def _rt(request: Request) -> Runtime:
-    return request.app.state.rt
-
-
-# --- page plumbing -------------------------------------------------------------------------
-def _csrf_value(request: Request) -> str:
-    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-
-
-def csrf_ok(request: Request, submitted: str | None) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE)
-    submitted = submitted or request.headers.get("x-csrf-token")
-    return bool(cookie and submitted and hmac.compare_digest(cookie, submitted))
-
-
-def _finish(request: Request, response: Response, csrf: str | None = None) -> Response:
-    if request.query_params.get("lang") in LANGS:
-        set_cookie(request, response, LANG_COOKIE, language(request), max_age=365 * 86400)
-    if csrf is not None and request.cookies.get(CSRF_COOKIE) != csrf:
-        set_cookie(request, response, CSRF_COOKIE, csrf, httponly=True)
-    return response
-
-
-def _page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
-    lang = language(request)
-    csrf = _csrf_value(request)
-    resp = TEMPLATES.TemplateResponse(
-        request,
-        name,
-        {"t": TEXT[lang], "lang": lang, "csrf": csrf, **ctx},
-        status_code=status,
-        headers={"Cache-Control": "no-store"},
-    )
-    return _finish(request, resp, csrf)
 
 
 def _message(
-    request: Request, key: str, status: int = 200, title: str = "survey", **ctx: Any
+    request: Request, key: str, status: int = 200, title: str = "sv.survey", **ctx: Any
 ) -> Response:
-    return _page(
+    return PAGES.render(
         request,
         "message.html",
         status=status,
-        message=TEXT[language(request)][key],
+        message=PAGES.t(request, key),
         title_key=title,
         **ctx,
     )
-
-
-def _endpoints(request: Request) -> dict[str, str]:
-    path = Path(request.app.state.settings.state_dir) / "endpoints.json"
-    try:
-        return dict(json.loads(path.read_text()).get("services", {}))
-    except (OSError, ValueError, AttributeError):
-        return {}
-
-
-def login_url(request: Request) -> str:
-    """Identity's login page (from endpoints.json), coming back here afterwards."""
-    base = _endpoints(request).get("identity", "").rstrip("/")
-    here = (
-        str(request.url)
-        if base
-        else request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    )
-    return f"{base}/login?next={quote(here, safe='')}"
-
-
-def _to_login(request: Request) -> Response:
-    return _finish(request, RedirectResponse(login_url(request), status_code=303))
 
 
 def _text(lang: str, vi: str, en: str | None) -> str:
@@ -265,21 +100,22 @@ async def _enter(
     `refused` is the status of a closed-campaign page: 409 when answering a POST, as the API.
     A repeated "Gửi phiếu" (same `submission_id`) shows the same receipt again.
     """
-    p = await current_principal(request)
+    p = await principal(request)
     if p is None:
-        return _to_login(request)
+        return to_login(request)
     if p.role != "respondent":
-        return _message(request, "not_respondent", 403)
+        return _message(request, "sv.not_respondent", 403)
     try:
-        sit = await _situation(_rt(request), p)
+        sit = await _situation(runtime(request), p)
     except HTTPException as exc:
-        return _message(request, "no_key" if exc.status_code == 503 else "not_registered", 403)
+        key = "sv.no_key" if exc.status_code == 503 else "sv.not_registered"
+        return _message(request, key, 403)
     if sit.ballot is not None:
         return _logged_page(request, sit, refused, submission_id)
     if sit.deadline_passed:
-        return _message(request, "expired", refused, deadline=sit.campaign.deadline)
+        return _message(request, "sv.expired", refused, deadline=sit.campaign.deadline)
     if not sit.open:
-        return _message(request, "not_open", opens_on=sit.opens_on)
+        return _message(request, "sv.not_open", opens_on=sit.opens_on)
     return sit
 
 
@@ -292,14 +128,16 @@ def _logged_page(
     """
     assert sit.ballot is not None
     if not sit.ballot.counted:
-        return _message(request, "late", refused, deadline=sit.campaign.deadline)
+        return _message(request, "sv.late", refused, deadline=sit.campaign.deadline)
     day = sit.ballot.ballot.submitted_on
     if submission_id and sit.ballot.ballot.ballot_id != _ballot_id(sit, submission_id):
         # Another submission than the one on the log: 409 with the day it was received
         # (docs/architecture.md, decision 23).
-        text_ = TEXT[language(request)]["already"].format(day=vi_date(day))
-        return _page(request, "message.html", status=409, message=text_, title_key="survey")
-    code = api.issue_receipt(_rt(request), sit.campaign.id, day, submission_id)
+        text_ = PAGES.t(request, "sv.already", day=vi_date(day))
+        return PAGES.render(
+            request, "message.html", status=409, message=text_, title_key="sv.survey"
+        )
+    code = api.issue_receipt(runtime(request), sit.campaign.id, day, submission_id)
     return _receipt_page(request, code, day)
 
 
@@ -312,7 +150,9 @@ def _receipt_page(
     request: Request, receipt: str | None, submitted_on: date | None, fresh: bool = False
 ) -> Response:
     """The "Biên nhận" page right after sending (fresh), "Bạn đã gửi phiếu" on any later visit."""
-    return _page(request, "receipt.html", receipt=receipt, submitted_on=submitted_on, fresh=fresh)
+    return PAGES.render(
+        request, "receipt.html", receipt=receipt, submitted_on=submitted_on, fresh=fresh
+    )
 
 
 # --- answers: form fields <-> answers <-> errors --------------------------------------------
@@ -342,7 +182,6 @@ def _blocks(
     sit: Situation, lang: str, chosen: dict[tuple[str, str], str], errors: dict | None = None
 ) -> list[dict[str, Any]]:
     """What the templates draw: per rated unit, per criterion, each question with its options."""
-    t = TEXT[lang]
     c = sit.campaign
     form = c.form(sit.form_code)
     blocks = []
@@ -371,9 +210,10 @@ def _blocks(
                         "options": options,
                         "chosen": pick,
                         "chosen_label": next(
-                            (o["label"] for o in options if o["code"] == pick), t["no_answer"]
+                            (o["label"] for o in options if o["code"] == pick),
+                            PAGES.t(lang, "sv.no_answer"),
                         ),
-                        "error": t[error] if error else None,
+                        "error": PAGES.t(lang, f"sv.{error}") if error else None,
                     }
                 )
             criteria.append(
@@ -404,7 +244,7 @@ def _form_page(
 ) -> Response:
     lang = language(request)
     form = sit.campaign.form(sit.form_code)
-    return _page(
+    return PAGES.render(
         request,
         "survey_form.html",
         status=status,
@@ -421,15 +261,15 @@ def _form_page(
 # --- routes -----------------------------------------------------------------------------
 @router.get("/", include_in_schema=False)
 async def root(request: Request) -> Response:
-    return _finish(request, RedirectResponse("/survey", status_code=303))
+    return finish(request, RedirectResponse("/survey", status_code=303))
 
 
 @router.get("/survey", response_class=HTMLResponse)
-async def survey_page(request: Request) -> Response:
+async def survey_page(request: Request, rt: RuntimeDep) -> Response:
     sit = await _enter(request)
     if isinstance(sit, Response):
         return sit
-    draft = await api.load_draft(_rt(request), sit.campaign.id, sit.pseudonym)
+    draft = await api.load_draft(rt, sit.campaign.id, sit.pseudonym)
     return _form_page(request, sit, _draft_choices(draft))
 
 
@@ -444,19 +284,15 @@ def _draft_choices(draft: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     return chosen
 
 
-@router.post("/survey", response_class=HTMLResponse)
-async def survey_post(request: Request) -> Response:
+@router.post("/survey", response_class=HTMLResponse, dependencies=[Depends(csrf.form_csrf)])
+async def survey_post(request: Request, rt: RuntimeDep) -> Response:
     form = await request.form()
-    csrf = form.get("csrf")
-    if not csrf_ok(request, csrf if isinstance(csrf, str) else None):
-        return _message(request, "csrf", 403)
     action = form.get("action")
     submission = form.get("client_submission_id")
     submission_id = submission[:100] if isinstance(submission, str) and submission else None
     sit = await _enter(request, refused=409, submission_id=submission_id)
     if isinstance(sit, Response):
         return sit
-    rt = _rt(request)
     chosen, errors = _answers_from_form(sit, form)
     if action == "draft":
         answers = [a.model_dump() for a in _answers(chosen)]
@@ -468,7 +304,7 @@ async def survey_post(request: Request) -> Response:
         if errors:
             return _form_page(request, sit, chosen, errors, status=422)
         lang = language(request)
-        return _page(
+        return PAGES.render(
             request,
             "survey_review.html",
             campaign=sit.campaign,
@@ -479,7 +315,7 @@ async def survey_post(request: Request) -> Response:
     if action == "submit":
         if errors:
             return _form_page(request, sit, chosen, errors, status=422)
-        p = await current_principal(request)
+        p = await principal(request)
         assert p is not None
         try:
             result = await api.intake_ballot(rt, p, _answers(chosen), submission_id)
@@ -497,26 +333,26 @@ async def survey_post(request: Request) -> Response:
             if sit.ballot is not None:
                 return _logged_page(request, sit, 409, submission_id)
             if result.outcome == "already_submitted":
-                return _message(request, "submitted", 409)
-            return _message(request, "expired", 409, deadline=sit.campaign.deadline)
+                return _message(request, "sv.submitted", 409)
+            return _message(request, "sv.expired", 409, deadline=sit.campaign.deadline)
         if result.outcome == "wave_not_open":
-            return _message(request, "not_open", 403, opens_on=sit.opens_on)
+            return _message(request, "sv.not_open", 403, opens_on=sit.opens_on)
         return _form_page(request, sit, chosen, errors, status=422)
     return _form_page(request, sit, chosen)
 
 
 @router.get("/progress", response_class=HTMLResponse)
-async def progress_page(request: Request, campaign: str | None = None) -> Response:
-    p = await current_principal(request)
+async def progress_page(
+    request: Request, rt: RuntimeDep, p: PrincipalDep, campaign: str | None = None
+) -> Response:
     if p is None:
-        return _to_login(request)
+        return to_login(request)
     if p.role not in ("admin", "auditor", "focal_point"):
-        return _message(request, "forbidden", 403, title="progress")
+        return _message(request, "err.403", 403, title="sv.progress")
     try:
         campaign_id, only_unit = api.progress_scope(p, campaign)
     except HTTPException:
-        return _message(request, "forbidden", 403, title="progress")
-    rt = _rt(request)
+        return _message(request, "err.403", 403, title="sv.progress")
     if not campaign_id:  # e.g. after the language switch dropped ?campaign=
         async with rt.sessions() as s:
             rows = (
@@ -524,11 +360,12 @@ async def progress_page(request: Request, campaign: str | None = None) -> Respon
                     text("SELECT id, definition->>'name' FROM survey_campaigns ORDER BY id")
                 )
             ).all()
-        return _page(request, "progress.html", campaigns=[{"id": i, "name": n} for i, n in rows])
+        shown = [{"id": i, "name": n} for i, n in scope.visible(p, rows)]
+        return PAGES.render(request, "progress.html", campaigns=shown)
     try:
         data = await api.progress(rt, campaign_id, only_unit)
     except HTTPException:
-        return _message(request, "unknown_campaign", 404, title="progress")
+        return _message(request, "sv.unknown_campaign", 404, title="sv.progress")
     lang = language(request)
     async with rt.sessions() as s:
         c = await load_campaign(s, campaign_id)
@@ -541,7 +378,7 @@ async def progress_page(request: Request, campaign: str | None = None) -> Respon
         row["form_label"] = _text(lang, form.name, form.name_en)
         row["width"] = f"{min(100.0, received * 100 / quota):.1f}" if quota else "0"
         row["short"] = bool(data["deadline_passed"] and quota and received < quota)
-    return _page(
+    return PAGES.render(
         request,
         "progress.html",
         campaign=c,

@@ -311,6 +311,7 @@ async def _ballot_over_api(site: Site, email: str) -> None:
         r = await http.post(
             f"{site.survey}/api/ballots",
             json={"answers": answers, "client_submission_id": "browser-dashboard"},
+            headers={"X-Requested-With": "parindex"},
         )
         assert r.status_code in (201, 409), r.text
 

@@ -143,6 +143,7 @@ def test_parindex_services_one_image_and_settings() -> None:
         }
         assert f"parindex_{name}:" in env["PARINDEX_DATABASE_URL"]
         assert env["PARINDEX_DATABASE_URL"].endswith("@postgres:5432/")
+        assert env["PARINDEX_CSRF_KEY"].startswith("${PARINDEX_CSRF_KEY"), name  # decision 25
         deps = svc["depends_on"]
         for dep in ("nats-1", "nats-2", "nats-3", "postgres"):
             assert deps[dep]["condition"] == "service_healthy", (name, dep)
@@ -633,34 +634,49 @@ def test_postgres_init_creates_a_database_and_role_per_service() -> None:
         )
 
 
-ROUTES = {
-    "identity": ["/", "/login", "/logout", "/admin/import", "/api/respondents*"],
-    "survey": [
-        "/survey*",
-        "/api/ballots",
-        "/api/draft",
-        "/api/progress*",
-        "/progress*",
-        "/api/campaigns",
-    ],
-    "scoring": ["/dashboard*", "/report*", "/export*", "/api/results*"],
-    "notify": ["/api/deliveries*", "/deliveries*"],
-}
+def test_caddyfile_routes_are_the_gateways_table() -> None:
+    """One route table for the compose edge and `parindex up`'s gateway (decision 30)."""
+    from parindex.gateway.routes import INTERNAL, ROUTES, caddy_block, caddy_routes_of
 
-
-def test_caddyfile_routes_every_prefix() -> None:
     text = (DEPLOY / "caddy" / "Caddyfile").read_text()
+    assert caddy_routes_of(text) == caddy_block(), (
+        "deploy/caddy/Caddyfile differs from parindex/gateway/routes.py: "
+        "run `python -m parindex.gateway --write-caddyfile`"
+    )
     matchers = dict(re.findall(r"^\s*@(\w+)\s+path\s+(.+)$", text, re.M))
-    for service, prefixes in ROUTES.items():
-        assert service in matchers, f"no @{service} matcher"
-        paths = matchers[service].split()
-        for prefix in prefixes:
-            assert prefix in paths, f"{prefix} not routed to {service}"
-        assert re.search(rf"handle @{service} \{{\s*reverse_proxy {service}:8000", text)
+    for route in ROUTES:
+        assert matchers[route.service].split() == list(route.paths), route.service
+        assert re.search(rf"handle @{route.service} \{{\s*reverse_proxy {route.service}:8000", text)
+    assert matchers["internal"].split() == list(INTERNAL)
+    assert re.search(r"@internal path [^\n]+\n\s*respond @internal 404", text)
+    # Internal endpoints are refused before any route is tried.
+    assert text.index("respond @internal 404") < text.index("handle @")
     assert re.search(r"handle /mail/\* \{\s*reverse_proxy mailpit:8025", text)
     assert compose()["services"]["mailpit"]["environment"]["MP_WEBROOT"] == "/mail/"
-    all_paths = [p for paths in matchers.values() for p in paths.split()]
+    all_paths = [p for r in ROUTES for p in r.paths]
     assert len(all_paths) == len(set(all_paths)), "a path is routed twice"
+
+
+def test_every_page_and_api_route_of_the_services_is_routed() -> None:
+    """A new route in a service that the door does not route would be a dead link behind it."""
+    from parindex.gateway.routes import service_for
+    from parindex.runtime.serve import SERVICES, build
+
+    for name in SERVICES:
+        app = build(name)
+        for route in app.routes:
+            path = getattr(route, "path", "")
+            if (
+                not path
+                or path in ("/healthz", "/readyz", "/metrics")
+                or path.startswith(("/docs", "/redoc", "/openapi.json"))
+            ):
+                continue
+            concrete = re.sub(r"\{[^}]+\}", "x", path)
+            if name == "survey" and concrete == "/":  # identity owns "/": survey's is a redirect
+                continue
+            routed = service_for(concrete)
+            assert routed == name, f"{name} serves {path}; the door sends it to {routed}"
 
 
 def test_readme_covers_operations() -> None:

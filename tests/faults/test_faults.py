@@ -152,7 +152,7 @@ async def _submit(
             r = await http.post(
                 f"{survey}/api/ballots",
                 json={"answers": answers, "client_submission_id": csid},
-                headers={"Cookie": f"{COOKIE}={cookie}"},
+                headers={"Cookie": f"{COOKIE}={cookie}", "X-Requested-With": "parindex"},
                 timeout=10,
             )
         except httpx.TransportError as exc:

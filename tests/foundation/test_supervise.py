@@ -81,7 +81,8 @@ def test_killed_children_come_back_and_sigterm_stops_all(tmp_path: Path) -> None
     eventually(lambda: endpoints.exists(), timeout=60)
     import json
 
-    services = json.loads(endpoints.read_text())["services"].values()
+    # Each service's own port: the front door does not route /readyz (decision 30).
+    services = json.loads(endpoints.read_text())["internal"].values()
 
     def ready() -> bool:  # all four, as `parindex up` waits for before it supervises
         try:
@@ -98,6 +99,7 @@ def test_killed_children_come_back_and_sigterm_stops_all(tmp_path: Path) -> None
         next(pid for pid, c in names.items() if "bin/postgres" in c),
         next(pid for pid, c in names.items() if "nats-server" in c),
         next(pid for pid, c in names.items() if "mailcatcher" in c),
+        next(pid for pid, c in names.items() if "parindex.gateway" in c),
     ]
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
@@ -112,6 +114,7 @@ def test_killed_children_come_back_and_sigterm_stops_all(tmp_path: Path) -> None
     assert not set(victims) & now and len(now) >= len(children)
     log = (state / "logs" / "supervisor.log").read_text()
     assert "postgres restarted" in log and "survey restarted" in log, log
+    assert "gateway restarted" in log, log
     _sigterm_and_check(proc, set())
 
 
@@ -128,7 +131,7 @@ def test_survey_answers_503_not_500_while_the_database_is_down() -> None:
         raise sa_exc.ProgrammingError("SELECT nope", None, ValueError("syntax"))
 
     client = TestClient(app, raise_server_exceptions=False)
-    r = client.get("/down")
+    r = client.get("/down", headers={"accept": "application/json"})
     assert r.status_code == 503 and r.headers["retry-after"] and "database" in r.json()["detail"]
     page = client.get("/down", headers={"accept": "text/html"})
     assert page.status_code == 503 and "Cơ sở dữ liệu" in page.text and "database" not in page.text

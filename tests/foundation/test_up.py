@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -112,16 +113,29 @@ def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        _wait_line(proc, "parindex is running", timeout=90)
+        printed = _wait_line(proc, "parindex is running", timeout=90)
         endpoints = json.loads((state / "endpoints.json").read_text())
+        door = endpoints["gateway"]
+        # One front door, printed, recorded and used for every person-facing link (decision 30).
+        assert f"Open {door}/" in printed
+        assert endpoints["open"] == f"{door}/"
+        ports = json.loads((state / "ports.json").read_text())
+        assert door == f"http://127.0.0.1:{ports['gateway']}"
         assert set(endpoints["services"]) == {"identity", "survey", "scoring", "notify"}
+        assert set(endpoints["services"].values()) == {door}
         assert endpoints["nats_url"].startswith("nats://")
         assert endpoints["database_url"].startswith("postgresql://")
         assert httpx.get(endpoints["mail"] + "/api/messages", timeout=5).json() == []
-        for name, url in endpoints["services"].items():
+        for name, url in endpoints["internal"].items():
             r = httpx.get(f"{url}/readyz", timeout=5)
             assert r.status_code == 200, (name, r.text)
             assert r.json()["checks"] == {"nats": True, "database": True, "projections": True}
+        assert httpx.get(f"{door}/readyz", timeout=5).status_code == 404
+        assert "csrf" in httpx.get(f"{door}/login", timeout=5).text
+        envs = _service_environments(state)
+        for name, service_env in envs.items():
+            assert service_env["PARINDEX_PUBLIC_URL"] == door, name
+        assert envs["notify"]["PARINDEX_NOTIFY_SURVEY_URL"] == f"{door}/"
 
         _check_the_bus_is_locked_down(state, endpoints["nats_url"])
         _check_only_survey_has_the_ballot_key(state)
@@ -141,19 +155,35 @@ def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
     assert proc.returncode == 0
-    for url in endpoints["services"].values():
+    for url in [door, *endpoints["internal"].values()]:
         try:
             httpx.get(f"{url}/healthz", timeout=1)
             raise AssertionError(f"{url} still answers after stop")
         except httpx.HTTPError:
             pass
 
+    # Another program on the front door's port: `up` refuses to move the door silently.
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", int(door.rsplit(":", 1)[1])))
+    squatter.listen()
+    try:
+        refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        squatter.close()
+    assert refused.returncode != 0
+    assert "in use by another program" in refused.stderr and "--port" in refused.stderr
+
     # starts again on the same data
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        _wait_line(proc, "parindex is running", timeout=90)
+        printed = _wait_line(proc, "parindex is running", timeout=90)
+        # The same front door and the same ports: links already e-mailed still work.
+        assert f"Open {door}/" in printed
+        again = json.loads((state / "endpoints.json").read_text())
+        assert (again["gateway"], again["internal"]) == (door, endpoints["internal"])
+        assert "csrf" in httpx.get(f"{door}/login", timeout=5).text
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

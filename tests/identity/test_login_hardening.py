@@ -20,7 +20,7 @@ from parindex.runtime.serve import uvicorn_options
 from parindex.settings import Settings
 from services.identity.accounts import MAX_PAIR_FAILURES, WINDOW_MIN
 from tests.identity import test_service as base
-from tests.identity.test_service import ADMIN_PASSWORD, ROWS, import_file, login
+from tests.identity.test_service import ADMIN_PASSWORD, ROWS, csrf_of, import_file, login
 from tests.waiting import eventually
 
 identity = base.identity  # the running identity service fixture, shared with test_service
@@ -54,7 +54,7 @@ async def test_parallel_guesses_cannot_exceed_the_limit(identity, write_xlsx) ->
                 data={
                     "username": cred["username"],
                     "password": password,
-                    "csrf": client.cookies["parindex_csrf"],
+                    "csrf": csrf_of(client),
                 },
             )
             return r.status_code

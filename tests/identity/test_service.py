@@ -22,6 +22,7 @@ from contracts.events import CampaignDefined, decode, make
 from parindex.bus.publish import publish_event
 from parindex.settings import Settings
 from parindex.web.auth import COOKIE, Principal, issue_token, verify_token
+from parindex.web.csrf import NONCE_COOKIE, load_key, token_for
 from parindex.web.service import create_app
 from services.identity.accounts import add_user
 from services.identity.service import SERVICE
@@ -102,7 +103,13 @@ async def login(client: httpx.AsyncClient, username: str, password: str) -> http
 
 
 def csrf_of(client: httpx.AsyncClient) -> str:
-    return client.cookies["parindex_csrf"]
+    """The form token a page would draw for this client's session or anonymous nonce."""
+    app = client._transport.app  # type: ignore[attr-defined]  # the ASGI app under test
+    return token_for(
+        load_key(app.state.settings),
+        session=client.cookies.get(COOKIE),
+        nonce=client.cookies.get(NONCE_COOKIE),
+    )
 
 
 async def import_file(client: httpx.AsyncClient, campaign_id: str, content: bytes):

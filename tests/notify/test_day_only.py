@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from parindex.clock import AcceleratedClock
 from services.notify.sender import _loggable
 from tests.notify import test_service
 from tests.notify.test_service import (
@@ -39,15 +40,15 @@ async def test_deliveries_keep_only_their_day(
     caplog.set_level(logging.DEBUG)
     js = nc.jetstream()
     campaign = small_campaign(campaign_id, deadline_in(10))
-    now = [datetime.now(UTC)]
-    async with notify_app(nats_url, pg_url, smtp, tmp_path, clock=lambda: now[0]) as app:
+    clock = AcceleratedClock(datetime.now(UTC), speed=0)  # stands still until set
+    async with notify_app(nats_url, pg_url, smtp, tmp_path, clock=clock) as app:
         rt = app.state.rt
         try:
             await define(js, campaign, 4, email=lambda i: "bad@example.vn" if i == 1 else None)
             await open_wave(js, campaign)
             await eventually(lambda: len(smtp.collector.for_campaign(campaign_id)) == 3)
             fakes.nonrespondents[campaign_id] = ["r002", "r003"]
-            now[0] = campaign.deadline - timedelta(days=2, hours=12)  # the d-3 reminder
+            clock.set(campaign.deadline - timedelta(days=2, hours=12))  # the d-3 reminder
             await eventually(lambda: _reset(nc, campaign_id, "r000"), timeout=15)
             await eventually(lambda: len(smtp.collector.for_campaign(campaign_id)) == 6)
 

@@ -38,6 +38,7 @@ from contracts.events import (
     make,
 )
 from parindex.bus.publish import publish_event
+from parindex.clock import AcceleratedClock
 from parindex.settings import Settings
 from parindex.web.auth import COOKIE, Principal, issue_token, public_pem
 from parindex.web.service import create_app
@@ -412,12 +413,14 @@ async def test_wave_opened_sends_each_invitation_once(
                 r = await http.post(
                     "/api/deliveries/resend",
                     json={"campaign_id": campaign_id, "respondent_id": "r001"},
+                    headers={"X-Requested-With": "parindex"},
                 )
                 assert r.status_code == 202, r.text
                 assert r.json()["purpose"] == "invitation:resend:1"
                 r = await http.post(
                     "/api/deliveries/resend",
                     json={"campaign_id": campaign_id, "respondent_id": "r900"},
+                    headers={"X-Requested-With": "parindex"},
                 )
                 assert r.status_code == 409
             await eventually(lambda: len(smtp.collector.for_campaign(campaign_id)) == 7)
@@ -544,14 +547,14 @@ async def test_reminder_reaches_only_nonrespondents_once(
 ) -> None:
     js = nc.jetstream()
     campaign = small_campaign(campaign_id, deadline_in(10))
-    now = [datetime.now(UTC)]
-    async with notify_app(nats_url, pg_url, smtp, tmp_path, clock=lambda: now[0]):
+    clock = AcceleratedClock(datetime.now(UTC), speed=0)  # stands still until set
+    async with notify_app(nats_url, pg_url, smtp, tmp_path, clock=clock):
         try:
             await define(js, campaign, 4)
             await open_wave(js, campaign)
             await eventually(lambda: len(smtp.collector.for_campaign(campaign_id)) == 4)
             fakes.nonrespondents[campaign_id] = ["r001", "r003", "r999"]  # r999: not ours
-            now[0] = campaign.deadline - timedelta(days=2, hours=12)  # d-3 due, d-1 not yet
+            clock.set(campaign.deadline - timedelta(days=2, hours=12))  # d-3 due, d-1 not yet
             await eventually(lambda: len(smtp.collector.for_campaign(campaign_id)) == 6)
             await asyncio.sleep(0.6)  # several scheduler ticks: still one reminder each
             reminders = [
@@ -575,7 +578,7 @@ async def test_reminder_reaches_only_nonrespondents_once(
 
             assert {e["data"]["reminder"] for e in await eventually(reminder_events)} == {"d-3"}
             await close(js, campaign)
-            now[0] = campaign.deadline - timedelta(hours=12)  # d-1 due, but the log says closed
+            clock.set(campaign.deadline - timedelta(hours=12))  # d-1 due, but the log says closed
             await asyncio.sleep(0.6)
             assert len(smtp.collector.for_campaign(campaign_id)) == 6
         finally:
@@ -604,7 +607,9 @@ async def test_admin_deliveries_page_lists_counts_and_needs_admin(nats_url, pg_u
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             anon = await http.get("/deliveries", params={"campaign": "x"})
-            assert anon.status_code == 303 and anon.headers["location"] == "/login"
+            # to identity's login, coming back here (docs/architecture.md, decision 25)
+            assert anon.status_code == 303
+            assert anon.headers["location"] == "/login?next=%2Fdeliveries%3Fcampaign%3Dx"
             for role, status in (("respondent", 403), ("admin", 200)):
                 token = issue_token(key, Principal(subject="u", role=role))
                 r = await http.get("/deliveries", params={"campaign": "x"}, cookies={COOKIE: token})

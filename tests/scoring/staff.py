@@ -10,8 +10,9 @@ from nats.aio.client import Client
 
 from contracts import subjects
 from parindex.web.auth import COOKIE, Principal, issue_token, public_pem
+from parindex.web.csrf import NONCE_COOKIE, load_key, token_for
 
-CSRF = "csrf-test-token"
+NONCE = "csrf-test-nonce"  # the anonymous nonce cookie; a session's token ignores it
 
 
 async def serve_public_key(nc: Client) -> Ed25519PrivateKey:
@@ -28,9 +29,19 @@ async def serve_public_key(nc: Client) -> Ed25519PrivateKey:
 
 def client(app, key: Ed25519PrivateKey | None, principal: Principal | None) -> httpx.AsyncClient:
     """An HTTP client of the app, logged in as `principal` (anonymous if None)."""
-    cookies = {"parindex_csrf": CSRF}
+    cookies = {NONCE_COOKIE: NONCE}
     if key is not None and principal is not None:
         cookies[COOKIE] = issue_token(key, principal)
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t", cookies=cookies
+    )
+
+
+def csrf_of(http: httpx.AsyncClient) -> str:
+    """The form token a page draws for this client's session, or its nonce (decision 25)."""
+    app = http._transport.app  # type: ignore[attr-defined]  # the ASGI app under test
+    return token_for(
+        load_key(app.state.settings),
+        session=http.cookies.get(COOKIE),
+        nonce=http.cookies.get(NONCE_COOKIE),
     )

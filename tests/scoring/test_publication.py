@@ -26,7 +26,7 @@ from parindex.web.i18n import VN
 from parindex.web.service import create_app
 from services.scoring.audit import audit
 from services.scoring.service import SERVICE
-from tests.scoring.staff import CSRF, client, serve_public_key
+from tests.scoring.staff import client, csrf_of, serve_public_key
 from tests.scoring.test_method import WORKED_BALLOTS, WORKED_DIGEST, worked_campaign
 from tests.waiting import eventually
 
@@ -162,7 +162,9 @@ async def test_no_score_before_publication_and_publication_by_an_admin(
         assert (s02["received"], s02["quota"], api["status"]) == (3, 4, "live")
 
         # An admin cannot publish live results.
-        live = await admin.post("/publish", data={"campaign": cid, "digest": "x", "csrf": CSRF})
+        live = await admin.post(
+            "/publish", data={"campaign": cid, "digest": "x", "csrf": csrf_of(admin)}
+        )
         assert live.status_code == 409 and "hạn chót" in live.text
 
         # The deadline freezes the results: staff see them marked not published.
@@ -198,20 +200,24 @@ async def test_no_score_before_publication_and_publication_by_an_admin(
             assert body["status"] == "frozen" and body["final"], who
 
         # Refusals: wrong digest, no CSRF token, not an admin, anonymous.
-        bad = await admin.post("/publish", data={"campaign": cid, "digest": "0" * 64, "csrf": CSRF})
+        bad = await admin.post(
+            "/publish", data={"campaign": cid, "digest": "0" * 64, "csrf": csrf_of(admin)}
+        )
         assert bad.status_code == 409 and "không khớp" in bad.text
         no_csrf = await admin.post("/publish", data={"campaign": cid, "digest": WORKED_DIGEST})
         assert no_csrf.status_code == 403
-        for http, status in ((focal, 403), (auditor, 403), (anon, 401)):
+        for http, status in ((focal, 403), (auditor, 403), (anon, 303)):
             r = await http.post(
-                "/publish", data={"campaign": cid, "digest": WORKED_DIGEST, "csrf": CSRF}
+                "/publish", data={"campaign": cid, "digest": WORKED_DIGEST, "csrf": csrf_of(http)}
             )
             assert r.status_code == status
+            if status == 303:  # an anonymous form post is sent to the login page (decision 25)
+                assert r.headers["location"].startswith("/login")
         assert await _release_events(js, cid) == []
 
         # The admin publishes: ResultsReleased on the log, then everybody sees the results.
         ok = await admin.post(
-            "/publish", data={"campaign": cid, "digest": WORKED_DIGEST, "csrf": CSRF}
+            "/publish", data={"campaign": cid, "digest": WORKED_DIGEST, "csrf": csrf_of(admin)}
         )
         assert ok.status_code == 303, ok.text
         ((env, released),) = await _release_events(js, cid)
@@ -251,7 +257,7 @@ async def test_no_score_before_publication_and_publication_by_an_admin(
 
         # Publishing twice is refused, and the log still holds one publication.
         again = await admin.post(
-            "/publish", data={"campaign": cid, "digest": WORKED_DIGEST, "csrf": CSRF}
+            "/publish", data={"campaign": cid, "digest": WORKED_DIGEST, "csrf": csrf_of(admin)}
         )
         assert again.status_code == 409
         assert len(await _release_events(js, cid)) == 1

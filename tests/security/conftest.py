@@ -28,6 +28,7 @@ import pytest_asyncio
 
 from parindex.settings import Settings
 from parindex.web.auth import COOKIE, Principal, issue_token
+from parindex.web.csrf import load_key, token_for
 from parindex.web.service import create_app
 from services.identity.accounts import add_user
 from tests.identity.conftest import VN_HEADERS, make_campaign
@@ -98,6 +99,11 @@ class Stack:
     def set_clock(self, at: datetime) -> None:
         self.rt("survey").extras["clock"].set(at)
 
+    def form_token(self, *, session: str | None = None, nonce: str | None = None) -> str:
+        """The form token a page of this stack draws for that session (or anonymous nonce)."""
+        key = load_key(self.apps["identity"].state.settings)
+        return token_for(key, session=session, nonce=nonce)
+
     def mint(self, p: Principal) -> str:
         token = issue_token(self.rt("identity").extras["private_key"], p)
         self.session_tokens.append(token)
@@ -112,10 +118,14 @@ class Stack:
         role: str | None = None,
         token: str | None = None,
         csrf: str | None = None,
+        json_header: bool = True,
         **kw: Any,
     ) -> httpx.Response:
         """One request with exactly the cookies given: the session of `role` (or `token`)
-        and, if `csrf`, the CSRF cookie; nothing remembered from earlier responses."""
+        and, if `csrf`, the anonymous CSRF nonce cookie; nothing remembered from earlier
+        responses. A form field `csrf` equal to `csrf` is replaced by the valid token of this
+        request's session (or nonce), as the page would have drawn it; JSON writes carry
+        `X-Requested-With: parindex` unless `json_header` is false."""
         client = self.clients[service]
         client.cookies.clear()
         token = token or (self.tokens.get(role) if role else None)
@@ -124,7 +134,14 @@ class Stack:
             cookies.append(f"{COOKIE}={token}")
         if csrf:
             cookies.append(f"{CSRF_COOKIE}={csrf}")
+            data = kw.get("data")
+            if isinstance(data, dict) and data.get("csrf") == csrf:
+                kw["data"] = {**data, "csrf": self.form_token(session=token, nonce=csrf)}
         headers = dict(kw.pop("headers", {}) or {})
+        if csrf and headers.get("X-CSRF-Token") == csrf:
+            headers["X-CSRF-Token"] = self.form_token(session=token, nonce=csrf)
+        if json_header and "json" in kw:
+            headers.setdefault("X-Requested-With", "parindex")
         if cookies:
             headers["Cookie"] = "; ".join(cookies)
         return await client.request(method, path, headers=headers, **kw)
@@ -204,7 +221,7 @@ async def stack(nats_url, pg_url, nc, tmp_path, campaign_id) -> AsyncIterator[St
         survey_clock = apps["survey"].state.rt.extras["clock"]
         notify_spec = make_service(
             NotifyConfig(
-                poll_s=0.05, clock=survey_clock.now, retry_base_s=0.1, reminder_interval_s=3600
+                poll_s=0.05, clock=survey_clock, retry_base_s=0.1, reminder_interval_s=3600
             )
         )
         apps["notify"] = create_app(notify_spec, settings)

@@ -74,8 +74,9 @@ EXPECTED: dict[str, frozenset[str]] = {
     "notify POST /deliveries/resend": ADMIN,
 }
 
-# State-changing routes: HTML forms carry the double-submit CSRF token; JSON APIs rely on
-# SameSite=Lax and a JSON body. Every POST/PUT/PATCH/DELETE must be in exactly one.
+# State-changing routes: HTML forms carry the session-bound CSRF token; JSON APIs need the
+# header `X-Requested-With: parindex` (docs/architecture.md, decision 25). Every
+# POST/PUT/PATCH/DELETE must be in exactly one.
 FORM_POSTS = {
     "identity POST /login",
     "identity POST /logout",

@@ -13,7 +13,7 @@ from nats.js.errors import NoStreamResponseError
 from parindex.bus.publish import PublishUnavailable
 from services.survey import api
 from tests.survey.test_service import Survey, full_answers, respondent, setup_open_campaign
-from tests.survey.test_web import CSRF, checked, page_headers
+from tests.survey.test_web import checked, page_headers, token
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ async def test_unavailable_bus_is_503_with_retry_after_json_and_html(
     assert r.status_code == 503, r.text
     assert int(r.headers["retry-after"]) > 0
 
-    form = {"csrf": CSRF, "action": "submit", "client_submission_id": "s-1"}
+    form = {"csrf": token(survey, p), "action": "submit", "client_submission_id": "s-1"}
     form |= {"a:H-A:Q1": "no", "a:H-A:Q2": "yes"}
     r = await survey.client.post("/survey", data=form, headers=page_headers(survey, p))
     assert r.status_code == 503, r.text
@@ -63,7 +63,7 @@ async def test_same_submission_twice_same_receipt_other_submission_409_with_day(
     assert r.json() == {"error": "already_submitted", "submitted_on": first.json()["submitted_on"]}
 
     # The page: the same submission id shows the receipt, another one the day it was received.
-    form = {"csrf": CSRF, "action": "submit", "a:H-A:Q1": "yes", "a:H-A:Q2": "yes"}
+    form = {"csrf": token(survey, p), "action": "submit", "a:H-A:Q1": "yes", "a:H-A:Q2": "yes"}
     same = await survey.client.post(
         "/survey", data=form | {"client_submission_id": "phone-1"}, headers=page_headers(survey, p)
     )

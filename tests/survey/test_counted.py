@@ -41,7 +41,7 @@ from tests.survey.test_service import (
     setup_open_campaign,
     small_campaign,
 )
-from tests.survey.test_web import CSRF, page_headers
+from tests.survey.test_web import page_headers, token
 from tests.waiting import eventually
 
 RACERS = 8
@@ -211,7 +211,11 @@ async def test_late_ballot_gets_409_and_no_receipt_when_survey_lags(
 
     # HTML: 409, the Vietnamese "arrived after the deadline" page, no receipt.
     binh = page_headers(survey, respondent(campaign_id, "binh"))
-    form_data = {"csrf": CSRF, "action": "submit", "client_submission_id": "x1"}
+    form_data = {
+        "csrf": token(survey, respondent(campaign_id, "binh")),
+        "action": "submit",
+        "client_submission_id": "x1",
+    }
     form_data |= {"a:H-A:Q1": "yes", "a:H-A:Q2": "no"}
     page = await survey.client.post("/survey", data=form_data, headers=binh)
     assert page.status_code == 409

@@ -122,7 +122,8 @@ class Survey:
         return self.app.state.rt
 
     def as_(self, p: Principal) -> dict[str, str]:
-        return {"Cookie": f"{COOKIE}={issue_token(self.key, p)}"}
+        """An API caller's headers: the session, and the header JSON writes need (decision 25)."""
+        return {"Cookie": f"{COOKIE}={issue_token(self.key, p)}", "X-Requested-With": "parindex"}
 
     def set_clock(self, at: datetime) -> None:
         self.rt.extras["clock"].set(at)

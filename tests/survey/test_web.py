@@ -2,7 +2,7 @@
 
 A respondent fills the form, saves a draft, sees Vietnamese errors next to the questions,
 reviews, sends and gets a receipt; the form is shown only while the wave is open; every POST
-needs the double-submit CSRF token; progress pages show counts (and, to a focal point, names
+needs the session-bound CSRF token; progress pages show counts (and, to a focal point, names
 of people who have not answered — never answers); the RPCs answer other services.
 """
 
@@ -15,6 +15,7 @@ from contracts import subjects
 from contracts.events import RespondentWithdrawn, make
 from parindex.bus.publish import publish_event
 from parindex.web.auth import COOKIE, Principal, issue_token
+from parindex.web.csrf import load_key, token_for
 from tests.survey.test_service import (
     ADMIN,
     AFTER,
@@ -28,14 +29,25 @@ from tests.survey.test_service import (
 )
 from tests.waiting import eventually
 
-CSRF = "csrf-token-for-tests"
+NONCE = "csrf-nonce-for-tests"  # an anonymous nonce cookie: ignored once there is a session
+_sessions: dict[tuple[int, Principal], str] = {}
+
+
+def session_of(survey: Survey, p: Principal) -> str:
+    """One session token per principal and stack, so its form token stays the same."""
+    return _sessions.setdefault((id(survey.key), p), issue_token(survey.key, p))
 
 
 def page_headers(survey: Survey, p: Principal, csrf: bool = True) -> dict[str, str]:
-    cookie = f"{COOKIE}={issue_token(survey.key, p)}"
+    cookie = f"{COOKIE}={session_of(survey, p)}"
     if csrf:
-        cookie += f"; parindex_csrf={CSRF}"
+        cookie += f"; parindex_csrf={NONCE}"
     return {"Cookie": cookie}
+
+
+def token(survey: Survey, p: Principal) -> str:
+    """The form token the pages draw for p's session (docs/architecture.md, decision 25)."""
+    return token_for(load_key(survey.app.state.settings), session=session_of(survey, p))
 
 
 def fieldset(html: str, dom_id: str) -> str:
@@ -64,7 +76,8 @@ async def test_respondent_html_flow(survey: Survey, nc, campaign_id: str) -> Non
         "/survey", headers=page_headers(survey, respondent(campaign_id, "an"), False)
     )
     assert r.status_code == 200
-    assert "parindex_csrf=" in r.headers.get("set-cookie", "")  # a CSRF cookie is handed out
+    # The form token is bound to the session: no anonymous nonce cookie is needed.
+    assert "parindex_csrf=" not in r.headers.get("set-cookie", "")
     html = (await client.get("/survey", headers=an)).text
     assert 'lang="vi"' in html and "Công khai" in html and "Đơn vị được đánh giá: Huyện A" in html
     assert "<script" not in html
@@ -74,11 +87,12 @@ async def test_respondent_html_flow(survey: Survey, nc, campaign_id: str) -> Non
     assert radios == ["o-H-A-Q1-yes", "o-H-A-Q1-no", "o-H-A-Q1-dk"]
     for option_id in re.findall(r'<input type="radio" id="([^"]+)"', html):
         assert f'<label for="{option_id}">' in html
-    assert f'name="csrf" value="{CSRF}"' in html
+    assert f'name="csrf" value="{token(survey, respondent(campaign_id, "an"))}"' in html
+    csrf = token(survey, respondent(campaign_id, "an"))
 
     # Draft: saved in the draft store (same as PUT /api/draft) and shown again.
     r = await client.post(
-        "/survey", data={"csrf": CSRF, "action": "draft", "a:H-A:Q1": "dk"}, headers=an
+        "/survey", data={"csrf": csrf, "action": "draft", "a:H-A:Q1": "dk"}, headers=an
     )
     assert r.status_code == 200 and "Đã lưu nháp" in r.text
     draft = (await client.get("/api/draft", headers=an)).json()["answers"]
@@ -88,7 +102,7 @@ async def test_respondent_html_flow(survey: Survey, nc, campaign_id: str) -> Non
 
     # Review with a missing answer: the error sits next to that question, answers are kept.
     r = await client.post(
-        "/survey", data={"csrf": CSRF, "action": "review", "a:H-A:Q1": "yes"}, headers=an
+        "/survey", data={"csrf": csrf, "action": "review", "a:H-A:Q1": "yes"}, headers=an
     )
     assert r.status_code == 422
     q2 = fieldset(r.text, "q-H-A-Q2")
@@ -99,7 +113,7 @@ async def test_respondent_html_flow(survey: Survey, nc, campaign_id: str) -> Non
 
     # Review OK: the answers listed, hidden fields and a server-made submission id.
     answers = {"a:H-A:Q1": "yes", "a:H-A:Q2": "no"}
-    r = await client.post("/survey", data={"csrf": CSRF, "action": "review", **answers}, headers=an)
+    r = await client.post("/survey", data={"csrf": csrf, "action": "review", **answers}, headers=an)
     assert r.status_code == 200 and "Gửi phiếu" in r.text
     assert re.search(r'id="answer-q-H-A-Q1">Có<', r.text)
     assert re.search(r'id="answer-q-H-A-Q2">Không<', r.text)
@@ -107,12 +121,12 @@ async def test_respondent_html_flow(survey: Survey, nc, campaign_id: str) -> Non
     sid = re.search(r'name="client_submission_id" value="([^"]+)"', r.text)
     assert sid
     again = await client.post(
-        "/survey", data={"csrf": CSRF, "action": "review", **answers}, headers=an
+        "/survey", data={"csrf": csrf, "action": "review", **answers}, headers=an
     )
     assert sid.group(1) not in again.text  # a new id per review
 
     # Submit → receipt; a double click is the same event with the same receipt.
-    form = {"csrf": CSRF, "action": "submit", "client_submission_id": sid.group(1), **answers}
+    form = {"csrf": csrf, "action": "submit", "client_submission_id": sid.group(1), **answers}
     r = await client.post("/survey", data=form, headers=an)
     assert r.status_code == 200, r.text
     assert "Biên nhận" in r.text and "22/09/2023" in r.text
@@ -146,7 +160,12 @@ async def test_respondent_html_flow(survey: Survey, nc, campaign_id: str) -> Non
     assert 'name="a:H-B:Q2"' in html
     r = await client.post(
         "/survey",
-        data={"csrf": CSRF, "action": "review", "a:H-A:Q1": "yes", "a:H-A:Q2": "yes"},
+        data={
+            "csrf": token(survey, respondent(campaign_id, "chi", None, "01")),
+            "action": "review",
+            "a:H-A:Q1": "yes",
+            "a:H-A:Q2": "yes",
+        },
         headers=chi,
     )
     assert r.status_code == 422
@@ -159,8 +178,10 @@ async def test_csrf_is_required_on_every_post(survey: Survey, nc, campaign_id: s
     p = respondent(campaign_id, "an")
     data = {"action": "submit", **{"a:H-A:Q1": "yes", "a:H-A:Q2": "yes"}}
     no_field = await survey.client.post("/survey", data=data, headers=page_headers(survey, p))
+    # another session's token (a nonce cookie is no substitute for the session's)
+    other = token(survey, respondent(campaign_id, "binh"))
     no_cookie = await survey.client.post(
-        "/survey", data={**data, "csrf": CSRF}, headers=page_headers(survey, p, csrf=False)
+        "/survey", data={**data, "csrf": other}, headers=page_headers(survey, p)
     )
     wrong = await survey.client.post(
         "/survey", data={**data, "csrf": "other"}, headers=page_headers(survey, p)
@@ -170,7 +191,7 @@ async def test_csrf_is_required_on_every_post(survey: Survey, nc, campaign_id: s
     header = await survey.client.post(
         "/survey",
         data={"action": "draft", "a:H-A:Q1": "yes"},
-        headers={**page_headers(survey, p), "X-CSRF-Token": CSRF},
+        headers={**page_headers(survey, p), "X-CSRF-Token": token(survey, p)},
     )
     assert header.status_code == 200 and "Đã lưu nháp" in header.text
     assert await subject_count(nc.jetstream(), f"par.evt.{campaign_id}.ballot.*") == 0
@@ -194,7 +215,9 @@ async def test_form_only_while_the_wave_is_open(survey: Survey, nc, campaign_id:
     assert r.status_code == 200
     assert "chưa mở" in r.text and "21/09/2023" in r.text and 'type="radio"' not in r.text
     r = await survey.client.post(
-        "/survey", data={"csrf": CSRF, "action": "review", "a:H-A:Q1": "yes"}, headers=an
+        "/survey",
+        data={"csrf": token(survey, p), "action": "review", "a:H-A:Q1": "yes"},
+        headers=an,
     )
     assert "chưa mở" in r.text and 'type="radio"' not in r.text
 
@@ -210,7 +233,7 @@ async def test_form_only_while_the_wave_is_open(survey: Survey, nc, campaign_id:
     assert "đã hết hạn" in r.text and "06/10/2023" in r.text and 'type="radio"' not in r.text
     r = await survey.client.post(
         "/survey",
-        data={"csrf": CSRF, "action": "submit", "a:H-A:Q1": "yes", "a:H-A:Q2": "yes"},
+        data={"csrf": token(survey, p), "action": "submit", "a:H-A:Q1": "yes", "a:H-A:Q2": "yes"},
         headers=an,
     )
     assert "đã hết hạn" in r.text
@@ -318,6 +341,6 @@ async def test_rpcs(survey: Survey, nc, campaign_id: str) -> None:
     assert progress == api.json()
     assert progress["not_answered"] == [{"full_name": "Nguyễn Văn BINH", "form_code": "02"}]
 
-    assert (await ask(subjects.RPC_SURVEY_PROGRESS, {}))["error"] == "bad_request"
+    assert (await ask(subjects.RPC_SURVEY_PROGRESS, {}))["error"]["code"] == "bad_request"
     unknown = await ask(subjects.RPC_SURVEY_PROGRESS, {"campaign_id": "t-nope"})
-    assert unknown == {"error": "unknown_campaign"}
+    assert unknown == {"error": {"code": "unknown_campaign", "message": "unknown campaign"}}

@@ -6,6 +6,8 @@ Revises:
 
 from alembic import op
 
+from parindex.db import offsets
+
 revision = "survey_0001"
 down_revision = None
 branch_labels = None
@@ -13,10 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
-        "CREATE TABLE IF NOT EXISTS projection_offsets (name text PRIMARY KEY, seq bigint NOT NULL)"
-    )
+    offsets.upgrade(op)  # the one definition of projection_offsets (decision 28)
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE IF EXISTS projection_offsets")
+    offsets.downgrade(op)

@@ -1,0 +1,87 @@
+"""Drawing a page, the same way in every service (docs/architecture.md, decision 25).
+
+`Pages(service_dir)` holds the service's templates (its own, then the shared layout) and its
+catalog. `render` gives every template `lang`, `t('key')` and the form token `csrf`, remembers a
+`?lang=` choice in the language cookie, sets the anonymous CSRF nonce when the token needed one,
+and marks the page `no-store` (it may hold a token or someone's answers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from parindex.runtime import endpoints as discovery
+from parindex.web import csrf
+from parindex.web.cookies import set_cookie
+from parindex.web.i18n import LANG_COOKIE, LANGS, Catalog, catalog, language, templates
+
+YEAR_S = 365 * 86400
+
+
+class Pages:
+    def __init__(self, template_dir: Path | None = None, text_dir: Path | None = None) -> None:
+        self.text: Catalog = catalog(text_dir)
+        self.templates = templates(template_dir or Path(__file__).parent / "templates", self.text)
+
+    def t(self, request: Request | str, key: str, **values: object) -> str:
+        """A catalog text in the request's language (or a language code)."""
+        lang = request if isinstance(request, str) else language(request)
+        return self.text.t(lang, key, **values)
+
+    def render(
+        self,
+        request: Request,
+        name: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        with_form: bool = True,
+        **ctx: Any,
+    ) -> Response:
+        """`with_form=False` for a page with no form (error pages): no token, no nonce."""
+        token = csrf.form_token(request) if with_form else ""
+        resp = self.templates.TemplateResponse(
+            request,
+            name,
+            {"lang": language(request), "csrf": token, **ctx},
+            status_code=status,
+            headers={"Cache-Control": "no-store", **(headers or {})},
+        )
+        return finish(request, resp)
+
+
+def finish(request: Request, response: Response) -> Response:
+    """The language and CSRF-nonce cookies a page (or a redirect from one) hands out."""
+    if request.query_params.get("lang") in LANGS:
+        set_cookie(request, response, LANG_COOKIE, language(request), max_age=YEAR_S)
+    nonce = getattr(request.state, "new_csrf_nonce", None)
+    if nonce is not None:
+        set_cookie(request, response, csrf.NONCE_COOKIE, nonce, httponly=True)
+    return response
+
+
+def endpoints(request: Request) -> dict[str, str]:
+    """Base URLs of the services (`parindex up` writes them); empty behind one host (compose)."""
+    return discovery.services(request.app.state.settings.state_dir)
+
+
+def login_url(request: Request, come_back: bool = True) -> str:
+    """Identity's login page, coming back to this page afterwards."""
+    base = endpoints(request).get("identity", "").rstrip("/")
+    if not come_back:
+        return f"{base}/login"
+    here = (
+        str(request.url)
+        if base
+        else request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    )
+    return f"{base}/login?next={quote(here, safe='')}"
+
+
+def to_login(request: Request) -> Response:
+    come_back = request.method == "GET"
+    return finish(request, RedirectResponse(login_url(request, come_back), status_code=303))
