@@ -29,7 +29,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 0
 
 
-def _up(args: argparse.Namespace) -> int:
+def _up(args: argparse.Namespace, nats_users: dict[str, str] | None = None) -> int:
     from parindex.runtime.supervise import install_stop_signals
     from parindex.runtime.up import AlreadyRunning, Stack, run_forever
 
@@ -43,6 +43,7 @@ def _up(args: argparse.Namespace) -> int:
         nats_url=args.nats_url or os.environ.get("PARINDEX_NATS_URL"),
         database_url=args.database_url or os.environ.get("PARINDEX_DATABASE_URL"),
         port=args.port,
+        nats_users=nats_users or {},
     )
     try:
         endpoints = stack.start(timeout=args.timeout)
@@ -74,14 +75,19 @@ def _nats_auth() -> dict[str, str]:
 
 
 def _up_cluster(args: argparse.Namespace) -> int:
-    """`up` against N local JetStream nodes with R-N streams (docs/architecture.md, decision 21)."""
-    from parindex.runtime.cluster import NatsCluster
+    """`up` against N local JetStream nodes with R-N streams (docs/architecture.md, decision 21),
+    locked down with the same accounts and users as the single node (decisions 18 and 26)."""
+    from parindex.runtime.cluster import locked_cluster
 
-    cluster = NatsCluster(Path(args.state_dir).resolve() / "cluster", size=args.cluster).start()
+    cluster, users = locked_cluster(Path(args.state_dir).resolve(), args.cluster)
     os.environ["PARINDEX_STREAM_REPLICAS"] = str(args.cluster)
     args.cluster, args.nats_url = 0, cluster.url
     try:
-        return _up(args)
+        cluster.start()
+        monitor = ",".join(cluster.monitor_urls)
+        print(f"parindex: NATS monitoring {monitor}", file=sys.stderr)
+        print(f"parindex: parindex health stream --monitor {monitor}", file=sys.stderr)
+        return _up(args, nats_users=users)
     finally:
         cluster.stop()
 
@@ -106,6 +112,31 @@ def _restore(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({"messages": summary.messages, "databases": summary.databases}))
     return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    """Drop one service's projections and replay the log (docs/architecture.md, decision 26)."""
+    import asyncio
+
+    from parindex.ops.rebuild import ServiceRunning, progress_bar, rebuild
+
+    try:
+        seq = asyncio.run(rebuild(args.service, progress_bar(args.service)))
+    except ServiceRunning as exc:
+        print(f"parindex: {exc}", file=sys.stderr)
+        return 3
+    sys.stderr.write("\n")
+    print(f"rebuilt {args.service} up to sequence {seq}")
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    """0 iff the log has a leader and a current follower (docs/architecture.md, decision 26)."""
+    from parindex.ops.health import stream_health
+
+    verdict = stream_health([u.strip() for u in args.monitor.split(",") if u.strip()])
+    print(("ok: " if verdict.ok else "NOT OK: ") + verdict.detail)
+    return 0 if verdict.ok else 1
 
 
 def _contracts(args: argparse.Namespace) -> int:
@@ -173,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--minutes", type=float, default=6.0, help="demo length (with --demo)")
     up.add_argument("--exit", action="store_true", help="with --demo: stop when it is done")
     up.add_argument(
-        "--cluster", type=int, default=0, help="run N local JetStream nodes (R-N streams, open)"
+        "--cluster",
+        type=int,
+        default=0,
+        help="run N local JetStream nodes (R-N streams)",
     )
     up.set_defaults(fn=_up)
 
@@ -203,6 +237,22 @@ def main(argv: list[str] | None = None) -> int:
         "--replicas", type=int, default=int(os.environ.get("PARINDEX_STREAM_REPLICAS", "1"))
     )
     res.set_defaults(fn=_restore)
+
+    reb = sub.add_parser("rebuild", help="drop a service's projections and replay the log")
+    reb.add_argument("service", choices=SERVICE_CLIS)
+    reb.set_defaults(fn=_rebuild)
+
+    hea = sub.add_parser(
+        "health", help="is the log writable: a stream leader and a current replica"
+    )
+    hea_sub = hea.add_subparsers(dest="what", required=True)
+    hea_stream = hea_sub.add_parser("stream", help="the PARINDEX stream, from /jsz of each node")
+    hea_stream.add_argument(
+        "--monitor",
+        default=os.environ.get("PARINDEX_NATS_MONITOR_URLS", "http://127.0.0.1:8222"),
+        help="comma-separated monitoring URLs of the NATS nodes (http://nats-1:8222,...)",
+    )
+    hea.set_defaults(fn=_health)
 
     dl = sub.add_parser("deadletters", help="events a projection could not apply, and why")
     dl_sub = dl.add_subparsers(dest="action", required=True)

@@ -27,6 +27,11 @@ async def connect(settings: Settings, name: str) -> Client:
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 0.5,
         "connect_timeout": 5,
+        # A server that hangs (SIGSTOP, a stalled VM) keeps the TCP connection open: without
+        # pings answered within ~15 s we would wait for nats-py's default of 4 minutes before
+        # moving to another node of the cluster (docs/architecture.md, decision 26).
+        "ping_interval": 5,
+        "max_outstanding_pings": 3,
     }
     if settings.nats_user:
         opts["user"] = settings.nats_user

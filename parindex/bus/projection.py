@@ -51,6 +51,12 @@ class Rejected(Exception):
         self.reason = reason
 
 
+class OffsetMovedBack(Exception):
+    """The stored offset is below what this runner applied: another instance or `parindex
+    rebuild` reset the projection. Transient: run() resumes from the stored offset
+    (docs/architecture.md, decision 26)."""
+
+
 @dataclass(frozen=True)
 class Event:
     seq: int
@@ -229,6 +235,9 @@ class ProjectionRunner:
         self.log_mismatch = False
         self._rebuild_until = 0
         self._column_ready = False
+        # (stored offset, the log's last sequence) when the log was last found behind the offset,
+        # kept after the rebuild so the admin portal can say it happened (decision 26).
+        self.last_mismatch: tuple[int, int] | None = None
 
     async def reset(self) -> None:
         async with self.sessions.begin() as session:
@@ -300,6 +309,7 @@ class ProjectionRunner:
             found,
         )
         self.log_mismatch = True
+        self.last_mismatch = (seq, last_seq)
         metrics.projection_log_mismatch.labels(name).set(1)
         self._rebuild_until = last_seq
         async with self.sessions.begin() as session:
@@ -342,8 +352,14 @@ class ProjectionRunner:
                 inactive_threshold=60,
             ),
         )
+        reconnects = self.nc.stats["reconnects"]
         try:
             while not self._stop.is_set():
+                if self.nc.stats["reconnects"] != reconnects:
+                    # The server may have come back with a shorter log while our consumer
+                    # survived: verify again before trusting it (decision 26).
+                    log.info("projection %s: reconnected; verifying the log", self.projection.name)
+                    return
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=1.0)
                 except (NatsTimeout, TimeoutError):
@@ -430,6 +446,8 @@ class ProjectionRunner:
                     # Several instances may run one projection: the offset row is the lock, and
                     # whatever another instance applied meanwhile is skipped (exactly once).
                     current = await _lock_offset(session, self.projection.name)
+                    if current < self.applied_seq:
+                        raise OffsetMovedBack(f"offset {current} < applied {self.applied_seq}")
                     todo = [e for e in events if e.seq > current]
                     if todo:
                         await self.projection.apply(session, todo)

@@ -2,95 +2,78 @@
 
 Tests and `parindex` operators use it to see what the compose cluster does on one machine: R3
 streams, a leader that can be killed, acknowledged writes that must survive it
-(docs/architecture.md, decision 21). Only the settings that matter for replication are copied
-from deploy/nats/nats-*.conf; accounts stay open (the permission tests cover them).
+(docs/architecture.md, decision 21). Each node is a parindex.runtime.embedded.NatsServer, the one
+writer of nats.conf, with the same accounts and users as the single embedded server when given
+them (`parindex up --cluster N` does; docs/architecture.md, decisions 18 and 26), and routes that
+authenticate like deploy/nats's.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parindex.runtime.children import spawn
-from parindex.runtime.embedded import _stop, free_port, nats_server_binary, wait_port
+from parindex.runtime.embedded import NatsServer, _stop, free_port
 
-NODE_CONF = """\
-# written by parindex.runtime.cluster; settings as deploy/nats/nats-*.conf
-server_name: {name}
-listen: 127.0.0.1:{port}
-jetstream {{
-  store_dir: "{store}"
-  sync_interval: always
-}}
-cluster {{
-  name: parindex
-  listen: 127.0.0.1:{cluster_port}
-  routes: [
-{routes}
-  ]
-}}
-"""
-
-
-@dataclass
-class Node:
-    name: str
-    store_dir: Path
-    port: int = field(default_factory=free_port)
-    cluster_port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+Node = NatsServer  # a node of the cluster (name nats-<i>, with cluster_port set)
 
 
 @dataclass
 class NatsCluster:
-    """`size` nats-server processes routed to each other; start, kill -9 and restart nodes."""
+    """`size` nats-server processes routed to each other; start, kill -9, pause and restart them.
+
+    `accounts` and `passwords` as NatsServer takes them (empty: open nodes, for tests of the
+    log alone); `route_password` set: routes authenticate as user `route`.
+    """
 
     root: Path
     size: int = 3
-    nodes: list[Node] = field(default_factory=list)
+    accounts: str = ""
+    passwords: dict[str, str] = field(default_factory=dict)
+    route_password: str | None = None
+    nodes: list[NatsServer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not self.nodes:
-            self.nodes = [
-                Node(f"nats-{i}", self.root / f"nats-{i}") for i in range(1, self.size + 1)
-            ]
+        if self.nodes:
+            return
+        cluster_ports = [free_port() for _ in range(self.size)]
+        auth = f"route:{self.route_password}@" if self.route_password else ""
+        routes = {
+            f"NATS_ROUTE_{i}": f"nats-route://{auth}127.0.0.1:{p}"
+            for i, p in enumerate(cluster_ports, start=1)
+        }
+        env = dict(self.passwords, **routes)
+        if self.route_password:
+            env["NATS_CLUSTER_PASSWORD"] = self.route_password
+        self.nodes = [
+            NatsServer(
+                self.root / f"nats-{i}",
+                name=f"nats-{i}",
+                accounts=self.accounts,
+                passwords=env,
+                cluster_port=port,
+                route_variables=list(routes),
+            )
+            for i, port in enumerate(cluster_ports, start=1)
+        ]
 
     @property
     def url(self) -> str:
         """Every node, comma-separated, as PARINDEX_NATS_URL takes it."""
         return ",".join(n.url for n in self.nodes)
 
-    def node(self, name: str) -> Node:
+    @property
+    def monitor_urls(self) -> list[str]:
+        """Each node's monitoring endpoint (/healthz, /jsz), as `parindex health stream` reads."""
+        return [f"http://127.0.0.1:{n.monitor_port}" for n in self.nodes]
+
+    def node(self, name: str) -> NatsServer:
         return next(n for n in self.nodes if n.name == name)
 
-    def start_node(self, node: Node, timeout: float = 30.0) -> None:
-        node.store_dir.mkdir(parents=True, exist_ok=True)
-        routes = "\n".join(f"    nats-route://127.0.0.1:{n.cluster_port}" for n in self.nodes)
-        conf = node.store_dir / "nats.conf"
-        conf.write_text(
-            NODE_CONF.format(
-                name=node.name,
-                port=node.port,
-                store=node.store_dir,
-                cluster_port=node.cluster_port,
-                routes=routes,
-            )
-        )
-        log = open(node.store_dir / "nats.log", "ab")  # noqa: SIM115 - handed to the child
-        node.proc = spawn(
-            [nats_server_binary(), "-c", str(conf)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ),
-        )
-        wait_port(node.port, timeout, node.proc)
+    def start_node(self, node: NatsServer, timeout: float = 30.0) -> None:
+        node.start(timeout)
 
     def start(self, timeout: float = 30.0) -> NatsCluster:
         for node in self.nodes:
@@ -99,8 +82,49 @@ class NatsCluster:
 
     def kill(self, name: str) -> None:
         """kill -9: the process dies without flushing anything (a crash, not a shutdown)."""
-        _stop(self.node(name).proc, signal.SIGKILL, 10)
+        self.node(name).kill()
+
+    def restart(self, name: str, timeout: float = 30.0) -> None:
+        """Start a stopped or killed node again on its ports and store directory."""
+        node = self.node(name)
+        if node.proc is not None and node.proc.poll() is None:
+            node.kill()
+        node.start(timeout)
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP: the node hangs (a stalled VM, a long GC pause) without closing anything."""
+        proc = self.node(name).proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        proc = self.node(name).proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                os.kill(node.proc.pid, signal.SIGCONT)  # a paused node cannot handle SIGTERM
             _stop(node.proc, signal.SIGTERM, 15)
+
+
+def locked_cluster(state_dir: Path, size: int = 3) -> tuple[NatsCluster, dict[str, str]]:
+    """The nodes `parindex up --cluster N` runs: `up`'s accounts and users, authenticated routes.
+
+    Returns the (not yet started) cluster and each NATS user's password, generated once into
+    <state-dir>/secrets like the single node's (docs/architecture.md, decisions 18 and 26).
+    """
+    from parindex.bus import permissions
+    from parindex.bus.credentials import ensure_secret, new_nats_password
+    from parindex.runtime.up import nats_passwords
+
+    users = nats_passwords(state_dir)
+    cluster = NatsCluster(
+        state_dir / "cluster",
+        size=size,
+        accounts=permissions.render_accounts(),
+        passwords={f"NATS_{u.upper()}_PASSWORD": p for u, p in users.items()},
+        route_password=ensure_secret(state_dir, "nats_cluster", new_nats_password),
+    )
+    return cluster, users

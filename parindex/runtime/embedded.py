@@ -60,7 +60,20 @@ jetstream {{
   store_dir: "{store}"
   sync_interval: always
 }}
-{accounts}"""
+{cluster}{accounts}"""
+
+# A cluster node's routes, as deploy/nats/nats-*.conf: the routes authenticate as `route`, and
+# every route URL (with its password) comes from the environment, like the accounts' passwords.
+CLUSTER_CONF = """\
+cluster {{
+  name: parindex
+  listen: 127.0.0.1:{cluster_port}
+{authorization}  routes: [
+{routes}
+  ]
+}}
+"""
+ROUTE_AUTH = "  authorization {\n    user: route\n    password: $NATS_CLUSTER_PASSWORD\n  }\n"
 
 
 @dataclass
@@ -75,6 +88,10 @@ class NatsServer:
     # $NATS_*_PASSWORD values it names. Empty: an open server, for the test harness only.
     accounts: str = ""
     passwords: dict[str, str] = field(default_factory=dict)
+    # A node of parindex.runtime.cluster: its route port and the environment variables holding
+    # every node's route URL (NATS_ROUTE_<i>). None: a single server.
+    cluster_port: int | None = None
+    route_variables: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -93,6 +110,7 @@ class NatsServer:
                 monitor_port=self.monitor_port,
                 name=self.name,
                 store=self.store_dir,
+                cluster=self._cluster_block(),
                 accounts=include,
             )
         )
@@ -107,6 +125,15 @@ class NatsServer:
         )
         wait_port(self.port, timeout, self.proc)
         return self
+
+    def _cluster_block(self) -> str:
+        if self.cluster_port is None:
+            return ""
+        return CLUSTER_CONF.format(
+            cluster_port=self.cluster_port,
+            authorization=ROUTE_AUTH if "NATS_CLUSTER_PASSWORD" in self.passwords else "",
+            routes="\n".join(f"    ${v}" for v in self.route_variables),
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         _stop(self.proc, sig, timeout)

@@ -183,13 +183,19 @@ def _bus_unavailable(app: FastAPI) -> None:
 
     docs/architecture.md, decision 23: publish_event already retried within its budget.
     """
-    from parindex.bus.publish import PublishUnavailable
+    from parindex.bus.publish import TRANSIENT, PublishUnavailable
     from parindex.web.errors import answer
 
     @app.exception_handler(PublishUnavailable)
-    async def unavailable(request: Request, exc: PublishUnavailable) -> Response:
+    async def unavailable(request: Request, exc: Exception) -> Response:
         detail = "event bus unavailable, try again"
         return answer(request, 503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+    # A read after a landed publish (the deadline's sequence, the subject's last ballot) can
+    # meet the same election: 503 too, and the retry with the same submission id gets its
+    # receipt (docs/architecture.md, decision 26; found by tests/faults/test_cluster_faults.py).
+    for cls in TRANSIENT:
+        app.add_exception_handler(cls, unavailable)
 
 
 RETRY_AFTER_SECONDS = "5"

@@ -121,13 +121,29 @@ async def portal(request: Request, rt: RuntimeDep, p: PrincipalDep) -> Response:
                 path, label = "/progress", "id.link.progress"
             links.append({"href": base.rstrip("/") + path, "label": label})
     failed = None
+    log_alarm = None
     if p.role == "admin":
         links.append({"href": "/admin/import", "label": "id.import"})
         try:  # the dead-letter stream's message count (docs/architecture.md, decision 17)
             failed = await dead_letter_count(rt.js)
         except Exception:  # NATS unavailable: the portal still opens
             log.warning("could not count dead letters", exc_info=True)
-    return PAGES.render(request, "portal.html", principal=p, links=links, failed=failed)
+        log_alarm = _log_alarm(rt)
+    return PAGES.render(
+        request, "portal.html", principal=p, links=links, failed=failed, log_alarm=log_alarm
+    )
+
+
+def _log_alarm(rt: Runtime) -> dict[str, object] | None:
+    """The log was found behind identity's projection since start (docs/architecture.md,
+    decision 26): identity reads the whole log, so it sees the same rewind as every service."""
+    runner = rt.extras.get("projection")
+    found = getattr(runner, "last_mismatch", None)
+    if found is None:
+        return None
+    rebuilding = getattr(runner, "log_mismatch", False)
+    key = "id.log_rewind_running" if rebuilding else "id.log_rewind_done"
+    return {"key": key, "offset": found[0], "last": found[1]}
 
 
 # --- reset -------------------------------------------------------------------------------

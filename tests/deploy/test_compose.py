@@ -688,8 +688,19 @@ def test_readme_covers_operations() -> None:
         "nats stream backup",
         "nats stream restore",
         "pg_dump",
-        "parindex rebuild scoring",
+        "parindex rebuild survey",
+        "health stream",
         "parindex_ballot_key",
         "signing key",
     ):
         assert topic in text, topic
+
+
+def test_nats_health_checks_the_streams_not_only_that_jetstream_is_on() -> None:
+    """The full /healthz: meta leader contact and every stream replica current (decision 26)."""
+    doc = yaml.safe_load(COMPOSE.read_text())
+    for name in ("nats-1", "nats-2", "nats-3"):
+        test = doc["services"][name]["healthcheck"]["test"]
+        url = test[-1]
+        assert url.endswith(":8222/healthz"), test
+        assert "js-enabled-only" not in url and "js-server-only" not in url

@@ -222,6 +222,7 @@ def stack(tmp_path: Path):
         s.stop()
 
 
+@pytest.mark.timeout(300)  # four faults: ~2 min 15 s on 2 cores (docs/reliability.md)
 async def test_nothing_acknowledged_is_lost_or_doubled_under_faults(
     stack: Stack, tmp_path: Path, artifacts_dir: Path
 ) -> None:

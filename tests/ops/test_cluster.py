@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import nats
+import pytest
 from nats.errors import Error as NatsError
 
 from contracts import subjects
@@ -71,5 +73,41 @@ async def test_killing_the_leader_loses_no_acknowledged_message(tmp_path: Path) 
         assert set(acked) <= set(seen)
         assert all(seen[k] == v for k, v in acked.items())
         await nc.close()
+    finally:
+        cluster.stop()
+
+
+async def test_the_cluster_of_up_has_the_single_nodes_users(tmp_path: Path) -> None:
+    """`parindex up --cluster 3`: no anonymous access, the same users (decisions 18 and 26)."""
+    from parindex.bus.connection import connect
+    from parindex.ops.health import stream_health
+    from parindex.provision import provision
+    from parindex.runtime.cluster import locked_cluster
+    from parindex.settings import Settings
+
+    cluster, users = locked_cluster(tmp_path)
+    cluster.start()
+    try:
+        with pytest.raises(NatsError):
+            await nats.connect(cluster.url.split(","), allow_reconnect=False, connect_timeout=2)
+        conf = (tmp_path / "cluster" / "nats-1" / "nats.conf").read_text()
+        assert "include ./accounts.conf" in conf and "user: route" in conf
+        assert not any(p in conf for p in users.values())  # passwords only in the environment
+
+        def as_user(name: str) -> Settings:
+            return Settings(nats_url=cluster.url, nats_user=name, nats_password=users[name])
+
+        await provision(replace(as_user("provisioner"), stream_replicas=3), timeout=60)
+        nc = await connect(as_user("auditor"), "test")
+        js = nc.jetstream(timeout=2)
+        info = await js.stream_info(subjects.EVENTS_STREAM)
+        assert info.config.num_replicas == 3
+        with pytest.raises(NatsError):  # the auditor reads the log, never writes it
+            await js.publish(subjects.ballot("c", "p"), b"{}")
+        await nc.close()
+        verdict = await eventually(
+            lambda: (v := stream_health(cluster.monitor_urls)).ok and v, timeout=30
+        )
+        assert "leader" in verdict.detail
     finally:
         cluster.stop()
