@@ -19,6 +19,7 @@ import pytest
 from docx import Document
 from openpyxl import load_workbook
 from PIL import Image
+from sqlalchemy import text as sql
 
 from contracts import subjects
 from contracts.events import CampaignDefined, DeadlineReached, make
@@ -262,5 +263,21 @@ async def test_report_over_http_staff_draft_then_public(
         docx = await focal.get("/export/report.docx", params={"campaign": cid})
         words = docx_text(docx.content)
         assert "DỰ THẢO" not in words and all(shown in words for shown in scores.values())
+
+        # A hostile operator edits a count in the projection after publication: the figures no
+        # longer give the frozen digest, so the report is refused rather than printed.
+        async with app.state.rt.sessions() as session:
+            await session.execute(
+                sql(
+                    "UPDATE scoring_ballot_counts SET received = received + 1 "
+                    "WHERE campaign_id = :c AND unit_code = 'S02'"
+                ),
+                {"c": cid},
+            )
+            await session.commit()
+        for path in (*files, "/report"):
+            refused = await admin.get(path, params={"campaign": cid, "lang": "vi"})
+            assert refused.status_code == 409 and "parindex audit" in refused.text, path
+            assert "2,41" not in refused.text
         for http in (anon, focal, admin, auditor):
             await http.aclose()

@@ -155,15 +155,13 @@ def build_report(
 
 
 def _method(camp: Campaign, units: list[UnitFigures], t, num) -> Section:
-    quota = sum(u.quota or 0 for u in units)
-    received = sum(u.received for u in units)
     blocks: list[Block] = [
         Paragraph(t("rp.purpose", campaign=camp.name, province=camp.province, year=camp.year)),
         Paragraph(t("rp.forms_intro", n=len(camp.forms))),
     ]
     rows = []
-    for f in camp.forms:
-        form_quota = sum(x.quota or 0 for u in units for x in u.forms if x.form_code == f.code)
+    for f in camp.forms:  # the plan's quota per form, as the campaign states it
+        form_quota = sum(q.ballots for q in camp.quotas if q.form_code == f.code)
         rows.append([f.code, f.name, num(f.max_points), str(form_quota) if form_quota else "–"])
     blocks.append(
         Table(
@@ -174,7 +172,7 @@ def _method(camp: Campaign, units: list[UnitFigures], t, num) -> Section:
         )
     )
     blocks += [
-        Paragraph(t("rp.sample", quota=quota, received=received, units=len(units))),
+        Paragraph(t("rp.sample", quota=camp.total_quota(), units=len(units))),
         Paragraph(t("rp.method")),
         Paragraph(t("rp.rule_intro")),
         Paragraph(PENALTY_RULE, quote=True),
@@ -193,7 +191,7 @@ def _responses(camp: Campaign, units: list[UnitFigures], t, lang: str) -> Sectio
         for f in u.forms:
             rate = f"{f.received * 100 / f.quota:.0f}%" if f.quota else "–"
             rows.append(
-                [u.name, f.name if lang == "vi" else f.name_en, str(f.quota or "–"),
+                [u.name, f.form_code, str(f.quota or "–"),
                  str(f.received), rate, str(f.shortfall) if f.quota else "–"]
             )  # fmt: skip
         strong.add(len(rows))
@@ -202,10 +200,10 @@ def _responses(camp: Campaign, units: list[UnitFigures], t, lang: str) -> Sectio
              str(u.received), "", str(sum(f.shortfall for f in u.forms))]
         )  # fmt: skip
     table = Table(
-        [t("rp.col.unit"), t("rp.col.form"), t("rp.col.quota"), t("rp.col.received"),
+        [t("rp.col.unit"), t("rp.col.form_code"), t("rp.col.quota"), t("rp.col.received"),
          t("rp.col.rate"), t("rp.col.missing")],
         rows, numeric=frozenset({2, 3, 4, 5}), strong=frozenset(strong),
-        widths=(4, 4, 1.3, 1.3, 1.2, 1.2),
+        widths=(5, 1.6, 1.3, 1.3, 1.2, 1.2),
     )  # fmt: skip
     return Section(t("rp.responses_head"), [Paragraph(t("rp.responses_intro")), table])
 
