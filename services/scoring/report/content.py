@@ -116,7 +116,7 @@ def build_report(
     units = all_unit_figures(camp, results)
     sections = [
         _method(camp, units, t, num),
-        _responses(camp, units, t, lang),
+        _responses(units, t),
         _rankings(units, t, num, lambda v: deduction(v, places, lang)),
         Section(
             t("rp.check"),
@@ -184,7 +184,7 @@ def _method(camp: Campaign, units: list[UnitFigures], t, num) -> Section:
     return Section(t("rp.method_head"), blocks)
 
 
-def _responses(camp: Campaign, units: list[UnitFigures], t, lang: str) -> Section:
+def _responses(units: list[UnitFigures], t) -> Section:
     rows: list[list[str]] = []
     strong = set()
     for u in sorted(units, key=lambda u: (list(UnitKind).index(UnitKind(u.kind)), u.name)):
