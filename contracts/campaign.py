@@ -156,6 +156,25 @@ class Rounding(Strict):
     mode: Literal["ROUND_HALF_UP", "ROUND_HALF_EVEN"] = "ROUND_HALF_UP"
 
 
+class ReportHeader(Strict):
+    """Who issues the official results report (Báo cáo kết quả điều tra xã hội học).
+
+    Every field is optional: the report falls back to "UBND TỈNH <PROVINCE>", "SỞ NỘI VỤ",
+    number suffix "BC-SNV", the province as the place and no signer's name (left to sign by
+    hand), so campaigns defined before these fields existed still print a valid header.
+    """
+
+    parent_agency: Name | None = Field(default=None, description='e.g. "UBND TỈNH SÓC TRĂNG"')
+    agency: Name | None = Field(default=None, description='e.g. "SỞ NỘI VỤ"')
+    number_suffix: Annotated[str, Text(32)] | None = Field(
+        default=None, description='after "Số: …/", e.g. "BC-SNV"'
+    )
+    place: Name | None = Field(default=None, description='the date line\'s place, "Sóc Trăng"')
+    signer_title: Name | None = Field(default=None, description='e.g. "KT. GIÁM ĐỐC"')
+    signer_subtitle: Name | None = Field(default=None, description='e.g. "PHÓ GIÁM ĐỐC"')
+    signer_name: Name | None = None
+
+
 class Campaign(Strict):
     id: Token
     version: CampaignVersion = 1
@@ -174,6 +193,7 @@ class Campaign(Strict):
     reminder_offsets_days: list[OffsetDays] = Field(default_factory=lambda: [3, 1], max_length=30)
     min_report_size: ReportSize = 10
     rounding: Rounding = Rounding()
+    report: ReportHeader = ReportHeader()
 
     @field_validator("deadline")
     @classmethod

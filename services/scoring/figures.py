@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 from contracts.campaign import Campaign
+from parindex.web.i18n import catalog
 from parindex.web.spreadsheet import neutral
 from services.scoring.method import Results, UnitResult, fixed, round_exact
 
@@ -120,6 +122,7 @@ def deduction(value: Decimal, places: int, lang: str = "vi") -> str:
 
 
 # --- exports -----------------------------------------------------------------------------
+# Column keys; the headers people read come from the catalog in their language (decision 25).
 RESULT_HEAD = [
     "unit_code", "unit_name", "unit_kind", "form_code", "received", "quota",
     "raw", "penalty", "adjusted", "rank",
@@ -129,38 +132,51 @@ QUESTION_HEAD = [
     "mean_weight", "score",
 ]  # fmt: skip
 COUNT_HEAD = ["unit_code", "unit_name", "unit_kind", "form_code", "received", "quota"]
+TEXT = catalog(Path(__file__).parent / "text")
 
 
-def result_table(camp: Campaign, results: Results) -> list[list[object]]:
-    """Rows of rounded Decimals (not text), one per form and a TOTAL row carrying the quota."""
-    rows: list[list[object]] = [list(RESULT_HEAD)]
+def headers(keys: list[str], lang: str = "vi") -> list[object]:
+    """Vietnamese column headers, or English on the English switch."""
+    return [TEXT.t(lang, f"sc.col.{k}") for k in keys]
+
+
+def _kind(kind: str, lang: str) -> str:
+    return TEXT.t(lang, f"sc.kind.{kind}")
+
+
+def result_table(camp: Campaign, results: Results, lang: str = "vi") -> list[list[object]]:
+    """Rows of rounded Decimals (not text), one per form and a total row carrying the quota."""
+    rows: list[list[object]] = [headers(RESULT_HEAD, lang)]
+    total = TEXT.t(lang, "sc.col.total_row")
     for u in all_unit_figures(camp, results):
         for f in u.forms:
             rows.append(
-                [u.unit_code, u.name, u.kind, f.form_code, f.received, f.quota,
+                [u.unit_code, u.name, _kind(u.kind, lang), f.form_code, f.received, f.quota,
                  f.raw, f.penalty, f.adjusted, None]
             )  # fmt: skip
         rows.append(
-            [u.unit_code, u.name, u.kind, "TOTAL", u.received, u.quota,
+            [u.unit_code, u.name, _kind(u.kind, lang), total, u.received, u.quota,
              u.raw, u.penalty, u.total, u.rank]
         )  # fmt: skip
     return rows
 
 
-def count_table(camp: Campaign, results: Results) -> list[list[object]]:
+def count_table(camp: Campaign, results: Results, lang: str = "vi") -> list[list[object]]:
     """Before publication: ballots received against quota, per form, and nothing else."""
-    rows: list[list[object]] = [list(COUNT_HEAD)]
+    rows: list[list[object]] = [headers(COUNT_HEAD, lang)]
+    total = TEXT.t(lang, "sc.col.total_row")
     for u in all_unit_figures(camp, results):
+        kind = _kind(u.kind, lang)
         for f in u.forms:
-            rows.append([u.unit_code, u.name, u.kind, f.form_code, f.received, f.quota])
-        rows.append([u.unit_code, u.name, u.kind, "TOTAL", u.received, u.quota])
+            rows.append([u.unit_code, u.name, kind, f.form_code, f.received, f.quota])
+        rows.append([u.unit_code, u.name, kind, total, u.received, u.quota])
     return rows
 
 
-def question_table(camp: Campaign, results: Results) -> list[list[object]]:
+def question_table(camp: Campaign, results: Results, lang: str = "vi") -> list[list[object]]:
     """Per-question figures; a group under the minimum reporting size shows none of them."""
     rnd = rounder(camp)
-    rows: list[list[object]] = [list(QUESTION_HEAD)]
+    rows: list[list[object]] = [headers(QUESTION_HEAD, lang)]
     for u in results.units:
         for f in u.forms:
             for c in f.criteria:

@@ -8,8 +8,11 @@ marked not published; everything once an admin has published (docs/architecture.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import csv
 import io
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from parindex.web import scope
 from parindex.web.csrf import form_csrf
 from parindex.web.deps import Admin, PrincipalDep, RuntimeDep
 from parindex.web.fields import bad_field
-from parindex.web.i18n import language, vi_date
+from parindex.web.i18n import VN, language, vi_date
 from parindex.web.pages import Pages
 from parindex.web.service import Runtime
 from parindex.web.spreadsheet import neutral
@@ -38,7 +41,7 @@ from services.scoring.figures import (
     result_table,
     unit_figures,
 )
-from services.scoring.method import Results, compute_results
+from services.scoring.method import Results, compute_results, digest, result_rows
 from services.scoring.projection import load_campaign, load_tally
 from services.scoring.publication import (
     ReleaseRefused,
@@ -47,6 +50,11 @@ from services.scoring.publication import (
     may_see_scores,
     release,
 )
+from services.scoring.report.chart import chart_png
+from services.scoring.report.content import Chart, Report, Table, build_report
+from services.scoring.report.docx import render_docx
+from services.scoring.report.fonts import FontMissing, Fonts, find_fonts
+from services.scoring.report.pdf import render_pdf
 
 router = APIRouter(tags=["dashboards"])
 HERE = Path(__file__).parent
@@ -130,8 +138,93 @@ async def dashboard(
 async def report(
     request: Request, rt: RuntimeDep, principal: PrincipalDep, campaign: str
 ) -> Response:
-    """The same tables laid out for printing."""
-    return await dashboard(request, rt, principal, campaign)
+    """The official report on screen, with its DOCX and PDF; before it may be seen, the
+    dashboard's counts (docs/architecture.md, decisions 16 and 33)."""
+    camp, results, stage = await _load(rt, campaign)
+    if not may_see_scores(stage, principal):
+        return await dashboard(request, rt, principal, campaign)
+    built = _built_report(request, camp, results, stage)
+    if isinstance(built, Response):
+        return built
+    rp, fonts = built
+    blocks: dict[int, dict[str, Any]] = {}
+    for sec in rp.sections:
+        for b in sec.blocks:
+            if isinstance(b, Chart):
+                png = base64.b64encode(chart_png(b, fonts)).decode()
+                blocks[id(b)] = {"kind": "chart", "title": b.title, "bars": b.bars, "png": png}
+            elif isinstance(b, Table):
+                blocks[id(b)] = {"kind": "table", **b.__dict__}
+            else:
+                blocks[id(b)] = {"kind": "p", **b.__dict__}
+    view = rp.__dict__ | {
+        "sections": [
+            {"heading": sec.heading, "blocks": [blocks[id(b)] for b in sec.blocks]}
+            for sec in rp.sections
+        ]
+    }
+    return _render(request, "report.html", camp=camp, stage=stage, rp=view)
+
+
+def _built_report(
+    request: Request, camp: Campaign, results: Results, stage: Stage
+) -> tuple[Report, Fonts] | Response:
+    """The report of the frozen results, or the page that says why there is none.
+
+    The figures are recomputed from the projection, so they are checked against the frozen
+    digest first: a report whose numbers are not the frozen ones is refused, never printed.
+    """
+    if digest(result_rows(results)) != stage.digest:
+        message = PAGES.t(request, "sc.report_refused")
+        return _render(request, "refused.html", status=409, camp=camp, message=message)
+    try:
+        fonts = find_fonts()
+    except FontMissing:
+        message = PAGES.t(request, "sc.report_no_font")
+        return _render(request, "refused.html", status=503, camp=camp, message=message)
+    today = datetime.now(VN).date()
+    return build_report(camp, results, stage, today, language(request)), fonts
+
+
+async def _report_file(
+    request: Request, rt: Runtime, principal: PrincipalDep, campaign: str, kind: str
+) -> Response:
+    """Staff may download the frozen report marked as a draft; the public once published."""
+    camp, results, stage = await _load(rt, campaign)
+    if not may_see_scores(stage, principal):
+        raise HTTPException(404, "results are not published")
+    built = _built_report(request, camp, results, stage)
+    if isinstance(built, Response):
+        return built
+    rp, fonts = built
+    # Off the event loop: a report of 40 units takes a CPU-bound moment to lay out.
+    if kind == "pdf":
+        body, media = await asyncio.to_thread(render_pdf, rp, fonts), "application/pdf"
+    else:
+        body = await asyncio.to_thread(render_docx, rp, fonts)
+        media = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    return Response(
+        body,
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{rp.file_stem}.{kind}"',
+            "Cache-Control": "no-store",  # a draft must not outlive its publication in a cache
+        },
+    )
+
+
+@router.get("/export/report.pdf")
+async def export_report_pdf(
+    request: Request, rt: RuntimeDep, principal: PrincipalDep, campaign: str
+) -> Response:
+    return await _report_file(request, rt, principal, campaign, "pdf")
+
+
+@router.get("/export/report.docx")
+async def export_report_docx(
+    request: Request, rt: RuntimeDep, principal: PrincipalDep, campaign: str
+) -> Response:
+    return await _report_file(request, rt, principal, campaign, "docx")
 
 
 @router.get("/dashboard/units/{unit_code}", response_class=HTMLResponse)
@@ -225,26 +318,42 @@ async def _export(
 
 
 @router.get("/export/results.csv")
-async def export_results_csv(rt: RuntimeDep, principal: PrincipalDep, campaign: str) -> Response:
-    """Scores once visible to the caller; before that, ballots received against quota only."""
+async def export_results_csv(
+    request: Request, rt: RuntimeDep, principal: PrincipalDep, campaign: str
+) -> Response:
+    """Scores once visible to the caller; before that, ballots received against quota only.
+    Headers in Vietnamese, English on the English switch (?lang=en)."""
     camp, results, show = await _export(rt, principal, campaign)
-    table = result_table(camp, results) if show else count_table(camp, results)
+    lang = language(request)
+    table = result_table(camp, results, lang) if show else count_table(camp, results, lang)
     return _csv(table, f"{campaign}-results.csv")
 
 
 @router.get("/export/questions.csv")
-async def export_questions_csv(rt: RuntimeDep, principal: PrincipalDep, campaign: str) -> Response:
+async def export_questions_csv(
+    request: Request, rt: RuntimeDep, principal: PrincipalDep, campaign: str
+) -> Response:
     camp, results, show = await _export(rt, principal, campaign)
     if not show:
         raise HTTPException(404, "results are not published")
-    return _csv(question_table(camp, results), f"{campaign}-questions.csv")
+    return _csv(question_table(camp, results, language(request)), f"{campaign}-questions.csv")
 
 
 @router.get("/export/results.xlsx")
-async def export_results_xlsx(rt: RuntimeDep, principal: PrincipalDep, campaign: str) -> Response:
+async def export_results_xlsx(
+    request: Request, rt: RuntimeDep, principal: PrincipalDep, campaign: str
+) -> Response:
     camp, results, show = await _export(rt, principal, campaign)
+    lang = language(request)
+
+    def sheet(key: str) -> str:
+        return PAGES.t(lang, f"sc.sheet.{key}")
+
     if show:
-        sheets = {"Kết quả": result_table(camp, results), "Câu hỏi": question_table(camp, results)}
+        sheets = {
+            sheet("results"): result_table(camp, results, lang),
+            sheet("questions"): question_table(camp, results, lang),
+        }
     else:
-        sheets = {"Số phiếu": count_table(camp, results)}
+        sheets = {sheet("counts"): count_table(camp, results, lang)}
     return _xlsx(sheets, f"{campaign}-results.xlsx")

@@ -13,6 +13,7 @@ from contracts.campaign import Quota, UnitKind
 from services.scoring.figures import (
     RESULT_HEAD,
     deduction,
+    headers,
     number,
     question_table,
     result_table,
@@ -108,16 +109,19 @@ def test_exports_hold_numbers_and_total_rows_carry_the_quota() -> None:
     camp = worked_campaign()
     res = compute_results(camp, tally_of(camp, WORKED_BALLOTS))
     table = result_table(camp, res)
-    assert table[0] == RESULT_HEAD
-    total = next(r for r in table if r[0] == "S02" and r[3] == "TOTAL")
+    assert table[0] == headers(RESULT_HEAD) and table[0][:2] == ["Mã đơn vị", "Tên đơn vị"]
+    assert result_table(camp, res, "en")[0][:2] == ["Unit code", "Unit name"]
+    total = next(r for r in table if r[0] == "S02" and r[3] == "Tổng cộng")
     assert total[4:] == [3, 4, Decimal("3.21"), Decimal("0.80"), Decimal("2.41"), 2]
     csv_text = _csv(table, "x.csv").body.decode("utf-8-sig")
-    assert "S02,Sở S02,department,TOTAL,3,4,3.21,0.80,2.41,2" in csv_text
-    assert "S01,Sở S01,department,03,4,4,2.77,0.00,2.77," in csv_text  # never '0E-2'
+    assert 'S02,Sở S02,"Sở, ban, ngành tỉnh",Tổng cộng,3,4,3.21,0.80,2.41,2' in csv_text
+    assert 'S01,Sở S01,"Sở, ban, ngành tỉnh",03,4,4,2.77,0.00,2.77,' in csv_text  # never 0E-2
 
     book = load_workbook(io.BytesIO(_xlsx({"Kết quả": table}, "x.xlsx").body))
     ws = book["Kết quả"]
-    row = next(r for r in ws.iter_rows(min_row=2) if r[0].value == "S02" and r[3].value == "TOTAL")
+    row = next(
+        r for r in ws.iter_rows(min_row=2) if (r[0].value, r[3].value) == ("S02", "Tổng cộng")
+    )
     for cell in row[6:9]:
         assert cell.data_type == "n" and isinstance(cell.value, float)
         assert cell.number_format == "0.00"

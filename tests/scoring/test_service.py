@@ -129,7 +129,8 @@ async def _check_pages(app, cid: str) -> None:
         unit = await http.get("/dashboard/units/S02", params={"campaign": cid, "lang": "vi"})
         assert unit.status_code == 200 and "2,41" not in unit.text and "(thiếu 1)" in unit.text
         csv_text = (await http.get("/export/results.csv", params={"campaign": cid})).text
-        assert "S02,Sở S02,department,TOTAL,3,4\r\n" in csv_text and "2.41" not in csv_text
+        assert 'S02,Sở S02,"Sở, ban, ngành tỉnh",Tổng cộng,3,4\r\n' in csv_text
+        assert "2.41" not in csv_text and csv_text.startswith("\ufeffMã đơn vị,Tên đơn vị,")
         xlsx = await http.get("/export/results.xlsx", params={"campaign": cid})
         wb = load_workbook(io.BytesIO(xlsx.content))
         assert wb.sheetnames == ["Số phiếu"]

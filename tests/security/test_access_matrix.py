@@ -66,6 +66,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "scoring GET /export/results.csv": ALL,
     "scoring GET /export/questions.csv": ALL,
     "scoring GET /export/results.xlsx": ALL,
+    "scoring GET /export/report.pdf": ALL,  # gated by the stage like the questions CSV
+    "scoring GET /export/report.docx": ALL,
     "scoring POST /publish": ADMIN,
     # notify
     "notify GET /api/deliveries": ADMIN,
