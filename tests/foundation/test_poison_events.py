@@ -40,7 +40,8 @@ CAMPAIGN_TABLE = {  # each projection's table of campaigns and its key column
     "scoring": ("scoring_campaigns", "campaign_id"),
     "notify": ("notify_campaigns", "campaign_id"),
 }
-TOO_BIG = 2**40  # out of range for an integer column: asyncpg refuses it at bind time
+TOO_BIG = 2**40  # beyond the contracts' bounds (docs/architecture.md, decision 27)
+REFUSED = "-refused"  # a campaign id suffix each service's table refuses (a CHECK added below)
 
 
 def _defined(cid: str, **changes: Any) -> bytes:
@@ -56,7 +57,10 @@ def poison(cid: str) -> dict[str, tuple[bytes, set[str]]]:
     envelope = json.loads(good)
     unknown = {**envelope, "type": "CampaignExploded", "event_id": "e-unknown"}
     invalid = {**envelope, "type": "BallotSubmitted", "event_id": "e-invalid", "data": {}}
-    failed = DeliveryFailed(respondent_id="r1", purpose="invitation", attempts=TOO_BIG, error="x")
+    # Built without validation: a producer that bypassed the contracts.
+    failed = DeliveryFailed.model_construct(
+        respondent_id="r1", purpose="invitation", attempts=TOO_BIG, error="x"
+    )
     return {
         "nul in the campaign name": (good.replace(name, b"A\\u0000B", 1), everyone),
         "escaped lone surrogate": (good.replace(name, b"A\\ud800B", 1), everyone),
@@ -65,16 +69,33 @@ def poison(cid: str) -> dict[str, tuple[bytes, set[str]]]:
         "undecodable json": (b'{"event_id": "x", "type": ', everyone),
         "unknown type": (json.dumps(unknown).encode(), everyone),
         "payload fails validation": (json.dumps(invalid).encode(), everyone),
-        # Valid for the contracts, refused by PostgreSQL: the apply fails, not the decode.
-        "version out of integer range": (
-            _defined(f"{cid}-big", version=TOO_BIG),
-            {"identity", "survey", "scoring"},
-        ),
-        "attempts out of integer range": (
+        # Out of the contracts' bounds: refused on decode by every consumer.
+        "version out of range": (_defined(f"{cid}-big", version=TOO_BIG), everyone),
+        "attempts out of range": (
             encode(make(failed, campaign_id=cid, producer="t")),
-            {"notify"},
+            everyone,
         ),
+        # Valid for the contracts, refused by PostgreSQL: the apply fails, not the decode.
+        "refused by a table constraint": (_defined(cid + REFUSED), everyone),
     }
+
+
+async def _refuse_in_every_table(settings: Settings, cid: str) -> None:
+    """Migrate each service's database and add a CHECK that refuses one campaign id, so the
+    apply of a valid event fails with a constraint violation (deterministic: dead-lettered)."""
+    for service, spec in SERVICES.items():
+        engine = await prepare(settings.service_database_url(service), spec.versions_dir)
+        table, key = CAMPAIGN_TABLE[service]
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        f"ALTER TABLE {table} ADD CONSTRAINT poison_refused "
+                        f"CHECK ({key} <> '{cid}{REFUSED}')"
+                    )
+                )
+        finally:
+            await engine.dispose()
 
 
 async def _offset_and_row(settings: Settings, service: str, cid: str) -> tuple[int, bool]:
@@ -105,6 +126,7 @@ async def test_every_projection_dead_letters_poison_and_applies_what_follows(
     failed_before = {s: metrics.events_failed.labels(s)._value.get() for s in SERVICES}
 
     settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
+    await _refuse_in_every_table(settings, campaign_id)
     async with AsyncExitStack() as stack:
         for spec in SERVICES.values():
             app = create_app(spec, settings)
@@ -128,7 +150,8 @@ async def test_every_projection_dead_letters_poison_and_applies_what_follows(
     reasons = {d.reason for d in letters if d.stream_seq in published}
     assert any("U+0000" in r for r in reasons)
     assert any("unknown event type 'CampaignExploded'" in r for r in reasons)
-    assert any("out of int32 range" in r for r in reasons), reasons
+    assert any("less than or equal" in r for r in reasons), reasons
+    assert any("poison_refused" in r for r in reasons), reasons
     for service in SERVICES:  # the valid event was not dead-lettered by anyone
         assert not [d for d in letters if d.stream_seq == valid.seq]
         assert metrics.events_failed.labels(service)._value.get() > failed_before[service]
