@@ -10,14 +10,17 @@ from __future__ import annotations
 from contracts.rpc import RESET, ResetReply, ResetRequest
 from parindex.bus import rpc
 from parindex.web.service import Runtime
-from services.notify.api import ResendRefused, queue_resend
+from services.notify.deliveries import queue_resend
+from services.notify.errors import ResendRefused
 
 
 async def start(rt: Runtime) -> None:
     async def reset(req: ResetRequest) -> ResetReply:
         """A respondent asked identity for a new credential: e-mail a fresh one."""
         try:
-            done = await queue_resend(rt, req.campaign_id, req.respondent_id, "reset")
+            done = await queue_resend(
+                rt.sessions, rt.extras.get("sender"), req.campaign_id, req.respondent_id, "reset"
+            )
         except ResendRefused as exc:
             raise rpc.RpcError("refused", exc.reason) from exc
         return ResetReply(queued=done["purpose"])

@@ -10,13 +10,14 @@ from pathlib import Path
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import text
 
 from parindex.web import scope
 from parindex.web.csrf import FormCsrf
 from parindex.web.deps import Admin, RuntimeDep
 from parindex.web.pages import Pages
-from services.notify.api import ResendRequest, delivery_counts, queue_resend_or_refuse
+from services.notify.api import ResendRequest, queue_resend_or_refuse
+from services.notify.deliveries import delivery_counts
+from services.notify.storage import queries
 
 router = APIRouter(tags=["deliveries"])
 HERE = Path(__file__).parent
@@ -29,14 +30,10 @@ async def deliveries_page(
 ) -> Response:
     if campaign is None:  # the only campaign, or the newest (of the admin's scope)
         async with rt.sessions() as s:
-            ids = (
-                await s.scalars(
-                    text("SELECT campaign_id FROM notify_campaigns ORDER BY campaign_id DESC")
-                )
-            ).all()
+            ids = await queries.campaign_ids(s)
         shown = scope.visible(admin, ids)
         campaign = shown[0] if shown else None
-    data = await delivery_counts(rt, campaign) if campaign is not None else None
+    data = await delivery_counts(rt.sessions, campaign) if campaign is not None else None
     return PAGES.render(request, "deliveries.html", data=data, campaign=campaign)
 
 

@@ -8,20 +8,18 @@ adapters (api.py, rpc.py) translate them.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import text
+from typing import TYPE_CHECKING, Any
 
 from contracts.campaign import Campaign
-from parindex.web.service import Runtime
 from services.survey import participation
+from services.survey.errors import NotAllowed, UnknownCampaign
 from services.survey.projection import load_campaign
+from services.survey.storage import queries
+
+if TYPE_CHECKING:
+    from services.survey.ballots import Deps
 
 Counts = dict[tuple[str, str], int]  # (unit_code, form_code) -> number
-
-
-class UnknownCampaign(LookupError):
-    """No such campaign in survey's projection."""
 
 
 def pairs(c: Campaign, counts: Counts, registered: Counts) -> list[tuple[str, str]]:
@@ -71,63 +69,45 @@ def progress_rows(
     return rows
 
 
-async def progress_report(rt: Runtime, campaign_id: str, only_unit: str | None) -> dict[str, Any]:
+def progress_scope(
+    role: str, own_campaign: str | None, own_unit: str | None, asked: str | None
+) -> tuple[str | None, str | None]:
+    """(campaign, only this unit) a principal may see; a focal point sees only its unit.
+
+    The campaign scope of staff accounts (decision 25) is checked by the adapters before."""
+    campaign_id = asked or own_campaign
+    only_unit: str | None = None
+    if role == "focal_point":
+        if campaign_id and own_campaign and own_campaign != campaign_id:
+            raise NotAllowed("other_campaign")
+        if not own_unit:
+            raise NotAllowed("no_unit")
+        only_unit = own_unit
+    return campaign_id, only_unit
+
+
+async def progress_report(d: Deps, campaign_id: str, only_unit: str | None) -> dict[str, Any]:
     """Received / quota / rate per (unit, form); for one unit, also who has not answered.
 
     Raises UnknownCampaign, or MissingBallotKey when participation cannot be derived.
     """
-    async with rt.sessions() as s:
+    async with d.sessions() as s:
         c = await load_campaign(s, campaign_id)
         if c is None:
             raise UnknownCampaign(campaign_id)
-        counts: Counts = {
-            (u, f): n
-            for u, f, n in (
-                await s.execute(
-                    text(
-                        "SELECT unit_code, form_code, received FROM survey_ballot_counts "
-                        "WHERE campaign = :c"
-                    ),
-                    {"c": campaign_id},
-                )
-            ).all()
-        }
-        registered: Counts = {
-            (u, f): n
-            for u, f, n in (
-                await s.execute(
-                    text(
-                        "SELECT unit_code, form_code, count(*) FROM survey_respondents "
-                        "WHERE campaign = :c AND NOT withdrawn GROUP BY unit_code, form_code"
-                    ),
-                    {"c": campaign_id},
-                )
-            ).all()
-        }
+        counts: Counts = await queries.ballot_counts(s, campaign_id)
+        registered: Counts = await queries.registered_counts(s, campaign_id)
         people = []
         if only_unit is not None:
-            people = (
-                await s.execute(
-                    text(
-                        "SELECT respondent_id, full_name, form_code FROM survey_respondents "
-                        "WHERE campaign = :c AND unit_code = :u AND NOT withdrawn "
-                        "ORDER BY full_name, respondent_id"
-                    ),
-                    {"c": campaign_id, "u": only_unit},
-                )
-            ).all()
-        deadline = await s.scalar(
-            text("SELECT 1 FROM survey_deadlines WHERE campaign = :c"), {"c": campaign_id}
-        )
+            people = await queries.unit_people(s, campaign_id, only_unit)
+        deadline = await queries.deadline_reached(s, campaign_id)
     missing: list[dict[str, Any]] = []
     if people:  # participation is derived from the log, never stored (decision 15)
-        done = await participation.voted(
-            rt.js, rt.settings.ballot_key, campaign_id, [r for r, _, _ in people]
-        )
+        done = await participation.voted(d.js, d.ballot_key, campaign_id, [r for r, _, _ in people])
         missing = [{"full_name": n, "form_code": f} for r, n, f in people if r not in done]
     out: dict[str, Any] = {
         "campaign": campaign_id,
-        "deadline_passed": bool(deadline),
+        "deadline_passed": deadline,
         "units": progress_rows(c, counts, registered, only_unit),
     }
     if only_unit is not None:
@@ -136,15 +116,10 @@ async def progress_report(rt: Runtime, campaign_id: str, only_unit: str | None) 
     return out
 
 
-async def nonrespondents(rt: Runtime, campaign_id: str, unit_code: str | None) -> list[str]:
+async def nonrespondents(d: Deps, campaign_id: str, unit_code: str | None) -> list[str]:
     """Registered, not withdrawn, no counted ballot: ids only (derived from the log when asked,
     decision 15)."""
-    sql = "SELECT respondent_id FROM survey_respondents WHERE campaign = :c AND NOT withdrawn"
-    params: dict[str, Any] = {"c": campaign_id}
-    if unit_code is not None:
-        sql += " AND unit_code = :u"
-        params["u"] = unit_code
-    async with rt.sessions() as s:
-        people = [r for (r,) in await s.execute(text(sql + " ORDER BY respondent_id"), params)]
-    done = await participation.voted(rt.js, rt.settings.ballot_key, campaign_id, people)
+    async with d.sessions() as s:
+        people = await queries.respondent_ids(s, campaign_id, unit_code)
+    done = await participation.voted(d.js, d.ballot_key, campaign_id, people)
     return [r for r in people if r not in done]

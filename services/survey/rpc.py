@@ -14,8 +14,9 @@ from typing import TypeVar
 from contracts.rpc import NONRESPONDENTS, PROGRESS, NonrespondentsReply, ProgressReply, UnitRequest
 from parindex.bus import rpc
 from parindex.web.service import Runtime
-from services.survey.progress import UnknownCampaign, nonrespondents, progress_report
-from services.survey.secrecy import MissingBallotKey
+from services.survey.errors import MissingBallotKey, UnknownCampaign
+from services.survey.progress import nonrespondents, progress_report
+from services.survey.runtime import deps
 
 T = TypeVar("T")
 
@@ -31,11 +32,13 @@ async def _translated(work: Callable[[], Awaitable[T]]) -> T:
 
 async def start(rt: Runtime) -> None:
     async def missing(req: UnitRequest) -> NonrespondentsReply:
-        ids = await _translated(lambda: nonrespondents(rt, req.campaign_id, req.unit_code))
+        ids = await _translated(lambda: nonrespondents(deps(rt), req.campaign_id, req.unit_code))
         return NonrespondentsReply(respondent_ids=ids)
 
     async def progress(req: UnitRequest) -> ProgressReply:
-        report = await _translated(lambda: progress_report(rt, req.campaign_id, req.unit_code))
+        report = await _translated(
+            lambda: progress_report(deps(rt), req.campaign_id, req.unit_code)
+        )
         return ProgressReply.model_validate(report)
 
     svc = await rpc.serve(

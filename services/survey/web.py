@@ -2,8 +2,9 @@
 
 Server-rendered through the shared web kit (docs/architecture.md, decision 25): Vietnamese
 first, `?lang=en` switches and is remembered, no JavaScript, and every POST carries the
-session-bound CSRF token. A ballot goes through `api.intake_ballot`, the very path of
-POST /api/ballots; the review page carries a server-generated client_submission_id, so a double
+session-bound CSRF token. A ballot goes through `ballots.submit_ballot`, the very path of
+POST /api/ballots (the use cases are in ballots.py, docs/architecture.md, decision 31); the
+review page carries a server-generated client_submission_id, so a double
 click or a retried "Gửi phiếu" is the same event and shows the same receipt.
 """
 
@@ -16,9 +17,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import text
 
 from contracts.campaign import Campaign
 from contracts.events import Answer
@@ -28,15 +28,34 @@ from parindex.web.auth import Principal
 from parindex.web.deps import PrincipalDep, RuntimeDep, principal, runtime
 from parindex.web.i18n import language, vi_date
 from parindex.web.pages import Pages, finish, to_login
+from parindex.web.refusal import Refused
 from parindex.web.service import RETRY_AFTER_SECONDS, Runtime
-from services.survey import api
+from services.survey import ballots
 from services.survey.ballot import BALLOT_NS
+from services.survey.errors import (
+    AlreadySubmitted,
+    DeadlinePassed,
+    InvalidBallot,
+    MissingBallotKey,
+    NotAllowed,
+    NotARespondent,
+    NotOpen,
+    UnknownCampaign,
+)
+from services.survey.progress import progress_report, progress_scope
 from services.survey.projection import load_campaign
+from services.survey.runtime import deps
+from services.survey.storage import queries
 
 router = APIRouter()
 HERE = Path(__file__).parent
 PAGES = Pages(HERE / "templates", HERE / "text")
 FIELD = "a:{unit}:{question}"  # form field of one answer; codes never contain ":"
+# Domain error -> the page's text: the one mapping of this adapter (decision 31).
+REFUSED_KEYS: dict[type[Exception], str] = {
+    NotARespondent: "sv.not_registered",
+    MissingBallotKey: "sv.no_key",
+}
 
 
 def _message(
@@ -66,7 +85,7 @@ class Situation:
     open: bool
     deadline_passed: bool
     opens_on: date | None
-    ballot: api.Logged | None
+    ballot: ballots.Logged | None
 
     @property
     def rated(self) -> list[str]:
@@ -74,21 +93,23 @@ class Situation:
 
 
 async def _situation(rt: Runtime, p: Principal) -> Situation:
-    """Raises HTTPException (403 not a respondent, 503 no ballot key), as the JSON API does."""
-    campaign, who = await api._respondent_context(rt, p)
-    pseudo = api._pseudonym(rt, campaign.id, p.subject)
-    status = await api._status(rt, campaign, who)
-    wave = campaign.wave_for(who["form_code"], who["unit_code"])
+    """Raises NotARespondent or MissingBallotKey, as the JSON API refuses."""
+    d = deps(rt)
+    who = await ballots.respondent(d, p.campaign_id, p.subject)
+    campaign = who.campaign
+    pseudo = ballots.pseudonym_of(d, who)
+    status = await ballots.status(d, who)
+    wave = campaign.wave_for(who.form_code, who.unit_code)
     opens_on = wave.opens_at.astimezone(ZoneInfo(campaign.timezone)).date() if wave else None
     return Situation(
         campaign=campaign,
-        form_code=who["form_code"],
-        unit_code=who["unit_code"],
+        form_code=who.form_code,
+        unit_code=who.unit_code,
         pseudonym=pseudo,
-        open=status["open"],
-        deadline_passed=status["deadline_passed"],
+        open=status.open,
+        deadline_passed=status.deadline_passed,
         opens_on=opens_on,
-        ballot=await api._submitted(rt, campaign.id, pseudo),
+        ballot=await ballots.submitted(d, campaign.id, pseudo),
     )
 
 
@@ -107,9 +128,8 @@ async def _enter(
         return _message(request, "sv.not_respondent", 403)
     try:
         sit = await _situation(runtime(request), p)
-    except HTTPException as exc:
-        key = "sv.no_key" if exc.status_code == 503 else "sv.not_registered"
-        return _message(request, key, 403)
+    except (NotARespondent, MissingBallotKey) as exc:
+        return _message(request, REFUSED_KEYS[type(exc)], 403)
     if sit.ballot is not None:
         return _logged_page(request, sit, refused, submission_id)
     if sit.deadline_passed:
@@ -137,7 +157,7 @@ def _logged_page(
         return PAGES.render(
             request, "message.html", status=409, message=text_, title_key="sv.survey"
         )
-    code = api.issue_receipt(runtime(request), sit.campaign.id, day, submission_id)
+    code = ballots.issue_receipt(deps(runtime(request)), sit.campaign.id, day, submission_id)
     return _receipt_page(request, code, day)
 
 
@@ -269,7 +289,7 @@ async def survey_page(request: Request, rt: RuntimeDep) -> Response:
     sit = await _enter(request)
     if isinstance(sit, Response):
         return sit
-    draft = await api.load_draft(rt, sit.campaign.id, sit.pseudonym)
+    draft = await ballots.load_draft(deps(rt), sit.campaign.id, sit.pseudonym)
     return _form_page(request, sit, _draft_choices(draft))
 
 
@@ -296,7 +316,7 @@ async def survey_post(request: Request, rt: RuntimeDep) -> Response:
     chosen, errors = _answers_from_form(sit, form)
     if action == "draft":
         answers = [a.model_dump() for a in _answers(chosen)]
-        await api.save_draft(rt, sit.campaign.id, sit.pseudonym, answers)
+        await ballots.store_draft(deps(rt), sit.campaign.id, sit.pseudonym, answers)
         return _form_page(request, sit, chosen, saved=True)
     if action == "edit":
         return _form_page(request, sit, chosen)
@@ -317,27 +337,29 @@ async def survey_post(request: Request, rt: RuntimeDep) -> Response:
             return _form_page(request, sit, chosen, errors, status=422)
         p = await principal(request)
         assert p is not None
+        d = deps(rt)
+        who = ballots.Who(sit.campaign, p.subject, sit.form_code, sit.unit_code)
         try:
-            result = await api.intake_ballot(rt, p, _answers(chosen), submission_id)
+            accepted = await ballots.submit_ballot(d, who, _answers(chosen), submission_id)
         except PublishUnavailable:
             # Keep the answers: saved as a draft and shown again (decision 23).
             answers = [a.model_dump() for a in _answers(chosen)]
-            await api.save_draft(rt, sit.campaign.id, sit.pseudonym, answers)
+            await ballots.store_draft(d, sit.campaign.id, sit.pseudonym, answers)
             page = _form_page(request, sit, chosen, status=503, busy=True)
             page.headers["Retry-After"] = RETRY_AFTER_SECONDS
             return page
-        if result.outcome == "accepted":
-            return _receipt_page(request, result.receipt, result.submitted_on, fresh=True)
-        if result.outcome in ("already_submitted", "deadline_passed"):
-            sit.ballot = await api._submitted(rt, sit.campaign.id, sit.pseudonym)
+        except (AlreadySubmitted, DeadlinePassed) as exc:
+            sit.ballot = await ballots.submitted(d, sit.campaign.id, sit.pseudonym)
             if sit.ballot is not None:
                 return _logged_page(request, sit, 409, submission_id)
-            if result.outcome == "already_submitted":
+            if isinstance(exc, AlreadySubmitted):
                 return _message(request, "sv.submitted", 409)
             return _message(request, "sv.expired", 409, deadline=sit.campaign.deadline)
-        if result.outcome == "wave_not_open":
+        except NotOpen:
             return _message(request, "sv.not_open", 403, opens_on=sit.opens_on)
-        return _form_page(request, sit, chosen, errors, status=422)
+        except InvalidBallot:
+            return _form_page(request, sit, chosen, errors, status=422)
+        return _receipt_page(request, accepted.receipt, accepted.submitted_on, fresh=True)
     return _form_page(request, sit, chosen)
 
 
@@ -350,21 +372,18 @@ async def progress_page(
     if p.role not in ("admin", "auditor", "focal_point"):
         return _message(request, "err.403", 403, title="sv.progress")
     try:
-        campaign_id, only_unit = api.progress_scope(p, campaign)
-    except HTTPException:
+        scope.check(p, campaign or p.campaign_id)
+        campaign_id, only_unit = progress_scope(p.role, p.campaign_id, p.unit_code, campaign)
+    except (Refused, NotAllowed):
         return _message(request, "err.403", 403, title="sv.progress")
     if not campaign_id:  # e.g. after the language switch dropped ?campaign=
         async with rt.sessions() as s:
-            rows = (
-                await s.execute(
-                    text("SELECT id, definition->>'name' FROM survey_campaigns ORDER BY id")
-                )
-            ).all()
+            rows = await queries.campaign_names(s)
         shown = [{"id": i, "name": n} for i, n in scope.visible(p, rows)]
         return PAGES.render(request, "progress.html", campaigns=shown)
     try:
-        data = await api.progress(rt, campaign_id, only_unit)
-    except HTTPException:
+        data = await progress_report(deps(rt), campaign_id, only_unit)
+    except (UnknownCampaign, MissingBallotKey):
         return _message(request, "sv.unknown_campaign", 404, title="sv.progress")
     lang = language(request)
     async with rt.sessions() as s:

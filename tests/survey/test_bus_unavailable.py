@@ -11,7 +11,7 @@ import pytest
 from nats.js.errors import NoStreamResponseError
 
 from parindex.bus.publish import PublishUnavailable
-from services.survey import api
+from services.survey import ballots
 from tests.survey.test_service import Survey, full_answers, respondent, setup_open_campaign
 from tests.survey.test_web import checked, page_headers, token
 
@@ -21,7 +21,7 @@ def bus_down(monkeypatch: pytest.MonkeyPatch) -> None:
     async def unavailable(js: Any, subject: str, *args: Any, **kw: Any) -> Any:
         raise PublishUnavailable(subject, NoStreamResponseError())
 
-    monkeypatch.setattr(api, "publish_event", unavailable)
+    monkeypatch.setattr(ballots, "publish_event", unavailable)
 
 
 async def test_unavailable_bus_is_503_with_retry_after_json_and_html(

@@ -9,6 +9,7 @@ derived from the log, so no survey table keeps an order of arrival or a time of 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from parindex.settings import Settings
 from parindex.web.auth import Principal
 from parindex.web.service import create_app
 from services.scoring.service import SERVICE as SCORING
-from services.survey import api
+from services.survey import ballots
 from services.survey.secrecy import pseudonym
 from tests.survey.test_service import (
     ADMIN,
@@ -189,12 +190,12 @@ async def test_late_ballot_gets_409_and_no_receipt_when_survey_lags(
     chi = survey.as_(respondent(campaign_id, "chi"))
     r = await survey.client.post("/api/ballots", json={"answers": full_answers("H-A")}, headers=chi)
     assert r.status_code == 201  # before the deadline: counted
-    real_status = api._status
+    real_status = ballots.status
 
-    async def lagging(rt: Any, campaign: Campaign, who: dict[str, Any]) -> dict[str, Any]:
-        return {**await real_status(rt, campaign, who), "deadline_passed": False}
+    async def lagging(d: ballots.Deps, who: ballots.Who) -> ballots.Status:
+        return dataclasses.replace(await real_status(d, who), deadline_passed=False)
 
-    monkeypatch.setattr(api, "_status", lagging)
+    monkeypatch.setattr(ballots, "status", lagging)
     closed_at = await publish_deadline(js, campaign_id)
 
     an = survey.as_(respondent(campaign_id, "an"))

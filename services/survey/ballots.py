@@ -1,0 +1,219 @@
+"""The respondent's use cases: who is asking, whether the form is open, the ballot, the draft.
+
+Service layer (docs/architecture.md, decision 31): every function takes its dependencies
+(`Deps`: the log, the projection's sessions, the ballot key, the clock) as arguments, knows
+nothing of HTTP, and refuses by raising the domain errors of errors.py. The JSON API (api.py)
+and the pages (web.py) are thin adapters over these same functions, so a ballot takes one path
+whichever way it comes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import subjects
+from contracts.campaign import Campaign
+from contracts.events import Answer, BallotSubmitted, decode
+from parindex.bus.publish import ConcurrencyConflict, publish_event
+from parindex.clock import Clock
+from services.survey import participation
+from services.survey import receipt as receipts
+from services.survey.ballot import ballot_envelope, problems
+from services.survey.errors import (
+    AlreadySubmitted,
+    DeadlinePassed,
+    InvalidBallot,
+    NotARespondent,
+    NotOpen,
+)
+from services.survey.projection import load_campaign
+from services.survey.secrecy import pseudonym
+from services.survey.storage import queries
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the respondent's use cases need; adapters build it from the service's runtime."""
+
+    js: JetStreamContext
+    sessions: async_sessionmaker[AsyncSession]
+    ballot_key: str
+    clock: Clock
+
+
+@dataclass(frozen=True)
+class Who:
+    """A registered, not withdrawn respondent: its campaign, form and unit (from the log)."""
+
+    campaign: Campaign
+    respondent_id: str
+    form_code: str
+    unit_code: str | None
+
+
+@dataclass(frozen=True)
+class Status:
+    """The respondent's wave and whether it opened; whether the projection saw the deadline."""
+
+    wave_id: str | None
+    open: bool
+    deadline_passed: bool
+
+
+@dataclass
+class Logged:
+    """A ballot as the log holds it; `counted` is false when sequenced after the deadline."""
+
+    ballot: BallotSubmitted
+    counted: bool
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A counted ballot and its receipt."""
+
+    receipt: str
+    submitted_on: date
+
+
+async def respondent(d: Deps, campaign_id: str | None, respondent_id: str) -> Who:
+    """The respondent's campaign and registration, from the projection (the log), not the token."""
+    if not campaign_id:
+        raise NotARespondent("no_campaign")
+    async with d.sessions() as s:
+        campaign = await load_campaign(s, campaign_id)
+        row = await queries.respondent(s, campaign_id, respondent_id)
+    if campaign is None or row is None or row.withdrawn:
+        raise NotARespondent("not_a_respondent")
+    return Who(campaign, respondent_id, row.form_code, row.unit_code)
+
+
+def pseudonym_of(d: Deps, who: Who) -> str:
+    """The ballot's pseudonym; MissingBallotKey without the key (docs/architecture.md, 7)."""
+    return pseudonym(d.ballot_key, who.campaign.id, who.respondent_id)
+
+
+async def status(d: Deps, who: Who) -> Status:
+    wave = who.campaign.wave_for(who.form_code, who.unit_code)
+    async with d.sessions() as s:
+        opened = wave is not None and await queries.wave_opened(s, who.campaign.id, wave.id)
+        closed = await queries.deadline_reached(s, who.campaign.id)
+    return Status(wave.id if wave else None, opened, closed)
+
+
+async def submitted(d: Deps, campaign_id: str, pseudo: str) -> Logged | None:
+    """The ballot on this pseudonym's subject, if any, and whether it counts (read from the log)."""
+    try:
+        msg = await d.js.get_last_msg(subjects.EVENTS_STREAM, subjects.ballot(campaign_id, pseudo))
+    except NotFoundError:
+        return None
+    _, payload = decode(msg.data or b"")
+    assert isinstance(payload, BallotSubmitted)
+    return Logged(payload, await participation.counted(d.js, campaign_id, int(msg.seq or 0)))
+
+
+def issue_receipt(d: Deps, campaign_id: str, day: date, submission_id: str | None) -> str:
+    """A receipt for a counted ballot: proves the day, not the ballot (see receipt.py)."""
+    return receipts.issue(d.ballot_key, campaign_id, day, submission_id)
+
+
+def verify_receipt(ballot_key: str, campaign_id: str, receipt: str) -> date | None:
+    """The day a receipt proves, or None (MissingBallotKey without the key)."""
+    return receipts.verify(ballot_key, campaign_id, receipt[:200])
+
+
+async def submit_ballot(
+    d: Deps, who: Who, answers: list[Answer], client_submission_id: str | None
+) -> Accepted:
+    """The one path a ballot takes (JSON API and HTML form): checks, then the log decides.
+
+    The clock and projection checks only narrow the window: the ballot counts if and only if
+    the log sequenced it before DeadlineReached, and only then is there a receipt
+    (docs/architecture.md, decision 15). PublishUnavailable passes through (decision 23).
+    """
+    campaign = who.campaign
+    st = await status(d, who)
+    if st.deadline_passed or d.clock.now() >= campaign.deadline:
+        raise DeadlinePassed()
+    if not st.open:
+        raise NotOpen(st.wave_id)
+    found = problems(campaign, who.form_code, who.unit_code, answers)
+    if found:
+        raise InvalidBallot(found)
+    pseudo = pseudonym_of(d, who)
+    envelope = ballot_envelope(
+        campaign,
+        pseudonym=pseudo,
+        form_code=who.form_code,
+        unit_code=who.unit_code,
+        answers=answers,
+        now=d.clock.now(),
+        client_submission_id=client_submission_id,
+    )
+    try:
+        published = await publish_event(
+            d.js, subjects.ballot(campaign.id, pseudo), envelope, expected_last_subject_seq=0
+        )
+    except ConcurrencyConflict:
+        existing = await submitted(d, campaign.id, pseudo)
+        if existing is not None and not existing.counted:
+            raise DeadlinePassed() from None
+        if existing is None:
+            raise AlreadySubmitted() from None
+        day = existing.ballot.submitted_on
+        if existing.ballot.ballot_id == envelope.data["ballot_id"]:
+            # This very submission landed on an earlier, ambiguous try: its receipt, not an
+            # error (docs/architecture.md, decision 23).
+            return Accepted(issue_receipt(d, campaign.id, day, client_submission_id), day)
+        raise AlreadySubmitted(day) from None
+    ballot = BallotSubmitted.model_validate(envelope.data)
+    if published.duplicate:  # a retry: answer with what the log holds
+        again = await submitted(d, campaign.id, pseudo)
+        ballot = again.ballot if again is not None else ballot
+    async with d.sessions.begin() as s:
+        await queries.delete_draft(s, campaign.id, pseudo)
+    if not await participation.counted(d.js, campaign.id, published.seq):
+        raise DeadlinePassed()  # sequenced after DeadlineReached: never counted
+    day = ballot.submitted_on
+    return Accepted(issue_receipt(d, campaign.id, day, client_submission_id), day)
+
+
+async def store_draft(
+    d: Deps, campaign_id: str, pseudo: str, answers: list[dict[str, Any]]
+) -> None:
+    """Keep unfinished answers, keyed by the pseudonym (not the person); deleted on submit."""
+    async with d.sessions.begin() as s:
+        await queries.save_draft(s, campaign_id, pseudo, answers)
+
+
+async def save_draft(d: Deps, who: Who, answers: list[Answer]) -> None:
+    """The draft use case: refused (AlreadySubmitted) once a ballot is on the log."""
+    pseudo = pseudonym_of(d, who)
+    if await submitted(d, who.campaign.id, pseudo) is not None:
+        raise AlreadySubmitted()
+    await store_draft(d, who.campaign.id, pseudo, [a.model_dump() for a in answers])
+
+
+async def load_draft(d: Deps, campaign_id: str, pseudo: str) -> list[dict[str, Any]]:
+    async with d.sessions() as s:
+        stored = await queries.draft(s, campaign_id, pseudo)
+    return [a.model_dump() for a in well_formed(stored)]
+
+
+def well_formed(stored: object) -> list[Answer]:
+    """The draft answers that still have the shape of an answer (older rows may not)."""
+    if not isinstance(stored, list):
+        return []
+    kept = []
+    for item in stored:
+        try:
+            kept.append(Answer.model_validate(item))
+        except ValueError:  # pydantic's ValidationError: skip it, keep the page working
+            continue
+    return kept

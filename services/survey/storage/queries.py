@@ -1,0 +1,124 @@
+"""Every SQL statement of survey's use cases on its own projection tables, in one place.
+
+The tables are written by projection.py (and drafts by the draft use case); these functions
+take an open session, so the caller decides the transaction (docs/architecture.md, decision 31).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Row, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def respondent(s: AsyncSession, campaign_id: str, respondent_id: str) -> Row[Any] | None:
+    """The registration row (unit_code, form_code, withdrawn), or None."""
+    return (
+        await s.execute(
+            text(
+                "SELECT unit_code, form_code, withdrawn FROM survey_respondents "
+                "WHERE campaign = :c AND respondent_id = :r"
+            ),
+            {"c": campaign_id, "r": respondent_id},
+        )
+    ).first()
+
+
+async def wave_opened(s: AsyncSession, campaign_id: str, wave_id: str) -> bool:
+    return bool(
+        await s.scalar(
+            text("SELECT 1 FROM survey_waves_opened WHERE campaign = :c AND wave_id = :w"),
+            {"c": campaign_id, "w": wave_id},
+        )
+    )
+
+
+async def deadline_reached(s: AsyncSession, campaign_id: str) -> bool:
+    return bool(
+        await s.scalar(
+            text("SELECT 1 FROM survey_deadlines WHERE campaign = :c"), {"c": campaign_id}
+        )
+    )
+
+
+async def save_draft(
+    s: AsyncSession, campaign_id: str, pseudo: str, answers: list[dict[str, Any]]
+) -> None:
+    await s.execute(
+        text(
+            "INSERT INTO survey_drafts (campaign, pseudonym, answers) "
+            "VALUES (:c, :p, CAST(:a AS jsonb)) ON CONFLICT (campaign, pseudonym) "
+            "DO UPDATE SET answers = EXCLUDED.answers"
+        ),
+        {"c": campaign_id, "p": pseudo, "a": json.dumps(answers)},
+    )
+
+
+async def draft(s: AsyncSession, campaign_id: str, pseudo: str) -> object:
+    """The stored draft answers as JSON (a list, if well formed), or None."""
+    answers = await s.scalar(
+        text("SELECT answers FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
+        {"c": campaign_id, "p": pseudo},
+    )
+    return json.loads(answers) if isinstance(answers, str) else answers
+
+
+async def delete_draft(s: AsyncSession, campaign_id: str, pseudo: str) -> None:
+    await s.execute(
+        text("DELETE FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
+        {"c": campaign_id, "p": pseudo},
+    )
+
+
+async def campaign_names(s: AsyncSession) -> list[tuple[str, str]]:
+    """(id, name) of every campaign survey knows, by id."""
+    rows = await s.execute(text("SELECT id, definition->>'name' FROM survey_campaigns ORDER BY id"))
+    return [(i, n) for i, n in rows.all()]
+
+
+async def ballot_counts(s: AsyncSession, campaign_id: str) -> dict[tuple[str, str], int]:
+    """Counted ballots per (unit, form), as the projection keeps them."""
+    rows = await s.execute(
+        text("SELECT unit_code, form_code, received FROM survey_ballot_counts WHERE campaign = :c"),
+        {"c": campaign_id},
+    )
+    return {(u, f): n for u, f, n in rows.all()}
+
+
+async def registered_counts(s: AsyncSession, campaign_id: str) -> dict[tuple[str, str], int]:
+    """Registered, not withdrawn respondents per (unit, form)."""
+    rows = await s.execute(
+        text(
+            "SELECT unit_code, form_code, count(*) FROM survey_respondents "
+            "WHERE campaign = :c AND NOT withdrawn GROUP BY unit_code, form_code"
+        ),
+        {"c": campaign_id},
+    )
+    return {(u, f): n for u, f, n in rows.all()}
+
+
+async def unit_people(
+    s: AsyncSession, campaign_id: str, unit_code: str
+) -> list[tuple[str, str, str]]:
+    """(respondent_id, full_name, form_code) of a unit's registered respondents, by name."""
+    rows = await s.execute(
+        text(
+            "SELECT respondent_id, full_name, form_code FROM survey_respondents "
+            "WHERE campaign = :c AND unit_code = :u AND NOT withdrawn "
+            "ORDER BY full_name, respondent_id"
+        ),
+        {"c": campaign_id, "u": unit_code},
+    )
+    return [(r, n, f) for r, n, f in rows.all()]
+
+
+async def respondent_ids(s: AsyncSession, campaign_id: str, unit_code: str | None) -> list[str]:
+    """Ids of registered, not withdrawn respondents (of one unit, if given), in order."""
+    sql = "SELECT respondent_id FROM survey_respondents WHERE campaign = :c AND NOT withdrawn"
+    params: dict[str, Any] = {"c": campaign_id}
+    if unit_code is not None:
+        sql += " AND unit_code = :u"
+        params["u"] = unit_code
+    return [r for (r,) in await s.execute(text(sql + " ORDER BY respondent_id"), params)]
