@@ -15,6 +15,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from openpyxl import Workbook
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -97,9 +98,11 @@ async def search(
 async def not_answered(nc: Any, campaign: str, unit: str | None = None) -> set[str] | None:
     """Ids of who has not answered (survey derives it now); None when survey cannot say."""
     try:
-        reply = await rpc.call(
-            nc, NONRESPONDENTS, UnitRequest(campaign_id=campaign, unit_code=unit)
-        )
+        request = UnitRequest(campaign_id=campaign, unit_code=unit)
+    except ValidationError:  # not a campaign or unit code anyone could have registered under
+        return set()
+    try:
+        reply = await rpc.call(nc, NONRESPONDENTS, request)
     except rpc.RpcError:
         return None
     return set(reply.respondent_ids)

@@ -39,6 +39,11 @@ async def _campaigns(rt: Runtime, admin: Any) -> list[str]:
     return [c for c in found if only is None or c == only]
 
 
+async def _known(rt: Runtime, admin: Any, campaign: str) -> bool:
+    """A campaign identity knows and this admin may act on (the scope check ran already)."""
+    return not bad_field({"campaign": campaign}) and campaign in await _campaigns(rt, admin)
+
+
 def _clean(**fields: str) -> dict[str, str]:
     """Search terms and ids as typed; a control character makes them empty (decision 17)."""
     return {k: ("" if bad_field({k: v}) else v[:200]) for k, v in fields.items()}
@@ -106,6 +111,8 @@ async def correct_email(
 ) -> Response:
     if bad_field({"campaign": campaign, "respondent_id": respondent_id, "email": email}):
         return _refused(request, "id.reg.bad_email", 400)
+    if not await _known(rt, admin, campaign):
+        return _refused(request, "id.reg.unknown_campaign", 404)
     try:
         seq = await registry.correct_email(
             rt.js, rt.sessions, campaign, respondent_id, email, admin.subject
@@ -127,6 +134,8 @@ async def resend(
     """Notify's existing resend: a new invitation with a new credential (contracts.rpc.RESET)."""
     if bad_field({"campaign": campaign, "respondent_id": respondent_id}):
         return _refused(request, "id.reg.unknown", 400)
+    if not await _known(rt, admin, campaign):
+        return _refused(request, "id.reg.unknown_campaign", 404)
     async with rt.sessions() as s:
         if await registry.person(s, campaign, respondent_id) is None:
             return _refused(request, "id.reg.unknown", 404)
@@ -152,6 +161,8 @@ async def remind(
     """One person, or every non-respondent of a unit; at most once per person and day."""
     if bad_field({"campaign": campaign, "respondent_id": respondent_id, "unit": unit}):
         return _refused(request, "id.reg.unknown", 400)
+    if not await _known(rt, admin, campaign):
+        return _refused(request, "id.reg.unknown_campaign", 404)
     missing = await registry.not_answered(rt.nc, campaign, unit or None)
     if missing is None:
         return _refused(request, "id.reg.survey_down", 503)
@@ -180,6 +191,8 @@ async def nonrespondents_export(
 ) -> Response:
     if bad_field({"campaign": campaign, "unit": unit}):
         return _refused(request, "id.reg.unknown", 400)
+    if not await _known(rt, admin, campaign):
+        return _refused(request, "id.reg.unknown_campaign", 404)
     missing = await registry.not_answered(rt.nc, campaign, unit)
     if missing is None:
         return _refused(request, "id.reg.survey_down", 503)

@@ -56,7 +56,7 @@ def csrf_of(page: httpx.Response) -> str:
     return found.group(1)
 
 
-async def test_nav_bar_on_every_service_for_every_role(campaign_stack: Stack) -> None:
+async def test_nav_bar_on_every_service_for_every_role(campaign_stack: Stack) -> None:  # noqa: F811  # the imported fixture
     s = campaign_stack
     for role, pages in PAGES_BY_ROLE.items():
         for service, path in pages:
@@ -68,7 +68,7 @@ async def test_nav_bar_on_every_service_for_every_role(campaign_stack: Stack) ->
             # The logout form carries the session's token: it really logs out.
             token = re.search(r'name="csrf" value="([^"]+)"', bar)
             assert token and token.group(1), (role, service)
-            assert f"lang=en" in bar and "English" in bar
+            assert "lang=en" in bar and "English" in bar
             if role != "respondent":
                 assert s.campaign_id in bar, (role, service, path)
     # Role-appropriate links: the admin's, none of them for a respondent.
@@ -88,7 +88,7 @@ async def test_nav_bar_on_every_service_for_every_role(campaign_stack: Stack) ->
     assert out.status_code == 303
 
 
-async def test_registry_search_and_state(campaign_stack: Stack) -> None:
+async def test_registry_search_and_state(campaign_stack: Stack) -> None:  # noqa: F811  # the imported fixture
     s = campaign_stack
     c = s.campaign_id
 
@@ -117,7 +117,7 @@ async def test_registry_search_and_state(campaign_stack: Stack) -> None:
     assert not re.search(r"\b\d{1,2}:\d{2}\b", (await search()).text.split("<tbody>")[1])
 
 
-async def test_email_correction_sends_a_new_invitation(campaign_stack: Stack) -> None:
+async def test_email_correction_sends_a_new_invitation(campaign_stack: Stack) -> None:  # noqa: F811  # the imported fixture
     s = campaign_stack
     c = s.campaign_id
     person = s.people[2]  # Bình
@@ -156,7 +156,7 @@ async def test_email_correction_sends_a_new_invitation(campaign_stack: Stack) ->
     assert again and again["data"].get("email") != "x@"
 
 
-async def test_reminder_now_is_rate_limited(campaign_stack: Stack) -> None:
+async def test_reminder_now_is_rate_limited(campaign_stack: Stack) -> None:  # noqa: F811  # the imported fixture
     s = campaign_stack
     c = s.campaign_id
     person = s.people[3]  # Hà
@@ -196,7 +196,7 @@ async def test_reminder_now_is_rate_limited(campaign_stack: Stack) -> None:
     assert binh and binh["type"] == "ReminderRequested"
 
 
-async def test_nonrespondents_export(campaign_stack: Stack, tmp_path) -> None:
+async def test_nonrespondents_export(campaign_stack: Stack, tmp_path) -> None:  # noqa: F811  # the imported fixture
     import io
 
     import openpyxl
@@ -217,7 +217,7 @@ async def test_nonrespondents_export(campaign_stack: Stack, tmp_path) -> None:
     assert [row[0] for row in rows[1:]] == [1, 2]  # numbers, not text
 
 
-async def test_staff_accounts_create_reset_disable(campaign_stack: Stack) -> None:
+async def test_staff_accounts_create_reset_disable(campaign_stack: Stack) -> None:  # noqa: F811  # the imported fixture
     s = campaign_stack
     c = s.campaign_id
     root = f"root-{c}"
@@ -276,7 +276,7 @@ async def test_staff_accounts_create_reset_disable(campaign_stack: Stack) -> Non
 
 
 @pytest.mark.parametrize("role", ["focal_a", "respondent", "auditor"])
-async def test_others_cannot_reach_staff_pages(campaign_stack: Stack, role: str) -> None:
+async def test_others_cannot_reach_staff_pages(campaign_stack: Stack, role: str) -> None:  # noqa: F811  # the imported fixture
     s = campaign_stack
     c = s.campaign_id
     for path in ("/admin/registry", "/admin/staff", "/admin/registry/nonrespondents.xlsx"):
