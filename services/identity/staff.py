@@ -12,6 +12,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts import subjects
@@ -99,13 +100,16 @@ async def create(
         )
         if taken:
             raise StaffRefused("id.staff.exists")
-        await s.execute(
-            text(
-                "INSERT INTO identity_users (username, role, unit_code, campaign_id, "
-                "password_hash) VALUES (:u, :r, :unit, :c, :h)"
-            ),
-            {"u": name, "r": role, "unit": unit, "c": scope, "h": hashed},
-        )
+        try:
+            await s.execute(
+                text(
+                    "INSERT INTO identity_users (username, role, unit_code, campaign_id, "
+                    "password_hash) VALUES (:u, :r, :unit, :c, :h)"
+                ),
+                {"u": name, "r": role, "unit": unit, "c": scope, "h": hashed},
+            )
+        except IntegrityError:  # the same name made at the same moment by another request
+            raise StaffRefused("id.staff.exists") from None
         payload = StaffAccountCreated(
             username=name, role=role, unit_code=unit, scope_campaign_id=scope, created_by=by
         )

@@ -50,12 +50,6 @@ async def last_event(s: Stack, subject: str) -> dict[str, Any] | None:
     return json.loads(msg.data)
 
 
-def csrf_of(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, page.text[:500]
-    return found.group(1)
-
-
 async def test_nav_bar_on_every_service_for_every_role(campaign_stack: Stack) -> None:  # noqa: F811  # the imported fixture
     s = campaign_stack
     for role, pages in PAGES_BY_ROLE.items():
@@ -64,10 +58,14 @@ async def test_nav_bar_on_every_service_for_every_role(campaign_stack: Stack) ->
             assert r.status_code == 200, (role, service, path, r.status_code)
             bar = r.text[r.text.index("<header>") : r.text.index("</header>")]
             assert ROLE_NAMES[role] in bar, (role, service, path)
-            assert 'class="logout"' in bar and "/logout" in bar, (role, service)
+            assert 'form="logout-form"' in bar, (role, service)
             # The logout form carries the session's token: it really logs out.
-            token = re.search(r'name="csrf" value="([^"]+)"', bar)
-            assert token and token.group(1), (role, service)
+            form = re.search(
+                r'<form id="logout-form" method="post" action="([^"]*)">'
+                r'<input type="hidden" name="csrf" value="([^"]+)">',
+                r.text,
+            )
+            assert form and form.group(1).endswith("/logout") and form.group(2), (role, service)
             assert "lang=en" in bar and "English" in bar
             if role != "respondent":
                 assert s.campaign_id in bar, (role, service, path)
@@ -81,7 +79,7 @@ async def test_nav_bar_on_every_service_for_every_role(campaign_stack: Stack) ->
     assert "Tiến độ đơn vị" in focal.text and "/admin/staff" not in focal.text
     # Logout from the bar of another service's page works with its token.
     page = await s.request("survey", "GET", "/survey", role="respondent")
-    token = csrf_of(page)
+    token = re.search(r'id="logout-form".*?name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]  # no match: fails
     out = await s.request(
         "identity", "POST", "/logout", token=s.tokens["respondent"], data={"csrf": token}
     )
