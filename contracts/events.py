@@ -74,6 +74,37 @@ class CredentialsIssued(Payload):
 
 
 # --- survey ------------------------------------------------------------------------------
+class ReminderRequested(Payload):
+    """An admin or focal point asked for a reminder now; notify sends it (decision 34).
+
+    The day only, never the time (decision 15); at most one per person and day.
+    """
+
+    respondent_id: RespondentId
+    requested_on: date
+    requested_by: Short
+
+
+class StaffAccountCreated(Payload):
+    """A staff account made in the pages; never its password or hash (decision 6, 34)."""
+
+    username: Short
+    role: Literal["admin", "focal_point", "auditor"]
+    unit_code: Code | None = None
+    scope_campaign_id: Code | None = None
+    created_by: Short
+
+
+class StaffAccountDisabled(Payload):
+    username: Short
+    disabled_by: Short
+
+
+class StaffPasswordReset(Payload):
+    username: Short
+    reset_by: Short
+
+
 class WaveOpened(Payload):
     wave_id: Id
     opens_at: datetime
@@ -161,6 +192,10 @@ PAYLOADS: dict[str, type[Payload]] = {
         RespondentUpdated,
         RespondentWithdrawn,
         CredentialsIssued,
+        ReminderRequested,
+        StaffAccountCreated,
+        StaffAccountDisabled,
+        StaffPasswordReset,
         WaveOpened,
         BallotSubmitted,
         DeadlineReached,

@@ -26,6 +26,14 @@ CHANNELS: dict[str, tuple[str, list[str]]] = {
         "A respondent's registration and credentials (never the secret)",
         ["RespondentRegistered", "RespondentUpdated", "RespondentWithdrawn", "CredentialsIssued"],
     ),
+    "par.evt.{campaign}.respondent.{respondent}.reminder": (
+        "A reminder asked for now, at most one per person and day (decision 34)",
+        ["ReminderRequested"],
+    ),
+    "par.evt.staff.account.{username}": (
+        "Staff accounts made, disabled or reset in the pages (never a password)",
+        ["StaffAccountCreated", "StaffAccountDisabled", "StaffPasswordReset"],
+    ),
     "par.evt.{campaign}.wave.{wave}": ("A wave opening, once", ["WaveOpened"]),
     "par.evt.{campaign}.deadline": ("The deadline, once", ["DeadlineReached"]),
     "par.evt.{campaign}.ballot.{pseudonym}": (

@@ -27,6 +27,22 @@ def respondent(campaign_id: str, respondent_id: str) -> str:
     return f"par.evt.{campaign_id}.respondent.{respondent_id}"
 
 
+def respondent_reminder(campaign_id: str, respondent_id: str) -> str:
+    """Reminders requested now: beside, not on, the respondent's aggregate subject, so they
+    never move the sequence an import or an e-mail correction expects (decision 34)."""
+    return f"par.evt.{campaign_id}.respondent.{respondent_id}.reminder"
+
+
+# Staff accounts belong to no campaign: their events carry this campaign id (decision 34).
+STAFF_CAMPAIGN = "staff"
+
+
+def staff_account(username: str) -> str:
+    """One token: a name the CLI accepted may hold dots or other characters NATS would split."""
+    token = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-") else "_" for ch in username)
+    return f"par.evt.{STAFF_CAMPAIGN}.account.{token or '_'}"
+
+
 def wave(campaign_id: str, wave_id: str) -> str:
     return f"par.evt.{campaign_id}.wave.{wave_id}"
 

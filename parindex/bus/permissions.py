@@ -105,8 +105,12 @@ USERS: list[User] = [
     _service(
         "identity",
         "Respondent registry; serves credentials and the token verification key.",
-        ["par.evt.*.respondent.>"],
-        ["par.rpc.identity.public_key", "par.rpc.notify.reset"],
+        ["par.evt.*.respondent.>", "par.evt.*.account.>"],
+        [
+            "par.rpc.identity.public_key",
+            "par.rpc.notify.reset",
+            "par.rpc.survey.nonrespondents",
+        ],
     ),
     _service(
         "survey",

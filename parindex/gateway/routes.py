@@ -48,7 +48,16 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "identity",
         "home, sign-in and out, password reset, respondent import and registry",
-        ("/", "/login", "/logout", "/reset", "/admin/import", "/api/respondents*"),
+        (
+            "/",
+            "/login",
+            "/logout",
+            "/reset",
+            "/admin/import",
+            "/admin/registry*",
+            "/admin/staff*",
+            "/api/respondents*",
+        ),
     ),
 )
 

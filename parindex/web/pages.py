@@ -44,14 +44,69 @@ class Pages:
     ) -> Response:
         """`with_form=False` for a page with no form (error pages): no token, no nonce."""
         token = csrf.form_token(request) if with_form else ""
+        bar = nav(request, ctx.get("campaign"))
+        if bar is not None and not token:  # the bar's logout form needs the session's token
+            token = csrf.form_token(request)
         resp = self.templates.TemplateResponse(
             request,
             name,
-            {"lang": language(request), "csrf": token, **ctx},
+            {"lang": language(request), "csrf": token, "nav": bar, **ctx},
             status_code=status,
             headers={"Cache-Control": "no-store", **(headers or {})},
         )
         return finish(request, resp)
+
+
+# The links of the bar, by role: (service, path, catalog key) (docs/architecture.md, decision 34).
+NAV_LINKS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "admin": (
+        ("identity", "/", "app.nav.home"),
+        ("identity", "/admin/registry", "app.nav.registry"),
+        ("notify", "/deliveries", "app.nav.deliveries"),
+        ("survey", "/progress", "app.nav.progress"),
+        ("scoring", "/dashboard", "app.nav.results"),
+        ("identity", "/admin/staff", "app.nav.staff"),
+    ),
+    "auditor": (
+        ("identity", "/", "app.nav.home"),
+        ("survey", "/progress", "app.nav.progress"),
+        ("scoring", "/dashboard", "app.nav.results"),
+    ),
+    "focal_point": (("survey", "/progress", "app.nav.unit_progress"),),
+    "respondent": (("survey", "/survey", "app.nav.my_ballot"),),
+}
+
+
+def link(request: Request, service: str, path: str) -> str:
+    """A path at the one front door; absolute only when that service has another address."""
+    base = endpoints(request).get(service, "").rstrip("/")
+    here = str(request.base_url).rstrip("/")
+    return path if not base or base == here else base + path
+
+
+def nav(request: Request, campaign: object = None) -> dict[str, Any] | None:
+    """The bar's contents for the signed-in person, or None (anonymous: no bar items).
+
+    The principal is the one a route's dependency already verified (request.state), so
+    drawing the bar never verifies a token twice or refuses a page by itself.
+    """
+    p = getattr(request.state, "principal", None)
+    if p is None:
+        return None
+    shown = p.campaign_id or (campaign if isinstance(campaign, str) else None)
+    shown = shown or request.query_params.get("campaign") or None
+    here = request.url.path
+    links = [
+        {"href": link(request, svc, path), "key": key, "current": here == path}
+        for svc, path, key in NAV_LINKS.get(p.role, ())
+    ]
+    return {
+        "name": p.name or p.subject,
+        "role": f"app.role.{p.role}",
+        "campaign": shown,
+        "links": links,
+        "logout": link(request, "identity", "/logout"),
+    }
 
 
 def finish(request: Request, response: Response) -> Response:

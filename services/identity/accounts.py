@@ -174,7 +174,8 @@ async def authenticate(
             (
                 await s.execute(
                     text(
-                        "SELECT username, role, unit_code, campaign_id, password_hash "
+                        "SELECT username, role, unit_code, campaign_id, password_hash, "
+                        "disabled "
                         "FROM identity_users WHERE lower(username) = :u"
                     ),
                     {"u": name},
@@ -202,7 +203,9 @@ async def authenticate(
         )
     principal: Principal | None = None
     if staff is not None:
-        if await verify_password(staff["password_hash"], password):
+        # A disabled account does the same work and fails the same way (decision 34).
+        matched = await verify_password(staff["password_hash"], password)
+        if matched and not staff["disabled"]:
             principal = Principal(
                 subject=staff["username"],
                 role=staff["role"],

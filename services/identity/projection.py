@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.campaign import Campaign
 from contracts.events import (
     CampaignDefined,
+    DeliveryFailed,
+    InvitationSent,
+    ReminderRequested,
     RespondentRegistered,
     RespondentUpdated,
     RespondentWithdrawn,
@@ -32,7 +35,7 @@ class IdentityProjection(Dispatching):
     name = NAME
 
     async def reset(self, session: AsyncSession) -> None:
-        for table in ("identity_campaigns", "identity_respondents"):
+        for table in ("identity_campaigns", "identity_respondents", "identity_reminders"):
             await session.execute(text(f"DELETE FROM {table}"))
 
     @on(CampaignDefined)
@@ -106,6 +109,38 @@ class IdentityProjection(Dispatching):
                 "WHERE campaign = :c AND respondent_id = :r"
             ),
             {"c": c, "r": p.respondent_id, "s": e.seq},
+        )
+
+    # The registry page's delivery state (decision 34): whether, never when.
+    @on(InvitationSent)
+    async def invited(self, s: AsyncSession, e: Event, p: InvitationSent) -> None:
+        await s.execute(
+            text(
+                "UPDATE identity_respondents SET invited = true, delivery_failed = false "
+                "WHERE campaign = :c AND respondent_id = :r"
+            ),
+            {"c": e.envelope.campaign_id, "r": p.respondent_id},
+        )
+
+    @on(DeliveryFailed)
+    async def delivery_failed(self, s: AsyncSession, e: Event, p: DeliveryFailed) -> None:
+        await s.execute(
+            text(
+                "UPDATE identity_respondents SET delivery_failed = true "
+                "WHERE campaign = :c AND respondent_id = :r"
+            ),
+            {"c": e.envelope.campaign_id, "r": p.respondent_id},
+        )
+
+    @on(ReminderRequested)
+    async def reminder_requested(self, s: AsyncSession, e: Event, p: ReminderRequested) -> None:
+        await s.execute(
+            text(
+                "INSERT INTO identity_reminders (campaign, respondent_id, requested_on) "
+                "VALUES (:c, :r, :d) ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
+                "requested_on = greatest(identity_reminders.requested_on, EXCLUDED.requested_on)"
+            ),
+            {"c": e.envelope.campaign_id, "r": p.respondent_id, "d": p.requested_on},
         )
 
 

@@ -20,6 +20,7 @@ from contracts.events import (
     DeadlineReached,
     DeliveryFailed,
     InvitationSent,
+    ReminderRequested,
     ReminderSent,
     RespondentRegistered,
     RespondentUpdated,
@@ -129,6 +130,19 @@ class NotifyProjection(Dispatching):
     @on(RespondentUpdated)
     async def respondent_updated(self, s: AsyncSession, e: Event, p: RespondentUpdated) -> None:
         c = e.envelope.campaign_id
+        before = (
+            (
+                await s.execute(
+                    text(
+                        "SELECT email, form_code, unit_code, withdrawn FROM notify_respondents "
+                        "WHERE campaign_id = :c AND respondent_id = :r"
+                    ),
+                    {"c": c, "r": p.respondent_id},
+                )
+            )
+            .mappings()
+            .first()
+        )
         await s.execute(
             text(
                 "UPDATE notify_respondents SET full_name = coalesce(:n, full_name), "
@@ -137,6 +151,47 @@ class NotifyProjection(Dispatching):
             ),
             {"c": c, "r": p.respondent_id, "n": p.full_name, "e": p.email, "u": p.unit_code},
         )
+        moved = p.email is not None and before is not None and before["email"] != p.email
+        if moved and before is not None and not before["withdrawn"]:
+            # A corrected address gets a new invitation once the wave is open (decision 34);
+            # the event id makes it one delivery, also when the log is replayed.
+            if await self._wave_open(s, c, before["form_code"], p.unit_code or before["unit_code"]):
+                purpose = f"invitation:email:{e.envelope.event_id}"
+                await enqueue(s, [(c, p.respondent_id, purpose)], e.envelope.event_id)
+
+    async def _wave_open(self, s: AsyncSession, c: str, form: str, unit: str | None) -> bool:
+        campaign = await load_campaign(s, c)
+        if campaign is None or await campaign_closed(s, c):
+            return False
+        wave = campaign.wave_for(form, unit)
+        if wave is None:
+            return False
+        opened = await s.scalar(
+            text(
+                "SELECT event_id FROM notify_waves_opened WHERE campaign_id = :c AND wave_id = :w"
+            ),
+            {"c": c, "w": wave.id},
+        )
+        return opened is not None
+
+    @on(ReminderRequested)
+    async def reminder_requested(self, s: AsyncSession, e: Event, p: ReminderRequested) -> None:
+        """A reminder now (decision 34): one delivery per person and day, if still open."""
+        c = e.envelope.campaign_id
+        row = (
+            await s.execute(
+                text(
+                    "SELECT form_code, unit_code, withdrawn FROM notify_respondents "
+                    "WHERE campaign_id = :c AND respondent_id = :r"
+                ),
+                {"c": c, "r": p.respondent_id},
+            )
+        ).first()
+        if row is None or row.withdrawn:
+            return
+        if await self._wave_open(s, c, row.form_code, row.unit_code):
+            purpose = f"reminder:now-{p.requested_on.isoformat()}"
+            await enqueue(s, [(c, p.respondent_id, purpose)], e.envelope.event_id)
 
     @on(RespondentWithdrawn)
     async def respondent_withdrawn(self, s: AsyncSession, e: Event, p: RespondentWithdrawn) -> None:

@@ -99,6 +99,14 @@ def kind_of(purpose: str) -> str:
     return "reminder" if purpose.startswith("reminder:") else "invitation"
 
 
+def reminder_days(purpose: str, deadline: datetime) -> str:
+    """Days left as a reminder says them: from its offset ("reminder:d-3"), or counted now for
+    a reminder an admin asked for ("reminder:now-<day>", decision 34)."""
+    if "d-" in purpose:
+        return purpose.rsplit("d-", 1)[1]
+    return str(max(0, (deadline.astimezone(UTC).date() - datetime.now(UTC).date()).days))
+
+
 def delivery_event(row: dict[str, Any], campaign: Campaign | None) -> Payload:
     """The event a finished row owes the log; rebuilt identically by the republish sweep."""
     if row["status"] == "failed":
@@ -115,7 +123,7 @@ def delivery_event(row: dict[str, Any], campaign: Campaign | None) -> Payload:
             message_id=row["message_id"],
         )
     wave_id = row["purpose"].split(":", 1)[1]
-    if wave_id.startswith(("resend:", "reset:")):
+    if wave_id.startswith(("resend:", "reset:", "email:")):
         wave = campaign.wave_for(row["form_code"], row["unit_code"]) if campaign else None
         wave_id = wave.id if wave else "resend"
     return InvitationSent(
@@ -276,7 +284,7 @@ class Sender:
         kind = kind_of(row["purpose"])
         await self.bucket.take()
         cred = await self._credential(row, kind)
-        days = row["purpose"].rsplit("d-", 1)[1] if kind == "reminder" else ""
+        days = reminder_days(row["purpose"], campaign.deadline) if kind == "reminder" else ""
         context: dict[str, Any] = {
             "full_name": row["full_name"] or cred.full_name,
             "username": cred.username,

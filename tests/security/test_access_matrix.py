@@ -45,6 +45,17 @@ EXPECTED: dict[str, frozenset[str]] = {
     "identity POST /admin/import": ADMIN,
     "identity POST /api/respondents/import": ADMIN,
     "identity GET /api/respondents": ADMIN,
+    "identity GET /admin/registry": ADMIN,
+    "identity POST /admin/registry/email": ADMIN,
+    "identity POST /admin/registry/resend": ADMIN,
+    "identity POST /admin/registry/remind": ADMIN,
+    "identity GET /admin/registry/nonrespondents.xlsx": ADMIN,
+    # Staff accounts: admins of every campaign only; this matrix's admin is campaign-scoped
+    # (tests/identity/test_staff_pages.py covers the unscoped admin, decision 34).
+    "identity GET /admin/staff": frozenset(),
+    "identity POST /admin/staff": frozenset(),
+    "identity POST /admin/staff/disable": frozenset(),
+    "identity POST /admin/staff/reset": frozenset(),
     # survey
     "survey POST /api/campaigns": ADMIN,
     "survey GET /api/form": RESPONDENT,
@@ -85,6 +96,12 @@ FORM_POSTS = {
     "identity POST /reset",
     "identity POST /api/respondents/import",
     "identity POST /admin/import",
+    "identity POST /admin/registry/email",
+    "identity POST /admin/registry/resend",
+    "identity POST /admin/registry/remind",
+    "identity POST /admin/staff",
+    "identity POST /admin/staff/disable",
+    "identity POST /admin/staff/reset",
     "survey POST /survey",
     "notify POST /deliveries/resend",
     "scoring POST /publish",
@@ -149,6 +166,13 @@ def call_args(stack: Stack, key: str) -> dict[str, Any]:
     elif key in ("identity POST /api/respondents/import", "identity POST /admin/import"):
         kw["data"] = {"campaign": c, "csrf": "csrf-tok"}
         kw["files"] = {"file": ("x.xlsx", b"not a spreadsheet")}  # refused as a file: 422
+    elif key.startswith("identity POST /admin/registry/"):  # nobody: 404 once authorised
+        kw["data"] = {"campaign": c, "respondent_id": "r-nobody", "email": "n@example.vn"}
+        kw["data"]["csrf"] = "csrf-tok"
+    elif key.startswith("identity POST /admin/staff"):
+        kw["data"] = {"username": "nobody-here", "role": "auditor", "csrf": "csrf-tok"}
+    elif key == "identity GET /admin/registry/nonrespondents.xlsx":
+        kw["params"] = {"campaign": c, "unit": UNIT_A}
     elif key == "survey POST /survey":
         kw["data"] = {"csrf": "csrf-tok", "action": "edit"}
     elif key == "notify POST /deliveries/resend":
