@@ -1,10 +1,11 @@
 """The respondent's pages (form, draft, review, receipt) and the progress page, as HTML.
 
 Server-rendered through the shared web kit (docs/architecture.md, decision 25): Vietnamese
-first, `?lang=en` switches and is remembered, no JavaScript, and every POST carries the
-session-bound CSRF token. A ballot goes through `api.intake_ballot`, the very path of
-POST /api/ballots; the review page carries a server-generated client_submission_id, so a double
-click or a retried "Gửi phiếu" is the same event and shows the same receipt.
+first, `?lang=en` switches and is remembered, works without JavaScript (a small script only
+autosaves, decision 32), and every POST carries the session-bound CSRF token. A ballot goes
+through `api.intake_ballot`, the very path of POST /api/ballots; the review page carries a
+server-generated client_submission_id, so a double click or a retried "Gửi phiếu" is the same
+event and shows the same receipt.
 """
 
 from __future__ import annotations
