@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from openpyxl import Workbook
 
-from tests.browser.conftest import PHONE, Site, cli, credentials
+from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE, Site, cli, credentials
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -189,13 +189,14 @@ async def check_form_page(page: Any, name: str) -> None:
 
 async def answer(page: Any, pick: int) -> list[str]:
     """Choose one option in every question on this page (by tapping its label); the ids."""
-    chosen = []
-    questions = page.locator("fieldset.question")
-    for i in range(await questions.count()):
-        label = questions.nth(i).locator(".option label").nth((pick + i) % 4)
-        await label.tap()
-        chosen.append(await label.get_attribute("for"))
-    return chosen
+    ids: list[str] = await page.evaluate(
+        """pick => [...document.querySelectorAll('fieldset.question')].map((q, i) =>
+             q.querySelectorAll('.option label')[(pick + i) % 4].getAttribute('for'))""",
+        pick,
+    )
+    for option in ids:
+        await page.tap(f"label[for='{option}']")
+    return ids
 
 
 async def next_page(page: Any, value: str = "next") -> None:
@@ -203,6 +204,8 @@ async def next_page(page: Any, value: str = "next") -> None:
         await page.click(f".savebar button[value={value}]")
 
 
+# The first test of the module also starts the stack (about a minute on a busy 2-core machine).
+@pytest.mark.timeout(240)
 async def test_form01_with_30_units_on_a_phone(phone: Any, ballot_site: Site) -> None:
     page = phone
     await sign_in(page, ballot_site, FORM01[0][0])
@@ -216,11 +219,16 @@ async def test_form01_with_30_units_on_a_phone(phone: Any, ballot_site: Site) ->
     assert bar is not None and bar["y"] + bar["height"] <= 844, bar
     chosen: list[str] = []
     for n in range(1, 31):
-        assert f"Đơn vị {n}/30" in await page.inner_text(".unit-head")
-        assert await page.locator("fieldset.question").count() == 7
-        legends = await page.locator("fieldset.question legend").all_inner_texts()
-        assert legends[0].startswith("Câu 1/7.") and legends[6].startswith("Câu 7/7.")
-        assert "Phần 2/2" in await page.inner_text("main")
+        seen = await page.evaluate(
+            """() => ({head: document.querySelector('.unit-head').innerText,
+                       main: document.querySelector('main').innerText,
+                       legends: [...document.querySelectorAll('fieldset.question legend')]
+                                  .map(l => l.innerText)})"""
+        )
+        assert f"Đơn vị {n}/30" in seen["head"] and "Phần 2/2" in seen["main"]
+        assert len(seen["legends"]) == 7
+        assert seen["legends"][0].startswith("Câu 1/7.")
+        assert seen["legends"][6].startswith("Câu 7/7.")
         await check_form_page(page, f"form-01-page-{n}")
         chosen += await answer(page, n)
         await next_page(page, "next" if n < 30 else "review")
@@ -296,6 +304,17 @@ async def test_error_summary_links_focus_the_missing_question(
         await there.click()
     assert "Đơn vị 2/30" in await page.inner_text(".unit-head")
     assert await page.evaluate(focused) == "q-D02-LEAD1"
+    await page.screenshot(path=str(ARTIFACTS / "ballot-01-page-390x844.png"))
+
+    # On a desktop, the paper form's grid: questions × units, the draft's answers in it.
+    await page.set_viewport_size(DESKTOP)
+    await page.goto(f"{ballot_site.survey}/survey?view=grid")
+    assert await page.locator("table.grid select").count() == 210
+    assert await page.input_value("select[name='a:D01:LEAD1']") == "very_good"
+    assert await page.input_value("select[name='a:D02:LEAD1']") == ""
+    wide = "() => document.scrollingElement.scrollWidth <= window.innerWidth"
+    assert await page.evaluate(wide)
+    await page.screenshot(path=str(ARTIFACTS / "ballot-01-grid-1366x768.png"))
 
 
 async def test_a_form_with_the_keyboard_alone(phone: Any, ballot_site: Site) -> None:
