@@ -1,11 +1,12 @@
 """The respondent's pages (form, draft, review, receipt) and the progress page, as HTML.
 
 Server-rendered through the shared web kit (docs/architecture.md, decision 25): Vietnamese
-first, `?lang=en` switches and is remembered, no JavaScript, and every POST carries the
-session-bound CSRF token. A ballot goes through `ballots.submit_ballot`, the very path of
-POST /api/ballots (the use cases are in ballots.py, docs/architecture.md, decision 31); the
-review page carries a server-generated client_submission_id, so a double
-click or a retried "Gửi phiếu" is the same event and shows the same receipt.
+first, `?lang=en` switches and is remembered, works without JavaScript (a small script only
+autosaves, decision 32), and every POST carries the session-bound CSRF token. A ballot goes
+through `ballots.submit_ballot`, the very path of POST /api/ballots (the use cases are in
+ballots.py, docs/architecture.md, decision 31); the review page carries a server-generated
+client_submission_id, so a double click or a retried "Gửi phiếu" is the same event and shows
+the same receipt.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from parindex.bus.publish import PublishUnavailable
 from parindex.web import csrf, scope
 from parindex.web.auth import Principal
 from parindex.web.deps import PrincipalDep, RuntimeDep, principal, runtime
-from parindex.web.i18n import language, vi_date
+from parindex.web.i18n import LANGS, language, vi_date
 from parindex.web.pages import Pages, finish, to_login
 from parindex.web.refusal import Refused
 from parindex.web.service import RETRY_AFTER_SECONDS, Runtime
@@ -176,12 +177,36 @@ def _receipt_page(
 
 
 # --- answers: form fields <-> answers <-> errors --------------------------------------------
-def _answers_from_form(sit: Situation, form: Any) -> tuple[dict[tuple[str, str], str], dict]:
+# A ballot is paged (docs/architecture.md, decision 32): a many-units form has one rated unit
+# per page (`?page=N`), or every unit on one grid (`?view=grid`); an own-unit form is one page.
+# A page posts only its own units' answers, which replace those units' answers in the draft.
+GRID = "all"
+
+
+def _pages(sit: Situation) -> list[list[str]]:
+    """The rated units shown on each page."""
+    if sit.campaign.form(sit.form_code).rates == "many_units":
+        return [[u] for u in sit.rated]
+    return [sit.rated]
+
+
+def _page_number(sit: Situation, raw: object) -> int:
+    """A 1-based page number, clamped to the form's pages (anything odd is page 1)."""
+    try:
+        n = int(str(raw))
+    except ValueError:
+        return 1
+    return min(max(n, 1), len(_pages(sit)))
+
+
+def _answers_from_form(
+    sit: Situation, form: Any, units: list[str] | None = None
+) -> tuple[dict[tuple[str, str], str], dict]:
     """Chosen options by (unit, question) and errors by (unit, question) — the message keys."""
     chosen: dict[tuple[str, str], str] = {}
     errors: dict[tuple[str, str], str] = {}
     questions = sit.campaign.form(sit.form_code).questions()
-    for unit in sit.rated:
+    for unit in sit.rated if units is None else units:
         for q in questions:
             value = form.get(FIELD.format(unit=unit, question=q.id))
             if not value:
@@ -194,23 +219,49 @@ def _answers_from_form(sit: Situation, form: Any) -> tuple[dict[tuple[str, str],
     return chosen, errors
 
 
+def _missing(sit: Situation, chosen: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+    """Every required question without an answer, over the whole ballot."""
+    return {
+        (u, q.id): "missing"
+        for u in sit.rated
+        for q in sit.campaign.form(sit.form_code).questions()
+        if q.required and (u, q.id) not in chosen
+    }
+
+
+def _first_error_page(sit: Situation, errors: dict) -> int:
+    """The page holding the first question in error."""
+    wrong = {u for u, _ in errors}
+    return next((i for i, p in enumerate(_pages(sit), 1) if wrong & set(p)), 1)
+
+
 def _answers(chosen: dict[tuple[str, str], str]) -> list[Answer]:
     return [Answer(unit_code=u, question_id=q, option_code=o) for (u, q), o in chosen.items()]
 
 
 def _blocks(
-    sit: Situation, lang: str, chosen: dict[tuple[str, str], str], errors: dict | None = None
+    sit: Situation,
+    lang: str,
+    chosen: dict[tuple[str, str], str],
+    errors: dict | None = None,
+    units: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """What the templates draw: per rated unit, per criterion, each question with its options."""
+    """What the templates draw: per rated unit, per criterion, each question with its options.
+
+    Sections and questions are numbered; no criterion or question code is shown.
+    """
     c = sit.campaign
     form = c.form(sit.form_code)
+    total = len(form.questions())
     blocks = []
-    for unit_code in sit.rated:
+    for unit_code in sit.rated if units is None else units:
         unit = c.unit(unit_code)
         criteria = []
-        for crit in form.criteria:
+        number = 0
+        for s, crit in enumerate(form.criteria, 1):
             questions = []
             for q in crit.questions:
+                number += 1
                 pick = chosen.get((unit_code, q.id))
                 options = [
                     {
@@ -224,6 +275,8 @@ def _blocks(
                 questions.append(
                     {
                         "id": q.id,
+                        "number": number,
+                        "numbered": PAGES.t(lang, "sv.question_n", i=number, n=total),
                         "dom": f"q-{unit_code}-{q.id}",
                         "field": FIELD.format(unit=unit_code, question=q.id),
                         "text": _text(lang, q.text, q.text_en),
@@ -238,7 +291,7 @@ def _blocks(
                 )
             criteria.append(
                 {
-                    "code": crit.code,
+                    "section": PAGES.t(lang, "sv.section_n", i=s, n=len(form.criteria)),
                     "name": _text(lang, crit.name, crit.name_en),
                     "questions": questions,
                 }
@@ -253,6 +306,32 @@ def _blocks(
     return blocks
 
 
+def _summary(sit: Situation, lang: str, errors: dict, page: int | str) -> list[dict[str, str]]:
+    """One link per missing question, to its page and its anchor: "Câu 12 – Đơn vị X"."""
+    numbers = {q.id: i for i, q in enumerate(sit.campaign.form(sit.form_code).questions(), 1)}
+    page_of = {u: i for i, units in enumerate(_pages(sit), 1) for u in units}
+    links = []
+    for (unit_code, qid), _ in sorted(
+        errors.items(), key=lambda e: (page_of.get(e[0][0], 0), numbers.get(e[0][1], 0))
+    ):
+        unit = sit.campaign.unit(unit_code)
+        target = page_of.get(unit_code, 1)
+        here = page == GRID or target == page
+        anchor = f"#q-{unit_code}-{qid}"
+        links.append(
+            {
+                "href": anchor if here else f"/survey?page={target}{anchor}",
+                "text": PAGES.t(
+                    lang,
+                    "sv.missing_link",
+                    n=numbers.get(qid, 0),
+                    unit=_text(lang, unit.name, unit.name_en),
+                ),
+            }
+        )
+    return links
+
+
 def _form_page(
     request: Request,
     sit: Situation,
@@ -261,9 +340,16 @@ def _form_page(
     status: int = 200,
     saved: bool = False,
     busy: bool = False,
+    page: int | str = 1,
 ) -> Response:
     lang = language(request)
     form = sit.campaign.form(sit.form_code)
+    pages = _pages(sit)
+    grid = page == GRID
+    units = sit.rated if grid else pages[int(page) - 1]
+    blocks = _blocks(sit, lang, chosen, errors, units)
+    total = len(sit.rated) * len(form.questions())
+    answered = sum(1 for k in chosen if k[0] in sit.rated)
     return PAGES.render(
         request,
         "survey_form.html",
@@ -271,11 +357,40 @@ def _form_page(
         campaign=sit.campaign,
         form_name=_text(lang, form.name, form.name_en),
         many=form.rates == "many_units",
-        blocks=_blocks(sit, lang, chosen, errors),
+        blocks=blocks,
+        grid=grid,
+        grid_rows=_grid_rows(blocks) if grid else [],
+        page=page,
+        pages=len(pages),
+        units=",".join(units),
+        answered=PAGES.t(lang, "sv.answered", done=answered, total=total),
+        answered_pct=f"{answered * 100 / total:.0f}" if total else "0",
         error_count=len(errors or {}),
+        summary=_summary(sit, lang, errors or {}, page)[:SUMMARY_MAX],
+        summary_more=max(0, len(errors or {}) - SUMMARY_MAX),
         saved=saved,
         busy=busy,
     )
+
+
+SUMMARY_MAX = 30  # links in the error summary; the rest are marked on their pages
+
+
+def _grid_rows(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paper form's grid: one row per question, one cell per rated unit."""
+    rows: list[dict[str, Any]] = []
+    if not blocks:
+        return rows
+    for ci, crit in enumerate(blocks[0]["criteria"]):
+        for qi, q in enumerate(crit["questions"]):
+            rows.append(
+                {
+                    "section": crit["section"] + ": " + crit["name"] if qi == 0 else None,
+                    "q": q,
+                    "cells": [b["criteria"][ci]["questions"][qi] for b in blocks],
+                }
+            )
+    return rows
 
 
 # --- routes -----------------------------------------------------------------------------
@@ -285,12 +400,15 @@ async def root(request: Request) -> Response:
 
 
 @router.get("/survey", response_class=HTMLResponse)
-async def survey_page(request: Request, rt: RuntimeDep) -> Response:
+async def survey_page(
+    request: Request, rt: RuntimeDep, page: str | None = None, view: str | None = None
+) -> Response:
     sit = await _enter(request)
     if isinstance(sit, Response):
         return sit
     draft = await ballots.load_draft(deps(rt), sit.campaign.id, sit.pseudonym)
-    return _form_page(request, sit, _draft_choices(draft))
+    shown: int | str = GRID if view == "grid" and len(_pages(sit)) > 1 else _page_number(sit, page)
+    return _form_page(request, sit, _draft_choices(draft), page=shown)
 
 
 def _draft_choices(draft: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
@@ -304,37 +422,89 @@ def _draft_choices(draft: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     return chosen
 
 
+async def _save(rt: Runtime, sit: Situation, chosen: dict[tuple[str, str], str]) -> None:
+    answers = [a.model_dump() for a in _answers(chosen)]
+    await ballots.store_draft(deps(rt), sit.campaign.id, sit.pseudonym, answers)
+
+
+def _go(request: Request, page: int | str, lang: str | None = None) -> Response:
+    """After a page's answers are saved: on to another page (a GET, so a reload is harmless)."""
+    query = "view=grid" if page == GRID else f"page={page}"
+    if lang in LANGS:
+        query += f"&lang={lang}"
+    return finish(request, RedirectResponse(f"/survey?{query}", status_code=303))
+
+
+async def _page_post(
+    request: Request, rt: RuntimeDep, sit: Situation, form: Any, action: str
+) -> Response:
+    """A post from a form page: its answers join the draft, then the action moves on."""
+    raw = form.get("page")
+    page: int | str = GRID if raw == GRID and len(_pages(sit)) > 1 else _page_number(sit, raw)
+    units = sit.rated if page == GRID else _pages(sit)[int(page) - 1]
+    mine, _ = _answers_from_form(sit, form, units)
+    chosen = {
+        k: v
+        for k, v in _draft_choices(
+            await ballots.load_draft(deps(rt), sit.campaign.id, sit.pseudonym)
+        ).items()
+        if k[0] in sit.rated and k[0] not in units
+    }
+    chosen.update(mine)
+    await _save(rt, sit, chosen)  # every navigation keeps the answers (decision 32)
+    if action.startswith("lang:"):
+        return _go(request, page, action.removeprefix("lang:"))
+    if action in ("next", "prev") and page != GRID:
+        return _go(request, _page_number(sit, int(page) + (1 if action == "next" else -1)))
+    if action == "review":
+        errors = _missing(sit, chosen)
+        if errors:
+            shown = page if page == GRID else _first_error_page(sit, errors)
+            return _form_page(request, sit, chosen, errors, status=422, page=shown)
+        return _review_page(request, sit, chosen)
+    return _form_page(request, sit, chosen, saved=action == "draft", page=page)
+
+
+def _review_page(request: Request, sit: Situation, chosen: dict[tuple[str, str], str]) -> Response:
+    lang = language(request)
+    return PAGES.render(
+        request,
+        "survey_review.html",
+        campaign=sit.campaign,
+        blocks=_blocks(sit, lang, chosen),
+        many=sit.campaign.form(sit.form_code).rates == "many_units",
+        submission_id=uuid.uuid4().hex,  # once per review: a retry is the same event
+    )
+
+
 @router.post("/survey", response_class=HTMLResponse, dependencies=[Depends(csrf.form_csrf)])
 async def survey_post(request: Request, rt: RuntimeDep) -> Response:
     form = await request.form()
-    action = form.get("action")
+    action = str(form.get("action") or "")
     submission = form.get("client_submission_id")
     submission_id = submission[:100] if isinstance(submission, str) and submission else None
     sit = await _enter(request, refused=409, submission_id=submission_id)
     if isinstance(sit, Response):
         return sit
+    if form.get("page") is not None and action != "submit":
+        return await _page_post(request, rt, sit, form, action)
+    # The review page (and any client without pages) posts the whole ballot.
     chosen, errors = _answers_from_form(sit, form)
     if action == "draft":
-        answers = [a.model_dump() for a in _answers(chosen)]
-        await ballots.store_draft(deps(rt), sit.campaign.id, sit.pseudonym, answers)
+        await _save(rt, sit, chosen)
         return _form_page(request, sit, chosen, saved=True)
     if action == "edit":
+        await _save(rt, sit, chosen)
         return _form_page(request, sit, chosen)
     if action == "review":
         if errors:
-            return _form_page(request, sit, chosen, errors, status=422)
-        lang = language(request)
-        return PAGES.render(
-            request,
-            "survey_review.html",
-            campaign=sit.campaign,
-            blocks=_blocks(sit, lang, chosen),
-            many=sit.campaign.form(sit.form_code).rates == "many_units",
-            submission_id=uuid.uuid4().hex,  # once per review: a retry is the same event
-        )
+            first = _first_error_page(sit, errors)
+            return _form_page(request, sit, chosen, errors, status=422, page=first)
+        return _review_page(request, sit, chosen)
     if action == "submit":
         if errors:
-            return _form_page(request, sit, chosen, errors, status=422)
+            first = _first_error_page(sit, errors)
+            return _form_page(request, sit, chosen, errors, status=422, page=first)
         p = await principal(request)
         assert p is not None
         d = deps(rt)
@@ -358,7 +528,8 @@ async def survey_post(request: Request, rt: RuntimeDep) -> Response:
         except NotOpen:
             return _message(request, "sv.not_open", 403, opens_on=sit.opens_on)
         except InvalidBallot:
-            return _form_page(request, sit, chosen, errors, status=422)
+            first = _first_error_page(sit, errors)
+            return _form_page(request, sit, chosen, errors, status=422, page=first)
         return _receipt_page(request, accepted.receipt, accepted.submitted_on, fresh=True)
     return _form_page(request, sit, chosen)
 

@@ -80,9 +80,10 @@ async def test_respondent_html_flow(survey: Survey, nc, campaign_id: str) -> Non
     assert "parindex_csrf=" not in r.headers.get("set-cookie", "")
     html = (await client.get("/survey", headers=an)).text
     assert 'lang="vi"' in html and "Công khai" in html and "Đơn vị được đánh giá: Huyện A" in html
-    assert "<script" not in html
     q1 = fieldset(html, "q-H-A-Q1")
-    assert "<legend>Câu 1</legend>" in q1 and "Không biết" in q1
+    # Numbered questions and sections; no criterion or question code is shown.
+    assert "Câu 1/2.</span> Câu 1</legend>" in q1 and "Không biết" in q1
+    assert "Phần 1/1" in html and "C1." not in html
     radios = re.findall(r'<input type="radio" id="([^"]+)" name="a:H-A:Q1"', q1)
     assert radios == ["o-H-A-Q1-yes", "o-H-A-Q1-no", "o-H-A-Q1-dk"]
     for option_id in re.findall(r'<input type="radio" id="([^"]+)"', html):
@@ -153,24 +154,41 @@ async def test_respondent_html_flow(survey: Survey, nc, campaign_id: str) -> Non
     r = await client.get("/survey?lang=en", headers=an)
     assert "You have sent your ballot" in r.text and "lang=en" in r.headers["set-cookie"]
 
-    # A many-units form: one block per rated unit, headed by the unit's name.
+    # A many-units form: one rated unit per page, headed by the unit's name (decision 32).
     chi = page_headers(survey, respondent(campaign_id, "chi", None, "01"))
+    chi_csrf = token(survey, respondent(campaign_id, "chi", None, "01"))
     html = (await client.get("/survey", headers=chi)).text
-    assert "<h2>Huyện A</h2>" in html and "<h2>Huyện B</h2>" in html
-    assert 'name="a:H-B:Q2"' in html
-    r = await client.post(
-        "/survey",
-        data={
-            "csrf": token(survey, respondent(campaign_id, "chi", None, "01")),
-            "action": "review",
-            "a:H-A:Q1": "yes",
-            "a:H-A:Q2": "yes",
-        },
-        headers=chi,
-    )
+    assert ">Huyện A</h2>" in html and "Huyện B</h2>" not in html and "Đơn vị 1/2" in html
+    html = (await client.get("/survey?page=2", headers=chi)).text
+    assert ">Huyện B</h2>" in html and 'name="a:H-B:Q2"' in html and 'name="a:H-A:Q1"' not in html
+    # "Tiếp" saves this page's answers into the draft and goes on, without JavaScript.
+    page1 = {"csrf": chi_csrf, "page": "1", "a:H-A:Q1": "yes", "a:H-A:Q2": "yes"}
+    r = await client.post("/survey", data={**page1, "action": "next"}, headers=chi)
+    assert r.status_code == 303 and r.headers["location"] == "/survey?page=2"
+    draft = (await client.get("/api/draft", headers=chi)).json()["answers"]
+    assert {(a["unit_code"], a["question_id"]) for a in draft} == {("H-A", "Q1"), ("H-A", "Q2")}
+    # The language switch without JavaScript saves the page first, then switches.
+    page2 = {"csrf": chi_csrf, "page": "2", "a:H-B:Q2": "no"}
+    r = await client.post("/survey", data={**page2, "action": "lang:en"}, headers=chi)
+    assert r.status_code == 303 and r.headers["location"] == "/survey?page=2&lang=en"
+    assert len((await client.get("/api/draft", headers=chi)).json()["answers"]) == 3
+    # Review with one question left on page 2: that page, the question marked, and a summary
+    # linking to it.
+    r = await client.post("/survey", data={**page2, "action": "review"}, headers=chi)
     assert r.status_code == 422
     assert "Vui lòng chọn một câu trả lời" in fieldset(r.text, "q-H-B-Q1")
-    assert "Vui lòng chọn một câu trả lời" not in fieldset(r.text, "q-H-A-Q1")
+    assert 'href="#q-H-B-Q1">Câu 1 – Huyện B</a>' in r.text
+    assert checked(r.text, "o-H-B-Q2-no")
+    # With questions left on both pages: the first one's page, linking to the other page.
+    r = await client.post(
+        "/survey", data={**page1, "a:H-A:Q2": "", "action": "review"}, headers=chi
+    )
+    assert r.status_code == 422 and 'href="#q-H-A-Q2"' in r.text
+    assert 'href="/survey?page=2#q-H-B-Q1"' in r.text
+    # The grid of questions × units shows every unit with the draft's answers.
+    html = (await client.get("/survey?view=grid", headers=chi)).text
+    assert 'name="a:H-A:Q1"' in html and 'name="a:H-B:Q2"' in html
+    assert re.search(r'<option value="no" selected>', html)
 
 
 async def test_csrf_is_required_on_every_post(survey: Survey, nc, campaign_id: str) -> None:
