@@ -8,6 +8,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from parindex.settings import Settings
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -61,10 +65,8 @@ def _up(args: argparse.Namespace, nats_users: dict[str, str] | None = None) -> i
     return run_forever(stack)
 
 
-def _nats_auth() -> dict[str, str]:
-    from parindex.settings import Settings
-
-    s = Settings()
+def _nats_auth(s: Settings) -> dict[str, str]:
+    """nats.connect's credentials for an operator command (backup, restore)."""
     if not s.nats_user:
         return {}
     return {
@@ -94,18 +96,22 @@ def _up_cluster(args: argparse.Namespace) -> int:
 
 def _backup(args: argparse.Namespace) -> int:
     from parindex.ops.backup import backup
+    from parindex.runtime.locate import settings_for
 
-    summary = backup(args.nats_url, args.database_url, Path(args.to), **_nats_auth())
+    s = settings_for(args, "admin")
+    summary = backup(s.nats_url, s.database_url, Path(args.to), **_nats_auth(s))
     print(json.dumps({"messages": summary.messages, "databases": summary.databases}))
     return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
     from parindex.ops.backup import RestoreError, restore
+    from parindex.runtime.locate import settings_for
 
+    s = settings_for(args, "admin")
     try:
         summary = restore(
-            args.nats_url, args.database_url, Path(args.source), args.replicas, **_nats_auth()
+            s.nats_url, s.database_url, Path(args.source), args.replicas, **_nats_auth(s)
         )
     except RestoreError as exc:
         print(f"parindex: {exc}", file=sys.stderr)
@@ -119,9 +125,11 @@ def _rebuild(args: argparse.Namespace) -> int:
     import asyncio
 
     from parindex.ops.rebuild import ServiceRunning, progress_bar, rebuild
+    from parindex.runtime.locate import settings_for
 
+    settings = settings_for(args, args.service)
     try:
-        seq = asyncio.run(rebuild(args.service, progress_bar(args.service)))
+        seq = asyncio.run(rebuild(args.service, progress_bar(args.service), settings))
     except ServiceRunning as exc:
         print(f"parindex: {exc}", file=sys.stderr)
         return 3
@@ -133,8 +141,21 @@ def _rebuild(args: argparse.Namespace) -> int:
 def _health(args: argparse.Namespace) -> int:
     """0 iff the log has a leader and a current follower (docs/architecture.md, decision 26)."""
     from parindex.ops.health import stream_health
+    from parindex.runtime import endpoints
+    from parindex.runtime.locate import NoStack
 
-    verdict = stream_health([u.strip() for u in args.monitor.split(",") if u.strip()])
+    monitor = (
+        args.monitor
+        or os.environ.get("PARINDEX_NATS_MONITOR_URLS")
+        or endpoints.value(args.state_dir, "nats_monitor")
+    )
+    if not monitor:
+        raise NoStack(
+            f"parindex: nothing runs in {args.state_dir} (no NATS monitoring URL there).\n"
+            f"Start it with `parindex up --state-dir {args.state_dir}`, or pass "
+            "--monitor http://HOST:8222."
+        )
+    verdict = stream_health([u.strip() for u in monitor.split(",") if u.strip()])
     print(("ok: " if verdict.ok else "NOT OK: ") + verdict.detail)
     return 0 if verdict.ok else 1
 
@@ -153,10 +174,12 @@ def _deadletters(args: argparse.Namespace) -> int:
 
     from parindex.bus.connection import connect
     from parindex.bus.deadletter import dead_letter_at, dead_letters
-    from parindex.settings import get_settings
+    from parindex.runtime.locate import settings_for
+
+    settings = settings_for(args, "admin", database=False)
 
     async def run() -> int:
-        nc = await connect(get_settings(), "deadletters")
+        nc = await connect(settings, "deadletters")
         try:
             js = nc.jetstream()
             if args.action == "show":
@@ -187,12 +210,20 @@ def _deadletters(args: argparse.Namespace) -> int:
 SERVICE_CLIS = ("identity", "survey", "scoring", "notify")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="parindex", description="PAR Index survey, event-sourced")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    """Every command, each with a description and help on every option (tests walk this)."""
+    from parindex.runtime.locate import add_stack_options, add_state_dir
 
-    up = sub.add_parser("up", help="run NATS, PostgreSQL and the four services on this machine")
-    up.add_argument("--state-dir", default=os.environ.get("PARINDEX_STATE_DIR", ".parindex"))
+    parser = argparse.ArgumentParser(
+        prog="parindex",
+        description="PAR Index survey, event-sourced. Commands that talk to a running stack find "
+        "it through --state-dir (default .parindex, where `parindex up` writes endpoints.json "
+        "and secrets/).",
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    up = _command(sub, "up", "run NATS, PostgreSQL and the four services on this machine")
+    add_state_dir(up)
     up.add_argument("--demo", action="store_true", help="load the Sóc Trăng 2023 demo campaign")
     up.add_argument("--nats-url", help="use this NATS server instead of the embedded one")
     up.add_argument("--database-url", help="use this PostgreSQL server instead of the embedded one")
@@ -200,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int,
         help="the front door's port (default: the one this state dir used before, else 8000)",
     )  # fmt: skip
-    up.add_argument("--timeout", type=float, default=90.0)
+    up.add_argument(
+        "--timeout", type=float, default=90.0,
+        help="seconds to wait for every service to be ready before giving up (default 90)",
+    )  # fmt: skip
     up.add_argument("--minutes", type=float, default=6.0, help="demo length (with --demo)")
     up.add_argument("--exit", action="store_true", help="with --demo: stop when it is done")
     up.add_argument(
@@ -211,56 +245,58 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.set_defaults(fn=_up)
 
-    demo = sub.add_parser("demo", help="the Sóc Trăng 2023 campaign on an accelerated clock")
-    demo.add_argument("--state-dir", default=os.environ.get("PARINDEX_STATE_DIR", ".parindex-demo"))
+    demo = _command(sub, "demo", "the Sóc Trăng 2023 campaign on an accelerated clock")
+    add_state_dir(demo, ".parindex-demo")
     demo.add_argument("--minutes", type=float, default=6.0, help="wall minutes for 20/09–07/10")
     demo.add_argument("--exit", action="store_true", help="stop when the demo is done")
     demo.set_defaults(fn=_demo)
 
-    con = sub.add_parser("contracts", help="regenerate contracts/schemas and asyncapi.json")
+    con = _command(sub, "contracts", "regenerate contracts/schemas and asyncapi.json")
     con.add_argument("--out", help="directory (default: the contracts folder)")
     con.set_defaults(fn=_contracts)
 
-    nats_default = os.environ.get("PARINDEX_NATS_URL", "nats://127.0.0.1:4222")
-    pg_default = os.environ.get("PARINDEX_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/")
-    bak = sub.add_parser("backup", help="copy both streams and every service database to DIR")
-    bak.add_argument("--to", required=True)
-    bak.add_argument("--nats-url", default=nats_default)
-    bak.add_argument("--database-url", default=pg_default)
+    bak = _command(sub, "backup", "copy both streams and every service database to DIR")
+    bak.add_argument("--to", required=True, metavar="DIR", help="an empty or new directory")
+    add_stack_options(bak)
     bak.set_defaults(fn=_backup)
 
-    res = sub.add_parser("restore", help="replay a backup into an EMPTY NATS and PostgreSQL")
-    res.add_argument("--from", dest="source", required=True)
-    res.add_argument("--nats-url", default=nats_default)
-    res.add_argument("--database-url", default=pg_default)
+    res = _command(sub, "restore", "replay a backup into an EMPTY NATS and PostgreSQL")
     res.add_argument(
-        "--replicas", type=int, default=int(os.environ.get("PARINDEX_STREAM_REPLICAS", "1"))
-    )
+        "--from", dest="source", required=True, metavar="DIR",
+        help="a directory written by `parindex backup`",
+    )  # fmt: skip
+    add_stack_options(res)
+    res.add_argument(
+        "--replicas", type=int, default=int(os.environ.get("PARINDEX_STREAM_REPLICAS", "1")),
+        help="replicas of the recreated streams (the cluster's size; default 1)",
+    )  # fmt: skip
     res.set_defaults(fn=_restore)
 
-    reb = sub.add_parser("rebuild", help="drop a service's projections and replay the log")
-    reb.add_argument("service", choices=SERVICE_CLIS)
+    reb = _command(sub, "rebuild", "drop a service's projections and replay the log")
+    reb.add_argument("service", choices=SERVICE_CLIS, help="the (stopped) service to rebuild")
+    add_stack_options(reb)
     reb.set_defaults(fn=_rebuild)
 
-    hea = sub.add_parser(
-        "health", help="is the log writable: a stream leader and a current replica"
-    )
-    hea_sub = hea.add_subparsers(dest="what", required=True)
-    hea_stream = hea_sub.add_parser("stream", help="the PARINDEX stream, from /jsz of each node")
+    hea = _command(sub, "health", "is the log writable: a stream leader and a current replica")
+    hea_sub = hea.add_subparsers(dest="what", required=True, metavar="WHAT")
+    hea_stream = _command(hea_sub, "stream", "the PARINDEX stream, from /jsz of each node")
     hea_stream.add_argument(
         "--monitor",
-        default=os.environ.get("PARINDEX_NATS_MONITOR_URLS", "http://127.0.0.1:8222"),
-        help="comma-separated monitoring URLs of the NATS nodes (http://nats-1:8222,...)",
+        help="comma-separated monitoring URLs of the NATS nodes (http://nats-1:8222,...); "
+        "default $PARINDEX_NATS_MONITOR_URLS, else the state dir's endpoints.json",
     )
+    add_state_dir(hea_stream)
     hea.set_defaults(fn=_health)
 
-    dl = sub.add_parser("deadletters", help="events a projection could not apply, and why")
-    dl_sub = dl.add_subparsers(dest="action", required=True)
-    dl_list = dl_sub.add_parser("list", help="the newest dead letters")
-    dl_list.add_argument("--limit", type=int, default=50)
+    dl = _command(sub, "deadletters", "events a projection could not apply, and why")
+    dl_sub = dl.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dl_list = _command(dl_sub, "list", "the newest dead letters")
+    dl_list.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     dl_list.add_argument("--consumer", help="only this consumer (identity, survey, ...)")
-    dl_show = dl_sub.add_parser("show", help="one dead letter with its message")
+    add_stack_options(dl_list, database=False)
+    dl_show = _command(dl_sub, "show", "one dead letter with its message")
     dl_show.add_argument("seq", type=int, help="its sequence in the dead-letter stream")
+    add_stack_options(dl_show, database=False)
     dl.set_defaults(fn=_deadletters)
 
     for name in SERVICE_CLIS:  # each service adds its own commands (services/<name>/cli.py)
@@ -271,9 +307,83 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             continue
         module.register(sub)
+    for leaf in leaf_parsers(parser):
+        leaf.add_argument(
+            "--debug", action="store_true", help="show the full traceback when something fails"
+        )
+    return parser
 
-    args = parser.parse_args(argv)
-    return int(args.fn(args))
+
+def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose one sentence is both its line in the list and its --help description."""
+    return sub.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".")
+
+
+def leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers that run something (no further subcommand), depth first."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    return [leaf for s in subs for child in s.choices.values() for leaf in leaf_parsers(child)]
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """What a stopped or unreachable stack raises: said in one sentence, not as a traceback."""
+    import socket
+
+    import nats.errors
+    import sqlalchemy.exc
+
+    found: list[type[BaseException]] = [
+        ConnectionError,
+        socket.gaierror,
+        TimeoutError,
+        nats.errors.NoServersError,
+        nats.errors.ConnectionClosedError,
+        nats.errors.TimeoutError,
+        nats.errors.AuthorizationError,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+    ]
+    try:
+        import asyncpg
+
+        found.append(asyncpg.PostgresConnectionError)
+        found.append(asyncpg.InvalidAuthorizationSpecificationError)
+        found.append(asyncpg.InvalidPasswordError)
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        pass
+    return tuple(found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from parindex.runtime.locate import NoStack
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except NoStack as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(str(exc), file=sys.stderr)
+        return 2
+    except _connection_errors() as exc:
+        if getattr(args, "debug", False):
+            raise
+        state = getattr(args, "state_dir", ".parindex")
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        print(
+            f"parindex: could not talk to the stack: {reason}\n"
+            f"Is it running? Start it with `parindex up --state-dir {state}`, or pass "
+            "--nats-url/--database-url of a running server (--debug shows the traceback).",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:  # a file named on the command line: missing, unreadable, ...
+        if getattr(args, "debug", False):
+            raise
+        print(f"parindex: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from parindex.bus.connection import connect, wait_for_streams
 from parindex.bus.credentials import settings_as
 from parindex.bus.projection import Event, Projection, ProjectionRunner
 from parindex.db.engine import prepare, sessionmaker
+from parindex.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,11 +99,15 @@ class _Resetting:
 
 
 async def rebuild(
-    service: str, on_batch: Callable[[int, int], Awaitable[None]] | None = None
+    service: str,
+    on_batch: Callable[[int, int], Awaitable[None]] | None = None,
+    settings: Settings | None = None,
 ) -> int:
-    """Reset one service's projection in one transaction and replay the log; the last sequence."""
+    """Reset one service's projection in one transaction and replay the log; the last sequence.
+
+    `settings`: where the stack is (the CLI's --state-dir); default the environment's."""
     target = TARGETS[service]
-    settings = settings_as(service)
+    settings = settings or settings_as(service)
     nc = await connect(settings, f"rebuild-{service}")
     engine = await prepare(settings.service_database_url(service), target.versions, pool_size=1)
     try:

@@ -35,6 +35,7 @@ def services(state_dir: Path | str) -> dict[str, str]:
 
 
 def value(state_dir: Path | str, key: str) -> str | None:
-    """One top-level address: "nats_url", "open" (where people log in), "mail"."""
+    """One top-level address: "nats_url", "database_url", "nats_monitor", "open" (where people
+    log in), "mail"."""
     found = read(state_dir).get(key)
     return str(found) if found else None

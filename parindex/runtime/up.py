@@ -237,6 +237,10 @@ class Stack:
             "mail": f"{gateway}/mail" if self.mail_url else None,
             "mail_internal": self.mail_url,
             "nats_url": self.nats_url,
+            # `parindex health stream` reads /jsz here; an external NATS has its own.
+            "nats_monitor": (
+                f"http://127.0.0.1:{self.nats.monitor_port}" if self.nats is not None else None
+            ),
             "database_url": self.database_url,
         }
 

@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 from parindex.bus.connection import connect, wait_for_streams
-from parindex.bus.credentials import settings_as
 from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import prepare, sessionmaker
-from parindex.settings import get_settings
+from parindex.runtime.locate import add_stack_options, settings_for
 
 VERSIONS = Path(__file__).parent / "storage" / "versions"
 
@@ -26,7 +25,7 @@ async def _import(args: argparse.Namespace, content: bytes) -> int:
     from services.identity.imports import UnknownCampaign, run_import
     from services.identity.projection import IdentityProjection
 
-    settings = settings_as("identity")
+    settings = settings_for(args, "identity")
     nc = await connect(settings, "identity-cli")
     engine = await prepare(settings.service_database_url("identity"), VERSIONS, pool_size=2)
     try:
@@ -60,13 +59,13 @@ async def _import(args: argparse.Namespace, content: bytes) -> int:
 async def _add_user(args: argparse.Namespace) -> int:
     from services.identity.accounts import UserExists, add_user
 
+    settings = settings_for(args, None, nats=False)  # before the prompt: is there a stack?
     password = args.password
     if password is None:
         password = getpass.getpass("Mật khẩu / password: ")
         if password != getpass.getpass("Nhập lại / again: "):
             print("parindex: passwords differ", file=sys.stderr)
             return 1
-    settings = get_settings()
     engine = await prepare(settings.service_database_url("identity"), VERSIONS, pool_size=2)
     try:
         await add_user(
@@ -90,21 +89,35 @@ async def _add_user(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    resp = sub.add_parser("respondents", help="respondent registry (identity)")
-    rsub = resp.add_subparsers(dest="respondents_cmd", required=True)
-    imp = rsub.add_parser("import", help="check and import a respondent list (.xlsx/.csv)")
-    imp.add_argument("file")
-    imp.add_argument("--campaign", required=True)
-    imp.set_defaults(fn=lambda a: asyncio.run(_import(a, Path(a.file).read_bytes())))
+def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".")
 
-    users = sub.add_parser("users", help="staff users (identity)")
-    usub = users.add_subparsers(dest="users_cmd", required=True)
-    add = usub.add_parser("add", help="add a staff user (argon2id hash in identity's database)")
-    add.add_argument("username")
-    add.add_argument("--role", required=True, choices=["admin", "focal_point", "auditor"])
+
+def _import_command(args: argparse.Namespace) -> int:
+    settings_for(args, "identity")  # a stopped stack is said before the file is read
+    return asyncio.run(_import(args, Path(args.file).read_bytes()))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    resp = _command(sub, "respondents", "respondent registry (identity)")
+    rsub = resp.add_subparsers(dest="respondents_cmd", required=True, metavar="ACTION")
+    imp = _command(rsub, "import", "check and import a respondent list (.xlsx/.csv)")
+    imp.add_argument("file", help="the list: the respondents workbook (.xlsx) or a .csv")
+    imp.add_argument("--campaign", required=True, help="the campaign id the list belongs to")
+    add_stack_options(imp)
+    imp.set_defaults(fn=_import_command)
+
+    users = _command(sub, "users", "staff users (identity)")
+    usub = users.add_subparsers(dest="users_cmd", required=True, metavar="ACTION")
+    add = _command(usub, "add", "add a staff user (argon2id hash in identity's database)")
+    add.add_argument("username", help="the login name")
+    add.add_argument(
+        "--role", required=True, choices=["admin", "focal_point", "auditor"],
+        help="what the user may do: admin, focal_point (one unit) or auditor (read-only)",
+    )  # fmt: skip
     add.add_argument("--unit", help="unit code (focal points)")
     add.add_argument("--campaign", help="restrict to one campaign")
     add.add_argument("--password", help="omit to be prompted (keeps it out of shell history)")
     add.add_argument("--replace", action="store_true", help="overwrite an existing user")
+    add_stack_options(add, nats=False)
     add.set_defaults(fn=lambda a: asyncio.run(_add_user(a)))

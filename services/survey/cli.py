@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
+
+from parindex.runtime.locate import add_stack_options, settings_for
+
+if TYPE_CHECKING:
+    from parindex.settings import Settings
 
 
-async def _load_async(path: str) -> int:
+async def _load_async(path: str, settings: Settings) -> int:
     from parindex.bus.connection import connect, wait_for_streams
-    from parindex.bus.credentials import settings_as
     from parindex.bus.publish import ConcurrencyConflict
     from services.survey.campaign_file import CampaignFileError, load_campaign_file
     from services.survey.define import CampaignFrozen, define_campaign
@@ -19,7 +24,6 @@ async def _load_async(path: str) -> int:
     except CampaignFileError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    settings = settings_as("survey")
     nc = await connect(settings, "cli")
     try:
         js = nc.jetstream()
@@ -39,12 +43,16 @@ async def _load_async(path: str) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    return asyncio.run(_load_async(args.file))
+    settings = settings_for(args, "survey", database=False)
+    return asyncio.run(_load_async(args.file, settings))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    campaign = subparsers.add_parser("campaign", help="campaign definitions")
-    sub = campaign.add_subparsers(dest="campaign_cmd", required=True)
-    load = sub.add_parser("load", help="publish a campaign file (YAML/JSON) as CampaignDefined")
-    load.add_argument("file")
+    text = "campaign definitions"
+    campaign = subparsers.add_parser("campaign", help=text, description="Campaign definitions.")
+    sub = campaign.add_subparsers(dest="campaign_cmd", required=True, metavar="ACTION")
+    text = "publish a campaign file (YAML/JSON) as CampaignDefined"
+    load = sub.add_parser("load", help=text, description=text[:1].upper() + text[1:] + ".")
+    load.add_argument("file", help="the campaign definition, YAML or JSON")
+    add_stack_options(load, database=False)
     load.set_defaults(fn=_load)
