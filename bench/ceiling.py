@@ -26,7 +26,7 @@ from bench.common import (  # noqa: E402
     connect,
     log,
     servers,
-    table,
+    standalone,
 )
 
 
@@ -93,12 +93,7 @@ async def run(args: argparse.Namespace) -> list[Figure]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    add_args(p)
-    args = p.parse_args()
-    defaults(args, args.quick)
-    print(table(asyncio.run(run(args))))
+    standalone(sys.modules[__name__])
 
 
 if __name__ == "__main__":

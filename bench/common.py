@@ -8,6 +8,7 @@ each other's data. Services run as `python -m services.<name>` child processes, 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -23,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -436,3 +438,13 @@ def machine() -> dict[str, str]:
 
 def dump(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=2)
+
+
+def standalone(module: ModuleType) -> None:
+    """Run one benchmark module on its own: its options, then its figures as a table."""
+    p = argparse.ArgumentParser(description=(module.__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    module.add_args(p)
+    args = p.parse_args()
+    module.defaults(args, args.quick)
+    print(table(asyncio.run(module.run(args))))

@@ -37,8 +37,8 @@ from bench.common import (  # noqa: E402
     respondent_event,
     servers,
     service_env,
+    standalone,
     start_service,
-    table,
     wait_for,
 )
 
@@ -231,12 +231,7 @@ async def _one_wave(
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    add_args(p)
-    args = p.parse_args()
-    defaults(args, args.quick)
-    print(table(asyncio.run(run(args))))
+    standalone(sys.modules[__name__])
 
 
 if __name__ == "__main__":
