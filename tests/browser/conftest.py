@@ -25,6 +25,8 @@ import pytest
 import pytest_asyncio
 from openpyxl import Workbook
 
+from parindex.runtime.embedded import free_port
+
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
@@ -186,6 +188,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     now = datetime.now(UTC).replace(microsecond=0)
     stack = Stack(
         state_dir=tmp / "state",
+        port=free_port(),  # never the default front door another run may hold
         extra_env={
             "PARINDEX_CLOCK_START": now.isoformat(),
             "PARINDEX_CLOCK_EPOCH": f"{time.time():.3f}",

@@ -37,6 +37,7 @@ from parindex.bus.publish import TRANSIENT
 from parindex.cli import main
 from parindex.ops.health import stream_details, stream_health
 from parindex.runtime.cluster import NatsCluster, locked_cluster
+from parindex.runtime.embedded import free_port
 from parindex.runtime.up import Stack
 from parindex.settings import Settings, database_url_for
 from parindex.web.auth import COOKIE, Principal, issue_token, load_or_create_private_key
@@ -77,6 +78,7 @@ def cluster_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PARINDEX_STREAM_REPLICAS", "3")  # the provisioner makes R3 streams
     stack = Stack(
         state_dir=state,
+        port=free_port(),
         nats_url=cluster.url,
         nats_users=users,
         extra_env={

@@ -34,6 +34,7 @@ import pytest
 
 from contracts.events import BallotSubmitted, RespondentRegistered, decode
 from parindex.bus.connection import connect
+from parindex.runtime.embedded import free_port
 from parindex.runtime.up import Stack
 from parindex.settings import Settings
 from parindex.web.auth import COOKIE, Principal, issue_token, load_or_create_private_key
@@ -207,6 +208,7 @@ def _table(rows: list[Row]) -> str:
 def stack(tmp_path: Path):
     s = Stack(
         state_dir=tmp_path / "state",
+        port=free_port(),
         extra_env={
             # Campaign time inside wave w1, before the deadline, running at wall speed.
             "PARINDEX_CLOCK_START": "2023-09-25T03:00:00+00:00",

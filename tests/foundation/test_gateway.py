@@ -298,6 +298,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     s = Stack(
         state_dir=tmp_path_factory.mktemp("gateway") / "state",
+        port=free_port(),
         extra_env={"PARINDEX_ARGON2_MEMORY_KIB": "4096", "PARINDEX_ARGON2_TIME": "1"},
     )
     try:

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import exc as sa_exc
 
-from parindex.runtime.embedded import PostgresServer
+from parindex.runtime.embedded import PostgresServer, free_port
 from parindex.web import database_down
 
 
@@ -31,7 +31,9 @@ def eventually(check, timeout: float) -> None:
 
 def _up(state: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "parindex.cli", "up", "--state-dir", str(state)],
+        # A free front-door port: never the default another run may hold.
+        [sys.executable, "-m", "parindex.cli", "up", "--state-dir", str(state)]
+        + ["--port", str(free_port())],
         stdout=open(state.parent / "up.out", "ab"),  # noqa: SIM115
         stderr=open(state.parent / "up.err", "ab"),  # noqa: SIM115 - a pipe nobody reads fills up
         env={k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")},

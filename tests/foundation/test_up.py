@@ -18,6 +18,7 @@ import nats
 import pytest
 
 from contracts import subjects
+from parindex.runtime.embedded import free_port
 
 
 def _wait_for_file(path: Path, proc: subprocess.Popen, timeout: float) -> None:
@@ -109,8 +110,10 @@ def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
     cmd = [sys.executable, "-m", "parindex.cli", "up", "--state-dir", str(state)]
+    # The first run on a free port (never a fixed one another run may hold); later runs reuse it.
+    first = [*cmd, "--port", str(free_port())]
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        first, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         printed = _wait_line(proc, "parindex is running", timeout=90)
