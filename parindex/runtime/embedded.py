@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -20,7 +21,32 @@ from pathlib import Path
 from parindex.runtime.children import spawn
 
 
+def _ephemeral_low() -> int:
+    """The first port the kernel hands to outgoing connections (Linux), else IANA's 49152."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
 def free_port() -> int:
+    """A free port below the ephemeral range.
+
+    A port is chosen here and bound later by a child; a port the kernel itself picked (bind to
+    0) may meanwhile be handed to any outgoing connection on the machine (a client connecting
+    to NATS, say), and the child then fails with "address already in use". Below the
+    ephemeral range only a program that asks for that very port can take it.
+    """
+    low = _ephemeral_low()
+    if low > 11000:
+        for _ in range(50):
+            port = random.randrange(10000, low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
