@@ -16,7 +16,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from parindex.runtime import endpoints as discovery
-from parindex.web import csrf
+from parindex.web import campaign_pick, csrf
 from parindex.web.cookies import set_cookie
 from parindex.web.i18n import LANG_COOKIE, LANGS, Catalog, catalog, language, templates
 
@@ -94,7 +94,12 @@ def nav(request: Request, campaign: object = None) -> dict[str, Any] | None:
     if p is None:
         return None
     shown = p.campaign_id or (campaign if isinstance(campaign, str) else None)
-    shown = shown or request.query_params.get("campaign") or None
+    shown = shown or campaign_pick.picked(request, p)
+    staff = p.role in campaign_pick.STAFF
+    stage = campaign_pick.stage(request, shown) if staff else None
+    # The picker: unscoped staff choose the campaign every page shows (decision 39).
+    picks = campaign_pick.choices(request, p) if staff and not p.campaign_id else []
+    w = campaign_pick.watch(request)
     here = request.url.path
     links = [
         {"href": link(request, svc, path), "key": key, "current": here == path}
@@ -104,6 +109,9 @@ def nav(request: Request, campaign: object = None) -> dict[str, Any] | None:
         "name": p.name or p.subject,
         "role": f"app.role.{p.role}",
         "campaign": shown,
+        "stage": f"app.stage.{stage.value}" if stage is not None else None,
+        "stage_id": stage.value if stage is not None else None,
+        "picks": [{"id": c, "name": w.name(c) if w else c} for c in picks],
         "links": links,
         "logout": link(request, "identity", "/logout"),
     }
@@ -113,6 +121,7 @@ def finish(request: Request, response: Response) -> Response:
     """The language and CSRF-nonce cookies a page (or a redirect from one) hands out."""
     if request.query_params.get("lang") in LANGS:
         set_cookie(request, response, LANG_COOKIE, language(request), max_age=YEAR_S)
+    campaign_pick.remember(request, response)
     nonce = getattr(request.state, "new_csrf_nonce", None)
     if nonce is not None:
         set_cookie(request, response, csrf.NONCE_COOKIE, nonce, httponly=True)

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from parindex.bus.campaign_watch import CampaignWatch
 from parindex.bus.connection import connect, wait_for_streams
 from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import prepare, sessionmaker
@@ -87,6 +88,9 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         app.state.rt = rt
         if spec.start is not None:
             await spec.start(rt)
+        # The stage of every campaign, for the staff bar (docs/architecture.md, decision 39).
+        app.state.campaign_watch = CampaignWatch()
+        rt.spawn(app.state.campaign_watch.run(js), "campaign-watch")
         runners = [v for v in rt.extras.values() if isinstance(v, ProjectionRunner)]
         if runners:  # parindex_consumer_lag{handler} on /metrics
             rt.spawn(lag_updater(rt.js, runners), "lag")

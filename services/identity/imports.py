@@ -20,11 +20,12 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts import subjects
-from contracts.events import Payload, RespondentRegistered, make
+from contracts.events import Payload, RespondentRegistered, RespondentWithdrawn, make
+from parindex.bus.campaign_watch import closed_on_log
 from parindex.bus.publish import Published, publish_event
 from services.identity import projection
 from services.identity.import_worker import parse_off_loop
-from services.identity.importer import ImportProblem, diff_against
+from services.identity.importer import ImportDiff, ImportProblem, diff_against
 
 PRODUCER = "identity"
 EVENT_NAMESPACE = uuid.UUID("9f5a7c52-3c1e-4f57-9d0c-6b1b7f3e2a10")
@@ -118,7 +119,78 @@ async def stream_last_seq(js: JetStreamContext) -> int:
     return int(info.state.last_seq)
 
 
-async def run_import(
+class CampaignClosedToImports(Exception):
+    """The campaign's deadline has passed (or it was closed): its registry is final
+    (docs/architecture.md, decision 39)."""
+
+
+class PreviewOutdated(Exception):
+    """The registry or the file changed since the preview the admin confirmed."""
+
+
+@dataclass
+class Prepared:
+    """An import checked and diffed, nothing published yet: what a preview shows."""
+
+    report: ImportReport
+    diff: ImportDiff | None
+    rows: dict[str, dict[str, Any]]  # respondent id -> registry row, withdrawn ones included
+    withdraw: bool
+
+    @property
+    def withdrawals(self) -> list[str]:
+        return list(self.report.missing) if self.withdraw and self.diff is not None else []
+
+    @property
+    def digest(self) -> str:
+        """Of exactly what would be published, so a confirm can insist on the preview's."""
+        if self.diff is None:
+            return ""
+        parts = {
+            "campaign": self.report.campaign_id,
+            "new": [p.to_event().model_dump(mode="json") for p in self.diff.new],
+            "updated": [
+                [u.respondent.respondent_id, sorted(map(str, u.changes.items()))]
+                for u in self.diff.updated
+            ],
+            "missing": self.report.missing,  # withdrawn only if the confirm asks
+            "seq": sorted((k, r["last_seq"]) for k, r in self.rows.items()),
+        }
+        text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def preview(self) -> dict[str, Any]:
+        """Rows a person checks before confirming: adds, changes (before → after), withdrawals."""
+        if self.diff is None:
+            return {"new": [], "updated": [], "missing": []}
+        return {
+            "new": [public_respondent(asdict(p)) for p in self.diff.new],
+            "updated": [
+                {
+                    "respondent": public_respondent(asdict(u.respondent)),
+                    "changes": [
+                        {
+                            "field": k,
+                            "key": f"id.field.{k}",
+                            "before": _shown(a),
+                            "after": _shown(b),
+                        }
+                        for k, (a, b) in u.changes.items()
+                    ],
+                }
+                for u in self.diff.updated
+            ],
+            "missing": [public_respondent(self.rows[k]) for k in self.report.missing],
+        }
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+async def prepare_import(
     js: JetStreamContext,
     sessions: async_sessionmaker,
     campaign_id: str,
@@ -126,9 +198,11 @@ async def run_import(
     filename: str,
     *,
     wait_applied: Waiter,
-    correlation_id: str | None = None,
-) -> ImportReport:
-    """Check, diff and publish. Any problem: the report carries them and nothing is published."""
+    withdraw_missing: bool = False,
+) -> Prepared:
+    """Check and diff against an up-to-date registry; publishes nothing."""
+    if await closed_on_log(js, campaign_id):  # the log decides, not a page (decision 39)
+        raise CampaignClosedToImports(campaign_id)
     await wait_applied(await stream_last_seq(js))  # diff against an up-to-date registry
     async with sessions() as s:
         campaign = await projection.load_campaign(s, campaign_id)
@@ -138,17 +212,52 @@ async def run_import(
     report = ImportReport(campaign_id)
     plan = await parse_off_loop(content, filename, campaign)  # decision 27
     report.merges = [asdict(m) for m in plan.merges]
+    by_id = {r["respondent_id"]: r for r in rows}
     if not plan.ok:
         report.problems = list(plan.problems)
-        return report
-    by_id = {r["respondent_id"]: r for r in rows}
+        return Prepared(report, None, by_id, withdraw_missing)
     active = {k: r for k, r in by_id.items() if not r["withdrawn"]}
     diff = diff_against(plan, active)
+    report.new = [p.respondent_id for p in diff.new]
+    report.updated = [u.respondent.respondent_id for u in diff.updated]
     report.unchanged = [r.respondent_id for r in diff.unchanged]
     report.missing = diff.missing
+    return Prepared(report, diff, by_id, withdraw_missing)
+
+
+async def run_import(
+    js: JetStreamContext,
+    sessions: async_sessionmaker,
+    campaign_id: str,
+    content: bytes,
+    filename: str,
+    *,
+    wait_applied: Waiter,
+    correlation_id: str | None = None,
+    withdraw_missing: bool = False,
+    expect_digest: str | None = None,
+) -> ImportReport:
+    """Check, diff and publish. Any problem: the report carries them and nothing is published.
+
+    `expect_digest` is the digest of the preview the admin confirmed: anything else (the
+    registry moved, another file) is refused with PreviewOutdated before a single event.
+    """
+    prepared = await prepare_import(
+        js,
+        sessions,
+        campaign_id,
+        content,
+        filename,
+        wait_applied=wait_applied,
+        withdraw_missing=withdraw_missing,
+    )
+    report, diff, by_id = prepared.report, prepared.diff, prepared.rows
+    if diff is None:
+        return report
+    if expect_digest is not None and prepared.digest != expect_digest:
+        raise PreviewOutdated(campaign_id)
     last = 0
     for planned in diff.new:
-        report.new.append(planned.respondent_id)
         row = by_id.get(planned.respondent_id)  # a withdrawn respondent is registered again
         pub = await _publish(
             js,
@@ -162,7 +271,6 @@ async def run_import(
         report.published += not pub.duplicate
         last = max(last, pub.seq)
     for upd in diff.updated:
-        report.updated.append(upd.respondent.respondent_id)
         row = by_id[upd.respondent.respondent_id]
         # RespondentUpdated carries only name, e-mail, unit and phone; a change to anything
         # else (roles) is a re-registration, which every projection applies as an upsert.
@@ -175,6 +283,18 @@ async def run_import(
             upd.respondent.respondent_id,
             event,
             last_seq=row["last_seq"],
+            expected=None,
+            correlation_id=correlation_id,
+        )
+        report.published += not pub.duplicate
+        last = max(last, pub.seq)
+    for rid in prepared.withdrawals:  # only when the admin asked for it on the preview
+        pub = await _publish(
+            js,
+            campaign_id,
+            rid,
+            RespondentWithdrawn(respondent_id=rid, reason="not in the imported list"),
+            last_seq=by_id[rid]["last_seq"],
             expected=None,
             correlation_id=correlation_id,
         )

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from contracts.rpc import RESET, ResetRequest
 from parindex.bus import rpc
+from parindex.web import campaign_pick
 from parindex.web import csrf as csrf_check
 from parindex.web.deps import Admin, RuntimeDep
 from parindex.web.fields import bad_field
@@ -65,7 +66,8 @@ async def registry_page(
     terms = _clean(campaign=campaign, name=name, unit=unit, email=email)
     campaigns = await _campaigns(rt, admin)
     chosen = terms["campaign"] if terms["campaign"] in campaigns else ""
-    chosen = chosen or (campaigns[0] if campaigns else "")
+    pick = campaign_pick.picked(request, admin)  # the bar's pick (decision 39)
+    chosen = chosen or (pick if pick in campaigns else "") or (campaigns[0] if campaigns else "")
     found = None
     missing: set[str] | None = None
     if chosen:

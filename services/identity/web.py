@@ -18,9 +18,11 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from contracts import rpc as rpc_contract
+from contracts.lifecycle import Stage, accepts_imports
 from contracts.rpc import ResetRequest
 from parindex.bus.deadletter import dead_letter_count
 from parindex.bus.publish import ConcurrencyConflict
+from parindex.web import campaign_pick
 from parindex.web import csrf as csrf_check
 from parindex.web.auth import COOKIE, Principal, issue_token
 from parindex.web.cookies import set_cookie
@@ -29,9 +31,18 @@ from parindex.web.fields import bad_field
 from parindex.web.pages import Pages, endpoints, finish
 from parindex.web.service import Runtime
 from services.identity import accounts, projection
+from services.identity.import_previews import Previews, Upload
 from services.identity.import_worker import ImportBusy, one_at_a_time
 from services.identity.importer import MAX_BYTES
-from services.identity.imports import UnknownCampaign, public_respondent, run_import
+from services.identity.imports import (
+    CampaignClosedToImports,
+    Prepared,
+    PreviewOutdated,
+    UnknownCampaign,
+    prepare_import,
+    public_respondent,
+    run_import,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -174,7 +185,11 @@ async def reset(request: Request, rt: RuntimeDep, email: str = Form("")) -> Resp
 # --- admin -------------------------------------------------------------------------------
 @router.get("/admin/import", response_class=HTMLResponse)
 async def import_form(request: Request, p: Admin) -> Response:
-    return PAGES.render(request, "import.html", principal=p)
+    """The picked campaign's import; none once it is closed (docs/architecture.md, decision 39)."""
+    campaign = campaign_pick.picked(request, p)
+    stage = campaign_pick.stage(request, campaign)
+    closed = stage is not None and not accepts_imports(stage) and stage != Stage.DRAFT
+    return PAGES.render(request, "import.html", principal=p, campaign=campaign, closed=closed)
 
 
 async def wait_applied(rt: Runtime, seq: int, timeout: float = 30.0) -> None:
@@ -190,39 +205,68 @@ async def wait_applied(rt: Runtime, seq: int, timeout: float = 30.0) -> None:
 
 
 async def _import(
-    request: Request, rt: Runtime, campaign: str, file: UploadFile, admin: Principal
-) -> tuple[int, dict, object | None]:
-    """(status, report dict, report) shared by the JSON API and the HTML page."""
+    request: Request,
+    rt: Runtime,
+    campaign: str,
+    content: bytes,
+    filename: str,
+    admin: Principal,
+    *,
+    dry_run: bool = False,
+    withdraw: bool = False,
+    expect_digest: str | None = None,
+) -> tuple[int, dict, Prepared | None]:
+    """(status, report dict, prepared import) shared by the JSON API and the HTML pages.
+
+    `dry_run` only checks and diffs (the preview); otherwise the changes are published.
+    """
     if bad_field({"campaign": campaign}) is not None:
         field = PAGES.t(request, "id.campaign")
         return 422, {"detail": PAGES.t(request, "app.bad_chars", field=field)}, None
-    content = await file.read(MAX_BYTES + 1)
+    prepared: Prepared | None = None
     try:
         async with one_at_a_time(request.app):  # parsed in a bounded child (decision 27)
-            report = await run_import(
-                rt.js,
-                rt.sessions,
-                campaign,
-                content,
-                file.filename or "upload",
-                wait_applied=lambda seq: wait_applied(rt, seq),
-                correlation_id=f"import:{admin.subject}",
-            )
+            if dry_run:
+                prepared = await prepare_import(
+                    rt.js,
+                    rt.sessions,
+                    campaign,
+                    content,
+                    filename,
+                    wait_applied=lambda seq: wait_applied(rt, seq),
+                )
+                report = prepared.report
+            else:
+                report = await run_import(
+                    rt.js,
+                    rt.sessions,
+                    campaign,
+                    content,
+                    filename,
+                    wait_applied=lambda seq: wait_applied(rt, seq),
+                    correlation_id=f"import:{admin.subject}",
+                    withdraw_missing=withdraw,
+                    expect_digest=expect_digest,
+                )
     except ImportBusy:
         return 503, {"error": "import_busy", "detail": PAGES.t(request, "id.busy")}, None
     except UnknownCampaign:
         return 404, {"detail": f"unknown campaign {campaign}"}, None
-    except ConcurrencyConflict as exc:
+    except CampaignClosedToImports:
+        return 409, {"error": "campaign_closed", "detail": f"campaign {campaign} is closed"}, None
+    except (ConcurrencyConflict, PreviewOutdated) as exc:
         return 409, {"detail": f"registry changed meanwhile, retry ({exc})"}, None
-    log.info(
-        "import into %s by %s: %d new, %d updated, %d problems",
-        campaign,
-        admin.subject,
-        len(report.new),
-        len(report.updated),
-        len(report.problems),
-    )
-    return (200 if report.ok else 422), report.to_dict(), report
+    if not dry_run:
+        log.info(
+            "import into %s by %s: %d new, %d updated, %d withdrawn, %d problems",
+            campaign,
+            admin.subject,
+            len(report.new),
+            len(report.updated),
+            len(report.missing) if withdraw else 0,
+            len(report.problems),
+        )
+    return (200 if report.ok else 422), report.to_dict(), prepared
 
 
 UploadForm = Annotated[UploadFile, File(...)]
@@ -237,9 +281,32 @@ async def import_respondents(
     _csrf: csrf_check.FormCsrf,
     file: UploadForm,
     campaign: str = Form(...),
+    dry_run: bool = Form(False),
 ) -> Response:
-    status, body, _ = await _import(request, rt, campaign, file, admin)
+    """One step for scripts; `dry_run` answers what would change and publishes nothing."""
+    content = await file.read(MAX_BYTES + 1)
+    status, body, prepared = await _import(
+        request, rt, campaign, content, file.filename or "upload", admin, dry_run=dry_run
+    )
+    if prepared is not None:
+        body["preview"] = prepared.preview()
     return JSONResponse(body, status_code=status, headers=_retry_after(status))
+
+
+def _refusal_page(request: Request, status: int, body: dict, admin: Principal) -> Response:
+    if status == 503:
+        headers = _retry_after(status)
+        return PAGES.render(request, "message.html", 503, headers, message=body["detail"])
+    key = "id.import_closed" if body.get("error") == "campaign_closed" else PAGE_REFUSALS[status]
+    body = {"detail": PAGES.t(request, key)}  # the catalog's words, not the API's English
+    return PAGES.render(request, "import_report.html", status=status, report=body, principal=admin)
+
+
+def _previews(request: Request) -> Previews:
+    """This process's kept uploads (services/identity/import_previews.py)."""
+    if not hasattr(request.app.state, "import_previews"):
+        request.app.state.import_previews = Previews()
+    return request.app.state.import_previews
 
 
 @router.post("/admin/import", response_class=HTMLResponse)
@@ -251,13 +318,66 @@ async def import_page(
     file: UploadForm,
     campaign: str = Form(...),
 ) -> Response:
-    """The same import, answered as a readable report (problems by row and column)."""
-    status, body, _ = await _import(request, rt, campaign, file, admin)
-    if status == 503:
-        headers = _retry_after(status)
-        return PAGES.render(request, "message.html", 503, headers, message=body["detail"])
-    if status in PAGE_REFUSALS:  # the person reads the catalog's words, not the API's English
-        body = {"detail": PAGES.t(request, PAGE_REFUSALS[status])}
+    """Upload: check and diff, publish nothing; show what a confirm would add, change and
+    withdraw (docs/architecture.md, decision 39)."""
+    content = await file.read(MAX_BYTES + 1)
+    filename = file.filename or "upload"
+    status, body, prepared = await _import(
+        request, rt, campaign, content, filename, admin, dry_run=True
+    )
+    if status in PAGE_REFUSALS or status == 503:
+        return _refusal_page(request, status, body, admin)
+    if prepared is None or not prepared.report.ok:
+        return PAGES.render(
+            request, "import_report.html", status=status, report=body, principal=admin
+        )
+    previews = _previews(request)
+    token = previews.keep(Upload(admin.subject, campaign, filename, content, prepared.digest))
+    return PAGES.render(
+        request,
+        "import_preview.html",
+        report=body,
+        rows=prepared.preview(),
+        token=token,
+        digest=prepared.digest,
+        campaign=campaign,
+        filename=filename,
+        principal=admin,
+    )
+
+
+@router.post("/admin/import/confirm", response_class=HTMLResponse)
+async def import_confirm(
+    request: Request,
+    rt: RuntimeDep,
+    admin: Admin,
+    _csrf: csrf_check.FormCsrf,
+    campaign: str = Form(...),
+    token: str = Form(..., max_length=64),
+    digest: str = Form(..., max_length=64),
+    withdraw: bool = Form(False),
+) -> Response:
+    """Publish exactly the previewed changes, or nothing if the registry moved meanwhile."""
+    previews = _previews(request)
+    kept = previews.get(token, admin.subject, campaign)
+    if kept is None or kept.digest != digest:
+        message = PAGES.t(request, "id.preview_expired")
+        return PAGES.render(request, "message.html", 409, message=message)
+    status, body, _ = await _import(
+        request,
+        rt,
+        campaign,
+        kept.content,
+        kept.filename,
+        admin,
+        withdraw=withdraw,
+        expect_digest=digest,
+    )
+    if status in PAGE_REFUSALS or status == 503:
+        if status != 503:
+            previews.drop(token)
+        return _refusal_page(request, status, body, admin)
+    previews.drop(token)
     return PAGES.render(request, "import_report.html", status=status, report=body, principal=admin)
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from parindex.web import scope
+from parindex.web import campaign_pick, scope
 from parindex.web.csrf import FormCsrf
 from parindex.web.deps import Admin, RuntimeDep
 from parindex.web.pages import Pages
@@ -28,7 +28,8 @@ PAGES = Pages(HERE / "web_templates", HERE / "text")
 async def deliveries_page(
     request: Request, rt: RuntimeDep, admin: Admin, campaign: str | None = None
 ) -> Response:
-    if campaign is None:  # the only campaign, or the newest (of the admin's scope)
+    campaign = campaign or campaign_pick.picked(request, admin)  # the bar's pick (decision 39)
+    if campaign is None:  # the log not read yet: the newest campaign notify knows
         async with rt.sessions() as s:
             ids = await queries.campaign_ids(s)
         shown = scope.visible(admin, ids)

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from contracts.campaign import Campaign, UnitKind
-from parindex.web import scope
+from parindex.web import campaign_pick, scope
 from parindex.web.csrf import form_csrf
 from parindex.web.deps import Admin, PrincipalDep, RuntimeDep
 from parindex.web.fields import bad_field
@@ -117,7 +117,10 @@ async def dashboard(
                     )
                 )
             ).all()
-        return _render(request, "campaigns.html", campaigns=scope.visible(principal, rows))
+        pick = campaign_pick.picked(request, principal)  # the bar's pick (decision 39)
+        if pick is None or pick not in {r[0] for r in rows}:
+            return _render(request, "campaigns.html", campaigns=scope.visible(principal, rows))
+        campaign = pick
     camp, results, stage = await _load(rt, campaign)
     show = may_see_scores(stage, principal)
     units = all_unit_figures(camp, results)

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from contracts.campaign import Campaign
 from contracts.events import Answer
 from parindex.bus.publish import PublishUnavailable
-from parindex.web import csrf, scope
+from parindex.web import campaign_pick, csrf, scope
 from parindex.web.auth import Principal
 from parindex.web.deps import PrincipalDep, RuntimeDep, principal, runtime
 from parindex.web.i18n import LANGS, language, vi_date
@@ -542,6 +542,7 @@ async def progress_page(
         return to_login(request)
     if p.role not in ("admin", "auditor", "focal_point"):
         return _message(request, "err.403", 403, title="sv.progress")
+    campaign = campaign or campaign_pick.picked(request, p)  # the bar's pick (decision 39)
     try:
         scope.check(p, campaign or p.campaign_id)
         campaign_id, only_unit = progress_scope(p.role, p.campaign_id, p.unit_code, campaign)
