@@ -53,7 +53,7 @@ ROUTES: tuple[Route, ...] = (
             "/login",
             "/logout",
             "/reset",
-            "/admin/import",
+            "/admin/import*",
             "/admin/registry*",
             "/admin/staff*",
             "/api/respondents*",

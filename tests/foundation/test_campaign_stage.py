@@ -1,0 +1,61 @@
+"""A campaign's stage from its lifecycle facts: one pure function (docs/architecture.md,
+decision 39)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from contracts.events import (
+    CampaignClosed,
+    CampaignDefined,
+    DeadlineReached,
+    ResultsPublished,
+    ResultsReleased,
+    WaveOpened,
+)
+from contracts.lifecycle import Facts, Stage, accepts_imports, definition_frozen, status
+from tests.identity.conftest import make_campaign
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2023, 10, 6, tzinfo=UTC)
+STEPS = [
+    (CampaignDefined(campaign=make_campaign()), Stage.PUBLISHED),
+    (WaveOpened(wave_id="w1", opens_at=NOW), Stage.COLLECTING),
+    (WaveOpened(wave_id="w2", opens_at=NOW), Stage.COLLECTING),
+    (DeadlineReached(deadline=NOW), Stage.CLOSED),
+    (ResultsPublished(digest="d", last_sequence=9, rows=[]), Stage.RESULTS_FROZEN),
+    (
+        ResultsReleased(digest="d", released_by="admin", released_on=date(2023, 10, 7)),
+        Stage.RESULTS_PUBLISHED,
+    ),
+]
+
+
+def test_each_event_moves_the_stage_in_order() -> None:
+    facts = Facts()
+    assert status(None) == status(facts) == Stage.DRAFT
+    for payload, expected in STEPS:
+        facts.apply(payload)
+        assert status(facts) == expected, payload
+    assert facts.name == make_campaign().name
+
+
+def test_later_facts_win_so_a_stage_never_moves_back() -> None:
+    """A reader that missed a fact (or reads events out of order) still names the later stage."""
+    facts = Facts()
+    facts.apply(STEPS[-1][0])  # the release alone
+    assert status(facts) == Stage.RESULTS_PUBLISHED
+    facts.apply(STEPS[0][0])  # a redefinition read afterwards changes nothing
+    assert status(facts) == Stage.RESULTS_PUBLISHED
+    closed = Facts(defined=True)
+    closed.apply(CampaignClosed())
+    assert status(closed) == Stage.CLOSED
+
+
+def test_what_each_stage_allows() -> None:
+    allowed = {s for s in Stage if accepts_imports(s)}
+    assert allowed == {Stage.PUBLISHED, Stage.COLLECTING}
+    frozen = {s for s in Stage if definition_frozen(s)}
+    assert frozen == set(Stage) - {Stage.DRAFT, Stage.PUBLISHED}
