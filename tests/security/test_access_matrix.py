@@ -43,6 +43,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "identity POST /reset": ALL,
     "identity GET /admin/import": ADMIN,
     "identity POST /admin/import": ADMIN,
+    "identity POST /admin/import/confirm": ADMIN,
     "identity POST /api/respondents/import": ADMIN,
     "identity GET /api/respondents": ADMIN,
     "identity GET /admin/registry": ADMIN,
@@ -96,6 +97,7 @@ FORM_POSTS = {
     "identity POST /reset",
     "identity POST /api/respondents/import",
     "identity POST /admin/import",
+    "identity POST /admin/import/confirm",
     "identity POST /admin/registry/email",
     "identity POST /admin/registry/resend",
     "identity POST /admin/registry/remind",
@@ -166,6 +168,8 @@ def call_args(stack: Stack, key: str) -> dict[str, Any]:
     elif key in ("identity POST /api/respondents/import", "identity POST /admin/import"):
         kw["data"] = {"campaign": c, "csrf": "csrf-tok"}
         kw["files"] = {"file": ("x.xlsx", b"not a spreadsheet")}  # refused as a file: 422
+    elif key == "identity POST /admin/import/confirm":  # no such preview: 409 once authorised
+        kw["data"] = {"campaign": c, "token": "t", "digest": "d", "csrf": "csrf-tok"}
     elif key.startswith("identity POST /admin/registry/"):  # nobody: 404 once authorised
         kw["data"] = {"campaign": c, "respondent_id": "r-nobody", "email": "n@example.vn"}
         kw["data"]["csrf"] = "csrf-tok"

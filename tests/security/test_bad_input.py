@@ -368,6 +368,7 @@ FORM_ROUTES: list[tuple[str, str, tuple[str, ...]]] = [
     ("identity", "/reset", ("email",)),
     ("identity", "/logout", ()),
     ("identity", "/admin/import", ("campaign",)),
+    ("identity", "/admin/import/confirm", ("campaign", "token", "digest", "withdraw")),
     ("identity", "/admin/registry/email", ("campaign", "respondent_id", "email")),
     ("identity", "/admin/registry/resend", ("campaign", "respondent_id")),
     ("identity", "/admin/registry/remind", ("campaign", "respondent_id", "unit")),
