@@ -44,8 +44,11 @@ def picked(request: Request, p: Principal | None) -> str | None:
 
 
 def stage(request: Request, campaign: str | None) -> Stage | None:
+    """None for a campaign the log does not hold (a mistyped `?campaign=`): no stage to say."""
     w = watch(request)
-    return w.stage(campaign) if w is not None and campaign else None
+    if w is None or not campaign or campaign not in w.facts:
+        return None
+    return w.stage(campaign)
 
 
 def remember(request: Request, response: Response) -> None:

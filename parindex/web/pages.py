@@ -93,9 +93,11 @@ def nav(request: Request, campaign: object = None) -> dict[str, Any] | None:
     p = getattr(request.state, "principal", None)
     if p is None:
         return None
-    shown = p.campaign_id or (campaign if isinstance(campaign, str) else None)
-    shown = shown or campaign_pick.picked(request, p)
     staff = p.role in campaign_pick.STAFF
+    shown = p.campaign_id or (campaign if isinstance(campaign, str) else None)
+    if staff:
+        shown = shown or campaign_pick.picked(request, p)
+    shown = shown or request.query_params.get("campaign") or None
     stage = campaign_pick.stage(request, shown) if staff else None
     # The picker: unscoped staff choose the campaign every page shows (decision 39).
     picks = campaign_pick.choices(request, p) if staff and not p.campaign_id else []
@@ -112,6 +114,8 @@ def nav(request: Request, campaign: object = None) -> dict[str, Any] | None:
         "stage": f"app.stage.{stage.value}" if stage is not None else None,
         "stage_id": stage.value if stage is not None else None,
         "picks": [{"id": c, "name": w.name(c) if w else c} for c in picks],
+        # A page answering a POST has no GET of its own to come back to: pick from home.
+        "pick_action": here if request.method == "GET" else link(request, "identity", "/"),
         "links": links,
         "logout": link(request, "identity", "/logout"),
     }

@@ -265,7 +265,9 @@ async def test_admin_imports_respondents(page: Any, site: Site) -> None:
     await page.locator("input[type=file]").wait_for()
     await check_page(page, site, "admin-import")
 
-    await page.fill("#campaign", CAMPAIGN)
+    # The campaign is the one picked in the bar, no free-text box (decision 39).
+    assert CAMPAIGN in await page.inner_text("main")
+    assert await page.locator("#campaign").count() == 0
     await page.set_input_files(
         "#file",
         files=[
@@ -278,6 +280,13 @@ async def test_admin_imports_respondents(page: Any, site: Site) -> None:
     )
     async with page.expect_navigation() as nav:
         await page.click("form button[type=submit]")
+    response = await nav.value
+    assert response.status == 200, await response.text()
+    preview = await page.inner_text("main")  # nothing published yet: a preview
+    assert "Mới: 1" in preview and LATE.full_name in preview, preview[:2000]
+    await check_page(page, site, "admin-import-preview")
+    async with page.expect_navigation() as nav:
+        await page.click("form[action='/admin/import/confirm'] button[type=submit]")
     response = await nav.value
     assert response.status == 200, await response.text()
     kind = response.headers.get("content-type", "")
