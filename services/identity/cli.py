@@ -22,7 +22,7 @@ VERSIONS = Path(__file__).parent / "storage" / "versions"
 
 
 async def _import(args: argparse.Namespace, content: bytes) -> int:
-    from services.identity.imports import UnknownCampaign, run_import
+    from services.identity.imports import CampaignClosedToImports, UnknownCampaign, run_import
     from services.identity.projection import IdentityProjection
 
     settings = settings_for(args, "identity")
@@ -48,6 +48,13 @@ async def _import(args: argparse.Namespace, content: bytes) -> int:
             )
         except UnknownCampaign:
             print(f"parindex: unknown campaign {args.campaign}", file=sys.stderr)
+            return 2
+        except CampaignClosedToImports:  # docs/architecture.md, decision 39
+            print(
+                f"parindex: đợt khảo sát {args.campaign} đã đóng, không thể nhập danh sách / "
+                f"campaign {args.campaign} is closed: its list can no longer change",
+                file=sys.stderr,
+            )
             return 2
         print(report.render())
         return 0 if report.ok else 1

@@ -346,12 +346,11 @@ async def import_page(
     )
 
 
-@router.post("/admin/import/confirm", response_class=HTMLResponse)
+@router.post("/admin/import/confirm", response_class=HTMLResponse, dependencies=[CHECK_CSRF])
 async def import_confirm(
     request: Request,
     rt: RuntimeDep,
     admin: Admin,
-    _csrf: csrf_check.FormCsrf,
     campaign: str = Form(...),
     token: str = Form(..., max_length=64),
     digest: str = Form(..., max_length=64),

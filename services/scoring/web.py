@@ -117,7 +117,8 @@ async def dashboard(
                     )
                 )
             ).all()
-        pick = campaign_pick.picked(request, principal)  # the bar's pick (decision 39)
+        staff = principal is not None and principal.role in campaign_pick.STAFF
+        pick = campaign_pick.picked(request, principal) if staff else None  # decision 39
         if pick is None or pick not in {r[0] for r in rows}:
             return _render(request, "campaigns.html", campaigns=scope.visible(principal, rows))
         campaign = pick
