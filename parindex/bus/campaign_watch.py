@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -32,7 +33,6 @@ class CampaignWatch:
     def __init__(self) -> None:
         self.facts: dict[str, Facts] = {}
         self.seen = 0  # the last stream sequence applied
-        self.ready = asyncio.Event()  # set once the log has been read to its end once
 
     def stage(self, campaign_id: str | None) -> Stage:
         return status(self.facts.get(campaign_id or ""))
@@ -46,6 +46,7 @@ class CampaignWatch:
         return f.name if f else ""
 
     def apply(self, raw: bytes, seq: int) -> None:
+        self.seen = max(self.seen, seq)
         try:
             env, payload = decode(raw)
         except EventError:  # dead-lettered by the projections; not a stage fact
@@ -55,21 +56,23 @@ class CampaignWatch:
             self.facts.pop(env.campaign_id)  # a redefinition moves it to the newest place
             self.facts[env.campaign_id] = facts
         facts.apply(payload)
-        self.seen = max(self.seen, seq)
 
-    async def run(self, js: JetStreamContext, stop: asyncio.Event | None = None) -> None:
-        """Follow the log for ever; after any error, resume after the last applied sequence."""
+    async def run(self, nc: Client, stop: asyncio.Event | None = None) -> None:
+        """Follow the log for ever; after any error or a reconnect, resume after the last
+        applied sequence with a new consumer (the server may have lost the old one)."""
         while stop is None or not stop.is_set():
             try:
-                await self._follow(js)
+                await self._follow(nc)
+                await asyncio.sleep(0.2)  # the connection came back: a new consumer
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS away or a consumer lost: read on from `seen`
                 log.warning("campaign watch: %s; resuming after %s", exc, self.seen)
                 await asyncio.sleep(1.0)
 
-    async def _follow(self, js: JetStreamContext) -> None:
-        sub = await js.pull_subscribe(
+    async def _follow(self, nc: Client) -> None:
+        reconnects = nc.stats["reconnects"]
+        sub = await nc.jetstream().pull_subscribe(
             "",
             None,
             stream=subjects.EVENTS_STREAM,
@@ -82,11 +85,10 @@ class CampaignWatch:
             ),
         )
         try:
-            while True:
+            while nc.stats["reconnects"] == reconnects:
                 try:
                     msgs = await sub.fetch(100, timeout=1.0)
                 except (NatsTimeout, TimeoutError):
-                    self.ready.set()
                     continue
                 for m in msgs:
                     self.apply(m.data, m.metadata.sequence.stream)

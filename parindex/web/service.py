@@ -90,7 +90,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             await spec.start(rt)
         # The stage of every campaign, for the staff bar (docs/architecture.md, decision 39).
         app.state.campaign_watch = CampaignWatch()
-        rt.spawn(app.state.campaign_watch.run(js), "campaign-watch")
+        rt.spawn(app.state.campaign_watch.run(nc), "campaign-watch")
         runners = [v for v in rt.extras.values() if isinstance(v, ProjectionRunner)]
         if runners:  # parindex_consumer_lag{handler} on /metrics
             rt.spawn(lag_updater(rt.js, runners), "lag")

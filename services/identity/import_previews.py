@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 
 TTL_S = 30 * 60
-MAX_KEPT = 16  # files of up to 20 MB each (decision 22): bounded memory
+MAX_KEPT = 16
+MAX_BYTES_KEPT = 64 * 1024 * 1024  # files may be 20 MB each (decision 22): bounded memory
 
 
 @dataclass
@@ -33,7 +34,11 @@ class Previews:
 
     def keep(self, upload: Upload) -> str:
         self._expire()
-        while len(self._kept) >= MAX_KEPT:
+        while self._kept and (
+            len(self._kept) >= MAX_KEPT
+            or sum(len(u.content) for u in self._kept.values()) + len(upload.content)
+            > MAX_BYTES_KEPT
+        ):
             self._kept.pop(next(iter(self._kept)))  # the oldest goes first
         token = secrets.token_urlsafe(24)
         self._kept[token] = upload

@@ -59,3 +59,25 @@ def test_what_each_stage_allows() -> None:
     assert allowed == {Stage.PUBLISHED, Stage.COLLECTING}
     frozen = {s for s in Stage if definition_frozen(s)}
     assert frozen == set(Stage) - {Stage.DRAFT, Stage.PUBLISHED}
+
+
+def test_the_watch_lists_the_newest_definition_first_and_skips_bad_events() -> None:
+    from contracts import events
+    from parindex.bus.campaign_watch import CampaignWatch
+
+    def raw(payload: events.Payload, campaign_id: str) -> bytes:
+        return events.encode(events.make(payload, campaign_id=campaign_id, producer="test"))
+
+    a = make_campaign().model_copy(update={"id": "a"})
+    b = make_campaign().model_copy(update={"id": "b"})
+    w = CampaignWatch()
+    w.apply(raw(CampaignDefined(campaign=a), "a"), 1)
+    w.apply(raw(CampaignDefined(campaign=b), "b"), 2)
+    assert w.campaigns() == ["b", "a"]
+    w.apply(b"not an event", 3)  # dead-lettered elsewhere; never a stage fact
+    w.apply(raw(DeadlineReached(deadline=NOW), "a"), 4)
+    assert w.stage("a") == Stage.CLOSED and w.stage("b") == Stage.PUBLISHED
+    w.apply(raw(CampaignDefined(campaign=a), "a"), 5)  # an amendment: newest again
+    assert w.campaigns() == ["a", "b"] and w.seen == 5
+    assert w.stage("a") == Stage.CLOSED  # and still closed
+    assert w.stage("nobody") == Stage.DRAFT
