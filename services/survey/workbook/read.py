@@ -205,10 +205,7 @@ class Reader:
         if sheet_loc:
             self.where.put(sheet_loc, sheet, rows[0][0] if rows else 1)
         by_label = {r.fold(label): name for name, label in headers.items()}
-        if not rows:
-            header_row, cells = 1, []
-        else:
-            header_row, cells = rows[0]
+        header_row, cells = rows[0] if rows else (1, [])
         columns: dict[str, int] = {}
         for index, cell in enumerate(cells):
             name = by_label.get(r.fold(r.text(cell)))
@@ -239,8 +236,6 @@ class Reader:
             return None
 
     def required(self, table: Table, row: int, name: str, value: Any) -> Any:
-        if value is None and not r.is_blank(None):
-            pass
         if value is None or value == "":
             label = table.header(name)
             self.problem(
