@@ -91,6 +91,8 @@ def test_workbook_has_vietnamese_sheets_headers_and_validation_lists(soctrang_xl
 
 
 def test_the_empty_template_says_what_to_fill_in() -> None:
+    wb = openpyxl.load_workbook(io.BytesIO(template()))
+    assert wb[r.SCALES]["B2"].value == "very_good"  # the starting scale sits at the top
     problems = problems_of(template())
     missing = {p.message_vi for p in problems if p.sheet == r.SETTINGS}
     assert "Chưa ghi «Mã đợt điều tra»." in missing
@@ -125,6 +127,8 @@ def test_bad_number_unknown_unit_and_duplicate_quota(soctrang_xlsx: bytes) -> No
 
     problems = problems_of(edited(soctrang_xlsx, change))
     assert "không phải là số" in find(problems, r.QUOTAS, rows["bad"], "Số phiếu").message_vi
+    at_bad = [p for p in problems if (p.sheet, p.row) == (r.QUOTAS, rows["bad"])]
+    assert len(at_bad) == 1, at_bad  # one problem per cell, not "not a number" and "empty"
     assert find(problems, r.QUOTAS, rows["unknown"], "Mã đơn vị").message_vi == (
         "«KHONG-CO» không có trong trang «Đơn vị»."
     )

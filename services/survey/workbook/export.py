@@ -238,6 +238,8 @@ def build(campaign: Campaign | None) -> bytes:
                 }
                 for o in q.options
             ]
+    if c is None:  # a starting scale, so a new campaign need not type the usual one
+        scale_rows = _default_scale()
     _table(sheets[r.SCALES], r.SCALES, scale_rows, n)
     _table(
         sheets[r.QUOTAS],
@@ -284,9 +286,6 @@ def build(campaign: Campaign | None) -> bytes:
     row_of = {f: i + 2 for i, f in enumerate(settings)}
     _validate(sheets[r.SETTINGS], ranges["dedupe"], f"B{row_of['dedupe_rule']}", "quy tắc")
     _validate(sheets[r.SETTINGS], ranges["rounding"], f"B{row_of['rounding_mode']}", "làm tròn")
-    if c is None:  # a starting scale, so a new campaign need not type the usual one
-        for row in _default_scale():
-            sheets[r.SCALES].append([row.get(field) for field in r.HEADERS[r.SCALES]])
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

@@ -235,6 +235,14 @@ class Reader:
             self.bad(table, row, name, exc)
             return None
 
+    def needed(
+        self, table: Table, row: int, cells: list[object], name: str, read: Callable[[Any], Any]
+    ) -> Any:
+        """Like `cell`, and a blank cell is a problem too (one problem per cell, never two)."""
+        if r.is_blank(table.get(cells, name)):
+            return self.required(table, row, name, None)
+        return self.cell(table, row, cells, name, read)
+
     def required(self, table: Table, row: int, name: str, value: Any) -> Any:
         if value is None or value == "":
             label = table.header(name)
@@ -607,7 +615,9 @@ def _questions(
             crit["name"] = rd.required(table, row, "criterion_name", given["name"])
             if given["name_en"]:
                 crit["name_en"] = given["name_en"]
-            crit["max_points"] = rd.required(table, row, "criterion_points", given["max_points"])
+            if r.is_blank(table.get(cells, "criterion_points")):
+                rd.required(table, row, "criterion_points", None)
+            crit["max_points"] = given["max_points"]
             criteria[key] = crit
             form["criteria"].append(crit)
         else:
@@ -636,9 +646,7 @@ def _questions(
         question: dict[str, Any] = {
             "id": qid,
             "text": rd.required(table, row, "text", r.text(table.get(cells, "text"))),
-            "max_points": rd.required(
-                table, row, "points", rd.cell(table, row, cells, "points", r.decimal)
-            ),
+            "max_points": rd.needed(table, row, cells, "points", r.decimal),
             "_row": row,
         }
         if not r.is_blank(table.get(cells, "text_en")):
@@ -730,9 +738,7 @@ def _quotas(
     for row, cells in table.rows:
         form = rd.required(table, row, "form", r.text(table.get(cells, "form")))
         unit = r.text(table.get(cells, "unit")) or None
-        ballots = rd.required(
-            table, row, "ballots", rd.cell(table, row, cells, "ballots", r.integer)
-        )
+        ballots = rd.needed(table, row, cells, "ballots", r.integer)
         if form and forms is not None and form not in forms:
             rd.unknown(table, row, "form", form, r.FORMS)
         if unit and units is not None and unit not in units:
@@ -772,7 +778,8 @@ def _waves(
         wave = waves.get(wid)
         if wave is None:
             wave = {"id": wid, "opens_at": opens, "members": [], "_row": row}
-            rd.required(table, row, "opens_at", opens if opens else None)
+            if r.is_blank(table.get(cells, "opens_at")):
+                rd.required(table, row, "opens_at", None)
             waves[wid] = wave
             if isinstance(opens, datetime) and isinstance(deadline, datetime) and opens >= deadline:
                 rd.problem(
