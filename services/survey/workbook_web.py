@@ -55,8 +55,11 @@ def _xlsx(content: bytes, name: str) -> Response:
 async def _home(
     request: Request, rt: RuntimeDep, admin: Principal, status: int = 200, **ctx: Any
 ) -> Response:
-    campaigns = scope.visible(admin, await campaign_drafts.on_log(rt.sessions), key="id")
-    pending = scope.visible(admin, await campaign_drafts.pending(rt.sessions), key="campaign_id")
+    only = scope.scoped_to(admin)  # a scoped admin lists its own campaign only (decision 25)
+    campaigns = [c for c in await campaign_drafts.on_log(rt.sessions) if only in (None, c["id"])]
+    pending = [
+        d for d in await campaign_drafts.pending(rt.sessions) if only in (None, d["campaign_id"])
+    ]
     return PAGES.render(
         request, "campaigns.html", status, campaigns=campaigns, drafts=pending, **ctx
     )

@@ -165,6 +165,10 @@ async def test_scoped_admins_and_csrf(survey: Survey, nc, campaign_id: str) -> N
     ).status_code == 403
     no_token = await survey.client.post(draft_url + "/publish", headers=page_headers(survey, ADMIN))
     assert no_token.status_code == 403
+    r = await survey.client.get("/admin/campaigns", headers=page_headers(survey, ADMIN))
+    assert r.status_code == 200 and draft_url in r.text  # the unscoped admin sees the draft
+    r = await survey.client.get("/admin/campaigns", headers=page_headers(survey, scoped))
+    assert r.status_code == 200 and draft_url not in r.text  # the scoped one does not
     respondent = Principal(subject="r1", role="respondent", campaign_id=campaign_id)
     r = await survey.client.get("/admin/campaigns", headers=page_headers(survey, respondent))
     assert r.status_code == 403
