@@ -224,6 +224,13 @@ def test_preview_quota_table_totals_and_timeline(soctrang: Campaign) -> None:
     assert view.deadline == datetime(2023, 10, 6, 23, 59, 59)
 
 
+def test_an_unknown_time_zone_still_exports_and_is_reported_on_read(soctrang: Campaign) -> None:
+    odd = soctrang.model_copy(update={"timezone": "Mars/Olympus"})
+    assert preview(odd).deadline == datetime(2023, 10, 6, 23, 59, 59)  # the deadline's offset
+    problems = problems_of(build(odd))
+    assert any("Mars/Olympus" in p.message_vi for p in problems if p.sheet == r.SETTINGS)
+
+
 def test_decimal_comma_is_read_as_a_number() -> None:
     assert r.decimal("0,5") == Decimal("0.5")
     assert r.decimal(0.75) == Decimal("0.75")

@@ -173,3 +173,23 @@ async def test_scoped_admins_and_csrf(survey: Survey, nc, campaign_id: str) -> N
     r = await survey.client.get("/admin/campaigns", headers=page_headers(survey, respondent))
     assert r.status_code == 403
     assert await subject_count(nc.jetstream(), subjects.campaign(campaign_id)) == 0
+
+
+async def test_publishing_after_the_first_wave_is_refused(
+    survey: Survey, nc, campaign_id: str
+) -> None:
+    from tests.survey.test_service import setup_open_campaign
+
+    await setup_open_campaign(survey, nc, campaign_id, [("an", "H-A", "02")])
+    before = await subject_count(nc.jetstream(), subjects.campaign(campaign_id))
+    changed = small_campaign(campaign_id).model_copy(update={"name": "Đổi tên sau khi mở"})
+    r = await upload(survey, ADMIN, build(changed))
+    assert r.status_code == 303
+    r = await survey.client.post(
+        r.headers["location"] + "/publish",
+        headers=page_headers(survey, ADMIN),
+        data={"csrf": token(survey, ADMIN)},
+    )
+    assert r.status_code == 409
+    assert "không sửa được nữa" in r.text
+    assert await subject_count(nc.jetstream(), subjects.campaign(campaign_id)) == before

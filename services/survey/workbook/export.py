@@ -105,7 +105,9 @@ def _settings_rows(campaign: Campaign | None) -> list[dict[str, Any]]:
         "province": c.province if c else "",
         "year": c.year if c else None,
         "timezone": c.timezone if c else "Asia/Ho_Chi_Minh",
-        "deadline": r.local_naive(c.deadline, r.zone(c.timezone)) if c else None,
+        "deadline": r.local_naive(c.deadline, r.campaign_zone(c.timezone, c.deadline))
+        if c
+        else None,
         "dedupe_rule": r.DEDUPE_LABELS[c.dedupe_rule if c else DedupeRule.single_by_priority],
         "form_priority": ", ".join(c.form_priority) if c else "",
         "reminder_offsets_days": ", ".join(str(d) for d in c.reminder_offsets_days)
@@ -250,7 +252,7 @@ def build(campaign: Campaign | None) -> bytes:
         ],
         n,
     )
-    tz = r.zone(c.timezone) if c else None
+    tz = r.campaign_zone(c.timezone, c.deadline) if c else None
     _table(
         sheets[r.WAVES],
         r.WAVES,

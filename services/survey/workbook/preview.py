@@ -59,7 +59,7 @@ def preview(c: Campaign) -> Preview:
         for f in forms
     ]
     totals = [sum(q.ballots for q in c.quotas if q.form_code == f) for f in forms]
-    tz = r.zone(c.timezone)
+    tz = r.campaign_zone(c.timezone, c.deadline)
     ordered = sorted(c.waves, key=lambda w: w.opens_at)
     start = ordered[0].opens_at
     span = max((c.deadline - start).total_seconds(), 1.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -300,6 +300,15 @@ def moment(value: object, tz: ZoneInfo) -> datetime:
     return local.astimezone(timezone(offset))
 
 
-def local_naive(moment_: datetime, tz: ZoneInfo) -> datetime:
+def campaign_zone(zone_name: str, fallback: datetime) -> tzinfo:
+    """The campaign's zone; a campaign defined with an unknown one (through YAML) falls back
+    to its deadline's offset, so its workbook and preview can still be drawn."""
+    try:
+        return ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback.tzinfo or UTC
+
+
+def local_naive(moment_: datetime, tz: tzinfo) -> datetime:
     """The wall-clock time in the campaign's zone, as Excel shows it."""
     return moment_.astimezone(tz).replace(tzinfo=None)
