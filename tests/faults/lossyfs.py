@@ -56,9 +56,18 @@ class Dirty:
     """What the writer sees of one file beyond the backing bytes: its size and unsynced pages."""
 
     size: int
+    path: str  # where the file was last seen, to write it back at a clean unmount
     pages: dict[int, bytearray] = field(default_factory=dict)
     opened: int = 0
     orphan: bool = False  # unlinked while open: forget it at the last release
+
+
+def _write_back(fd: int, d: Dirty) -> None:
+    for index, page in sorted(d.pages.items()):
+        start = index * PAGE
+        if start < d.size:
+            os.pwrite(fd, bytes(page[: d.size - start]), start)
+    os.ftruncate(fd, d.size)
 
 
 def _lossy_operations(root: str) -> Any:
@@ -73,6 +82,7 @@ def _lossy_operations(root: str) -> Any:
             self.lock = threading.RLock()
             self.dirty: dict[int, Dirty] = {}  # by backing inode: survives rename
             self.files: dict[int, tuple[int, int]] = {}  # fh -> (backing fd, inode)
+            self.paths: dict[int, str] = {}  # backing fd -> the path it was opened by
             self.next_fh = 1
 
         def _p(self, path: str) -> str:
@@ -181,13 +191,17 @@ def _lossy_operations(root: str) -> Any:
         def rename(self, old: str, new: str) -> int:
             with self.lock:
                 self._forget_if_last(self._p(new))
+                moved = self.dirty.get(os.lstat(self._p(old)).st_ino)
                 os.rename(self._p(old), self._p(new))
+                if moved is not None:
+                    moved.path = self._p(new)
             return 0
 
         # --- file data: volatile until fsync ----------------------------------------------
-        def _handle(self, fd: int) -> int:
+        def _handle(self, fd: int, path: str) -> int:
             ino = os.fstat(fd).st_ino
             with self.lock:
+                self.paths[fd] = self._p(path)
                 fh = self.next_fh
                 self.next_fh += 1
                 self.files[fh] = (fd, ino)
@@ -203,19 +217,19 @@ def _lossy_operations(root: str) -> Any:
             with self.lock:
                 if flags & os.O_TRUNC:
                     self._truncate_locked(fd, os.fstat(fd).st_ino, 0)
-            return self._handle(fd)
+            return self._handle(fd, path)
 
         def create(self, path: str, mode: int, flags: int = 0) -> int:
             fd = os.open(self._p(path), os.O_RDWR | os.O_CREAT | (flags & os.O_EXCL), mode)
             with self.lock:
                 if flags & os.O_TRUNC:
                     self._truncate_locked(fd, os.fstat(fd).st_ino, 0)
-            return self._handle(fd)
+            return self._handle(fd, path)
 
         def _dirty(self, fd: int, ino: int) -> Dirty:
             d = self.dirty.get(ino)
             if d is None:
-                d = self.dirty[ino] = Dirty(size=os.fstat(fd).st_size)
+                d = self.dirty[ino] = Dirty(os.fstat(fd).st_size, self.paths[fd])
                 d.opened = sum(1 for _, i in self.files.values() if i == ino)
             return d
 
@@ -292,14 +306,25 @@ def _lossy_operations(root: str) -> Any:
             with self.lock:
                 fd, ino = self.files[fh]
                 d = self.dirty.pop(ino, None)
-                if d is None:
-                    return 0
-                for index, page in sorted(d.pages.items()):
-                    start = index * PAGE
-                    if start < d.size:
-                        os.pwrite(fd, bytes(page[: d.size - start]), start)
-                os.ftruncate(fd, d.size)
+                if d is not None:
+                    _write_back(fd, d)
             return 0
+
+        def destroy(self, path: str) -> None:
+            """A clean unmount writes everything back, as a clean shutdown does (so the
+            servers' own logs survive a test for reading); a power cut never gets here."""
+            with self.lock:
+                for ino, d in list(self.dirty.items()):
+                    try:
+                        fd = os.open(d.path, os.O_RDWR)
+                    except OSError:
+                        continue
+                    try:
+                        if os.fstat(fd).st_ino == ino:
+                            _write_back(fd, d)
+                    finally:
+                        os.close(fd)
+                self.dirty.clear()
 
         def flush(self, path: str, fh: int) -> int:
             return 0  # close(2) is not fsync(2)
@@ -312,6 +337,7 @@ def _lossy_operations(root: str) -> Any:
                     d.opened -= 1
                     if d.orphan and d.opened <= 0:
                         del self.dirty[ino]
+                del self.paths[fd]
                 os.close(fd)
             return 0
 

@@ -169,9 +169,9 @@ async def _load_then_cut(rig: Rig, replicas: int) -> tuple[dict[int, Sent], dict
     finally:
         for w in workers:
             w.cancel()
-        try:
+        try:  # the connection died with the power: closing it may fail, which is fine
             await asyncio.wait_for(nc.close(), 5)
-        except (TimeoutError, NatsError):
+        except (TimeoutError, NatsError, OSError):
             pass
 
 
@@ -227,15 +227,26 @@ def _sync_always(rig: Rig) -> list[bool]:
 
 async def _power_cut(tmp_path: Path, size: int):
     rig = _rig(tmp_path, size)
+    t0 = time.monotonic()
+    times: list[str] = []
+
+    def mark(what: str) -> None:
+        times.append(f"{what} {time.monotonic() - t0:.1f} s")
+
     try:
         await asyncio.to_thread(rig.start)
         fsyncs = await asyncio.to_thread(_sync_always, rig)
+        mark("started")
         acked, sent = await _load_then_cut(rig, replicas=size)
+        mark("cut")
         await asyncio.to_thread(rig.start)
+        mark("restarted")
         log = await _recovered(rig.urls, settle_s=2.0)
+        mark("read back")
         return fsyncs, acked, sent, log
     finally:
         await asyncio.to_thread(rig.stop)
+        print("\n" + ", ".join(times))
 
 
 @pytest.mark.timeout(90)
