@@ -44,7 +44,7 @@ def unavailable() -> str | None:
         import mfusepy  # noqa: F401
     except ImportError:
         return "mfusepy is not installed: pip install -e '.[test]' (power-loss test skipped)"
-    except OSError as exc:  # mfusepy raises when it finds no libfuse
+    except (OSError, AttributeError) as exc:  # mfusepy's answers to a missing/odd libfuse
         return f"libfuse is missing ({exc}): apt-get install fuse3 (power-loss test skipped)"
     if not (shutil.which("fusermount3") or shutil.which("fusermount") or os.geteuid() == 0):
         return "no fusermount3 to mount FUSE as a user: apt-get install fuse3 (test skipped)"
@@ -359,6 +359,15 @@ def serve(backing: str, mountpoint: str) -> None:
     )
 
 
+# What libfuse/fusermount say when this machine (a container without CAP_SYS_ADMIN, say)
+# does not let us mount: the tests skip, with that line as the reason.
+REFUSED = ("Operation not permitted", "Permission denied", "fusermount", "/dev/fuse")
+
+
+class MountRefused(RuntimeError):
+    """The machine refused to mount FUSE (not a bug of lossyfs)."""
+
+
 def mounted(path: Path) -> bool:
     """Whether something is mounted at `path`, even a dead FUSE mount (os.path.ismount says
     False when stat fails with "transport endpoint is not connected")."""
@@ -391,7 +400,10 @@ class LossyMount:
         deadline = time.monotonic() + timeout
         while not mounted(self.mountpoint):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"lossyfs exited: {self.log_path.read_text()[-2000:]}")
+                said = self.log_path.read_text(errors="replace")[-2000:]
+                if any(w in said for w in REFUSED):
+                    raise MountRefused(said.strip().splitlines()[-1])
+                raise RuntimeError(f"lossyfs exited: {said}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"lossyfs not mounted at {self.mountpoint} in {timeout} s")
             time.sleep(0.02)
