@@ -28,6 +28,7 @@ import httpx
 import nats
 import pytest
 from nats.errors import Error as NatsError
+from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from contracts import subjects
@@ -176,10 +177,10 @@ async def _load_then_cut(rig: Rig, replicas: int) -> tuple[dict[int, Sent], dict
             pass
 
 
-async def _recovered(urls: list[str], settle_s: float) -> dict[int, tuple[str, str, bytes]]:
+async def _recovered(urls: list[str], settle_s: float) -> dict[int, tuple[str, str, bytes]] | None:
     """The log after restart, once its length held still for `settle_s`: seq -> message.
 
-    An absent stream or a JetStream that never answers counts as an empty log.
+    An absent stream is an empty log; None if JetStream never settled within 40 s.
     """
     nc = await nats.connect(urls, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     js = nc.jetstream(timeout=2)
@@ -204,14 +205,24 @@ async def _recovered(urls: list[str], settle_s: float) -> dict[int, tuple[str, s
                 seen = (now, time.monotonic())
             await asyncio.sleep(0.2)
         if last is None:
-            return {}
+            return None
         log: dict[int, tuple[str, str, bytes]] = {}
         for seq in range(1, last + 1):
-            try:
-                msg = await js.get_msg(subjects.EVENTS_STREAM, seq)
-            except NotFoundError:
-                continue
-            log[seq] = (msg.subject, (msg.headers or {}).get("Nats-Msg-Id", ""), msg.data or b"")
+            got: list[RawStreamMsg | None] = []
+
+            async def read(seq: int = seq, got: list[RawStreamMsg | None] = got) -> bool:
+                try:
+                    got.append(await js.get_msg(subjects.EVENTS_STREAM, seq))
+                except NotFoundError:
+                    got.append(None)
+                except (NatsError, TimeoutError):  # a leader change: ask again
+                    return False
+                return True
+
+            await eventually(read, timeout=15, interval=0.2)
+            if (msg := got[-1]) is not None:
+                msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+                log[seq] = (msg.subject or "", msg_id, msg.data or b"")
         return log
     finally:
         await nc.close()
@@ -259,6 +270,7 @@ async def test_power_loss_keeps_every_acknowledged_ballot(tmp_path: Path, size: 
     fsyncs, acked, sent, log = await _power_cut(tmp_path, size)
     assert fsyncs == [True] * size  # the product's setting (decision 1)
     assert len(acked) >= ACKED_BEFORE_CUT
+    assert log is not None, "the stream did not come back (no steady leader) within 40 s"
     missing = [s for s, m in acked.items() if log.get(s) != (m.subject, m.event_id, m.body)]
     assert not missing, (
         f"{len(missing)} of {len(acked)} acknowledged ballots lost or changed in the power cut "
@@ -282,6 +294,7 @@ async def test_without_fsync_the_same_cut_loses_acknowledged_ballots(
     monkeypatch.setattr(embedded, "NATS_CONF", conf)
     fsyncs, acked, _, log = await _power_cut(tmp_path, size)
     assert fsyncs == [False] * size
+    log = log or {}  # a stream that never came back has lost them too
     kept = [s for s, m in acked.items() if log.get(s) == (m.subject, m.event_id, m.body)]
     print(f"\n{size} node(s), sync 2m: {len(acked)} acked, {len(kept)} kept after the cut")
     assert len(kept) < len(acked), "the lossy filesystem lost nothing: the test proves nothing"
