@@ -7,12 +7,15 @@ file; only then do the bytes reach the backing directory. A power loss is: SIGKI
 SIGKILL this daemon (its memory, the "page cache", is gone) and unmount; mounting again shows
 exactly what had been synced (docs/architecture.md, decision 36).
 
-The model, chosen to be generous to the writer and strict about data:
+The model is strict about data and keeps every name:
 - file contents and growth are volatile until fsync/fdatasync of that file (like ext4's
   delayed allocation, a file created and never synced comes back empty);
 - namespace operations (create, mkdir, rename, unlink, link) and truncate reach the backing
   directory at once, as a journaling filesystem commits metadata on its own; so a lost
-  directory entry is never what makes a test fail, only lost data.
+  directory entry is never what makes a test fail, only lost data;
+- stricter than ext4's default: a file written, not synced and renamed over another comes back
+  empty (ext4's auto_da_alloc would flush it before such a rename; XFS and others do not).
+`LossyMount.sync_all` writes every file back at once, like sync(1) or a periodic writeback.
 
 Run as a daemon: `python lossyfs.py BACKING MOUNTPOINT` (foreground; SIGKILL is the power cut).
 `LossyMount` below starts, cuts and unmounts it for the tests.
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 PAGE = 4096
+SYNC_ALL = "/.lossyfs-sync-all"  # looking this name up writes every file back (see sync_all)
 DAEMON = Path(__file__).resolve()
 
 
@@ -79,7 +83,9 @@ def _lossy_operations(root: str) -> Any:
 
         def __init__(self) -> None:
             self.root = root
-            self.lock = threading.RLock()
+            # Not `lock`: mfusepy would take an attribute of that name for the POSIX-lock
+            # operation; without one the kernel keeps locks itself, as nats-server needs.
+            self.mutex = threading.RLock()
             self.dirty: dict[int, Dirty] = {}  # by backing inode: survives rename
             self.files: dict[int, tuple[int, int]] = {}  # fh -> (backing fd, inode)
             self.paths: dict[int, str] = {}  # backing fd -> the path it was opened by
@@ -88,8 +94,25 @@ def _lossy_operations(root: str) -> Any:
         def _p(self, path: str) -> str:
             return os.path.join(self.root, path.lstrip("/"))
 
+        def _write_back_all(self) -> None:
+            with self.mutex:
+                for ino, d in list(self.dirty.items()):
+                    try:
+                        fd = os.open(d.path, os.O_RDWR)
+                    except OSError:
+                        continue
+                    try:
+                        if os.fstat(fd).st_ino == ino:
+                            _write_back(fd, d)
+                            del self.dirty[ino]
+                    finally:
+                        os.close(fd)
+
         # --- namespace: straight to the backing directory --------------------------------
         def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
+            if path == SYNC_ALL:  # sync(1) for the tests: see LossyMount.sync_all
+                self._write_back_all()
+                raise mfusepy.FuseOSError(errno.ENOENT)
             st = os.lstat(self._p(path))
             attrs = {
                 k: getattr(st, k)
@@ -106,7 +129,7 @@ def _lossy_operations(root: str) -> Any:
             }
             for k in ("st_atime", "st_mtime", "st_ctime"):
                 attrs[k] = attrs.pop(k + "_ns")
-            with self.lock:
+            with self.mutex:
                 d = self.dirty.get(st.st_ino)
                 if d is not None:
                     attrs["st_size"] = d.size
@@ -186,13 +209,13 @@ def _lossy_operations(root: str) -> Any:
                     del self.dirty[st.st_ino]
 
         def unlink(self, path: str) -> int:
-            with self.lock:
+            with self.mutex:
                 self._forget_if_last(self._p(path))
                 os.unlink(self._p(path))
             return 0
 
         def rename(self, old: str, new: str) -> int:
-            with self.lock:
+            with self.mutex:
                 self._forget_if_last(self._p(new))
                 moved = self.dirty.get(os.lstat(self._p(old)).st_ino)
                 os.rename(self._p(old), self._p(new))
@@ -203,7 +226,7 @@ def _lossy_operations(root: str) -> Any:
         # --- file data: volatile until fsync ----------------------------------------------
         def _handle(self, fd: int, path: str) -> int:
             ino = os.fstat(fd).st_ino
-            with self.lock:
+            with self.mutex:
                 self.paths[fd] = self._p(path)
                 fh = self.next_fh
                 self.next_fh += 1
@@ -217,14 +240,14 @@ def _lossy_operations(root: str) -> Any:
             # Writes go through us, never straight to the backing file: drop O_APPEND and
             # friends (the kernel sends the offset) and open read-write.
             fd = os.open(self._p(path), os.O_RDWR if flags & os.O_ACCMODE else os.O_RDONLY)
-            with self.lock:
+            with self.mutex:
                 if flags & os.O_TRUNC:
                     self._truncate_locked(fd, os.fstat(fd).st_ino, 0)
             return self._handle(fd, path)
 
         def create(self, path: str, mode: int, flags: int = 0) -> int:
             fd = os.open(self._p(path), os.O_RDWR | os.O_CREAT | (flags & os.O_EXCL), mode)
-            with self.lock:
+            with self.mutex:
                 if flags & os.O_TRUNC:
                     self._truncate_locked(fd, os.fstat(fd).st_ino, 0)
             return self._handle(fd, path)
@@ -244,7 +267,7 @@ def _lossy_operations(root: str) -> Any:
             return page
 
         def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-            with self.lock:
+            with self.mutex:
                 fd, ino = self.files[fh]
                 d = self._dirty(fd, ino)
                 pos, view = offset, memoryview(data)
@@ -257,7 +280,7 @@ def _lossy_operations(root: str) -> Any:
             return len(data)
 
         def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-            with self.lock:
+            with self.mutex:
                 fd, ino = self.files[fh]
                 d = self.dirty.get(ino)
                 if d is None:
@@ -292,7 +315,7 @@ def _lossy_operations(root: str) -> Any:
             d.size = length
 
         def truncate(self, path: str, length: int, fh: int | None = None) -> int:
-            with self.lock:
+            with self.mutex:
                 if fh is not None:
                     fd, ino = self.files[fh]
                     self._truncate_locked(fd, ino, length)
@@ -306,7 +329,7 @@ def _lossy_operations(root: str) -> Any:
 
         def fsync(self, path: str, datasync: int, fh: int) -> int:
             """The one way data becomes durable: write this file's pages to the backing file."""
-            with self.lock:
+            with self.mutex:
                 fd, ino = self.files[fh]
                 d = self.dirty.pop(ino, None)
                 if d is not None:
@@ -316,24 +339,13 @@ def _lossy_operations(root: str) -> Any:
         def destroy(self, path: str) -> None:
             """A clean unmount writes everything back, as a clean shutdown does (so the
             servers' own logs survive a test for reading); a power cut never gets here."""
-            with self.lock:
-                for ino, d in list(self.dirty.items()):
-                    try:
-                        fd = os.open(d.path, os.O_RDWR)
-                    except OSError:
-                        continue
-                    try:
-                        if os.fstat(fd).st_ino == ino:
-                            _write_back(fd, d)
-                    finally:
-                        os.close(fd)
-                self.dirty.clear()
+            self._write_back_all()
 
         def flush(self, path: str, fh: int) -> int:
             return 0  # close(2) is not fsync(2)
 
         def release(self, path: str, fh: int) -> int:
-            with self.lock:
+            with self.mutex:
                 fd, ino = self.files.pop(fh)
                 d = self.dirty.get(ino)
                 if d is not None:
@@ -411,6 +423,18 @@ class LossyMount:
                 raise TimeoutError(f"lossyfs not mounted at {self.mountpoint} in {timeout} s")
             time.sleep(0.02)
         return self
+
+    def sync_all(self) -> None:
+        """What sync(1) or a server's periodic flush does: every file's writes become durable.
+
+        FUSE passes no sync(2) to the daemon, so the daemon does it when this name is looked
+        up (the kernel caches no negative lookups on this mount: libfuse's default).
+        """
+        try:
+            os.stat(self.mountpoint / SYNC_ALL.lstrip("/"))
+        except FileNotFoundError:
+            return
+        raise AssertionError(f"{SYNC_ALL} exists on {self.mountpoint}")
 
     def power_loss(self) -> None:
         """Everything not fsynced is gone: SIGKILL the daemon, then detach the dead mount."""

@@ -82,3 +82,12 @@ def test_truncate_then_write_reads_zeros_between(lossy: LossyMount) -> None:
     lossy.power_loss()
     lossy.mount()
     assert path.read_bytes() == b"x" * 10 + b"\0" * 40 + b"y"
+
+
+def test_sync_all_makes_every_file_durable(lossy: LossyMount) -> None:
+    _write(lossy.mountpoint / "a", b"before the sync", sync=False)
+    lossy.sync_all()
+    _write(lossy.mountpoint / "a", b", after it", sync=False)
+    lossy.power_loss()
+    lossy.mount()
+    assert (lossy.mountpoint / "a").read_bytes() == b"before the sync"
