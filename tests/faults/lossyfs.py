@@ -18,7 +18,9 @@ The model is strict about data and keeps every name:
 `LossyMount.sync_all` writes every file back at once, like sync(1) or a periodic writeback.
 
 Run as a daemon: `python lossyfs.py BACKING MOUNTPOINT` (foreground; SIGKILL is the power cut).
-`LossyMount` below starts, cuts and unmounts it for the tests.
+`LossyMount` below starts, cuts and unmounts it for the tests. The daemon dies with the test
+process; if that process is SIGKILLed, its mounts stay behind, dead ("transport endpoint is not
+connected"): `fusermount3 -u -z` each (grep lossyfs /proc/mounts) before reusing that basetemp.
 """
 
 from __future__ import annotations
