@@ -283,6 +283,7 @@ async def _power_cut(tmp_path: Path, size: int):
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("size", [3, 1], ids=["cluster-R3", "single-node"])
 async def test_power_loss_keeps_every_acknowledged_ballot(tmp_path: Path, size: int) -> None:
+    """With `sync_interval: always` (the product's), the cut loses no acknowledged event."""
     fsyncs, acked, sent, _, log = await _power_cut(tmp_path, size)
     assert fsyncs == [True] * size  # the product's setting (decision 1)
     assert len(acked) >= ACKED_BEFORE_CUT
@@ -313,11 +314,10 @@ async def test_without_fsync_the_same_cut_loses_acknowledged_ballots(
     came_back = log is not None
     log = log or {}  # a stream that never came back has lost them too
     kept = {s for s, m in acked.items() if log.get(s) == (m.subject, m.event_id, m.body)}
+    state = f"{len(log)} messages in the log" if came_back else "the log never settled"
     print(
         f"\n{size} node(s), sync 2m: {len(acked)} acked, {len(kept)} kept after the cut, "
         f"{len(kept & before_sync)} of the {len(before_sync)} acked before the disks' sync; "
-        f"{len(log)} messages in the log"
-        if came_back
-        else "the log never settled"
+        + state
     )
     assert len(kept) < len(acked), "the lossy filesystem lost nothing: the test proves nothing"
