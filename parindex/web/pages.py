@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
+from contracts.lifecycle import Stage
 from parindex.runtime import endpoints as discovery
 from parindex.web import campaign_pick, csrf
 from parindex.web.cookies import set_cookie
@@ -44,7 +45,7 @@ class Pages:
     ) -> Response:
         """`with_form=False` for a page with no form (error pages): no token, no nonce."""
         token = csrf.form_token(request) if with_form else ""
-        bar = nav(request, ctx.get("campaign"))
+        bar = nav(request, ctx.get("campaign"), ctx.get("campaign_stage"))
         if bar is not None and not token:  # the bar's logout form needs the session's token
             token = csrf.form_token(request)
         resp = self.templates.TemplateResponse(
@@ -85,7 +86,9 @@ def link(request: Request, service: str, path: str) -> str:
     return path if not base or base == here else base + path
 
 
-def nav(request: Request, campaign: object = None) -> dict[str, Any] | None:
+def nav(
+    request: Request, campaign: object = None, unlisted: object = None
+) -> dict[str, Any] | None:
     """The bar's contents for the signed-in person, or None (anonymous: no bar items).
 
     The principal is the one a route's dependency already verified (request.state), so
@@ -100,6 +103,8 @@ def nav(request: Request, campaign: object = None) -> dict[str, Any] | None:
         shown = shown or campaign_pick.picked(request, p)
     shown = shown or request.query_params.get("campaign") or None
     stage = campaign_pick.stage(request, shown) if staff else None
+    if staff and stage is None and isinstance(unlisted, Stage):
+        stage = unlisted  # a page's own word for a campaign not on the log: a draft
     # The picker: unscoped staff choose the campaign every page shows (decision 39).
     picks = campaign_pick.choices(request, p) if staff and not p.campaign_id else []
     w = campaign_pick.watch(request)

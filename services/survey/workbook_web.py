@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from contracts.lifecycle import Stage
 from parindex.bus.publish import ConcurrencyConflict
 from parindex.web import csrf, scope
 from parindex.web.auth import Principal
@@ -165,6 +166,8 @@ def _preview(
         draft=draft,
         c=draft.campaign,
         view=preview(draft.campaign),
+        campaign=draft.campaign.id,
+        campaign_stage=Stage.DRAFT,  # shown unless the log already holds it (decision 39)
         **ctx,
     )
 

@@ -63,6 +63,7 @@ async def test_upload_preview_publish_lands_campaign_defined(
     assert "06/10/2023 23:59" in html
     assert "Mỗi người chỉ trả lời một phiếu" in html
     assert "Huyện A" in html and "w1" in html
+    assert 'data-stage="draft">Đang soạn thảo<' in html  # not on the log yet (decision 39)
 
     r = await survey.client.post(
         preview_url + "/publish", headers=admin, data={"csrf": token(survey, ADMIN)}
@@ -78,6 +79,12 @@ async def test_upload_preview_publish_lands_campaign_defined(
     )
     assert again.status_code == 409 and "đã được công bố" in again.text
     assert len(await defined_on_log(nc, campaign_id)) == 1
+
+    async def stage_published() -> bool:  # the bar follows the log, not the draft
+        page = await survey.client.get(preview_url, headers=admin)
+        return 'data-stage="published"' in page.text
+
+    await eventually(stage_published)
 
     # The published campaign exports to the same workbook content.
     async def listed() -> bool:
