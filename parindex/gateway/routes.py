@@ -56,6 +56,7 @@ ROUTES: tuple[Route, ...] = (
             "/admin/import",
             "/admin/registry*",
             "/admin/staff*",
+            "/focal*",
             "/api/respondents*",
         ),
     ),

@@ -142,6 +142,8 @@ async def portal(request: Request, rt: RuntimeDep, p: PrincipalDep) -> Response:
             if service == "survey" and p.role != "respondent":
                 path, label = "/progress", "id.link.progress"
             links.append({"href": base.rstrip("/") + path, "label": label})
+    if p.role == "focal_point":  # the page they come for (docs/architecture.md, decision 37)
+        links.insert(0, {"href": "/focal", "label": "id.focal.title"})
     failed = None
     log_alarm = None
     if p.role == "admin":
