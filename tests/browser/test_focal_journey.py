@@ -72,7 +72,7 @@ async def test_focal_point_chases_and_the_password_holds(page: Any, site: Site, 
 
     # The reminder kept the invitation's password, and says so.
     async def reminder() -> str | None:
-        return await _mail_to(site, one.email, "Nhắc nhở")
+        return await _mail_to(site, one.email, "chưa nhận được phiếu khảo sát")
 
     text = await eventually(reminder, timeout=45)
     assert "Mật khẩu trong thư mời trước đây vẫn dùng được" in text
