@@ -27,7 +27,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route(
         "survey",
-        "respondent pages and ballot intake",
+        "respondent pages, ballot intake and campaign setup",
         (
             "/survey*",
             "/api/ballots",
@@ -37,6 +37,7 @@ ROUTES: tuple[Route, ...] = (
             "/api/campaigns",
             "/api/form",
             "/api/receipts/verify",
+            "/admin/campaigns*",
         ),
     ),
     Route(

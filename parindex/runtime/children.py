@@ -50,6 +50,10 @@ def _fork_forever() -> None:
             done.set_result(make())
         except BaseException as exc:  # handed back to the caller's thread
             done.set_exception(exc)
+        # Until the next request these names would keep the last child's Popen arguments
+        # alive, and with them the parent's copy of its log file: an open file that kept a
+        # lazily unmounted filesystem busy (docs/architecture.md, decision 36).
+        del make, done
 
 
 def _in_forker(make: Callable[[], subprocess.Popen]) -> subprocess.Popen:

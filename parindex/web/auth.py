@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from contracts import rpc as rpc_contract
 from contracts.rpc import PublicKeyRequest
 from parindex.bus import rpc
+from parindex.web.revocation import STAFF_ROLES
 
 COOKIE = "parindex_session"
 ISSUER = "parindex-identity"
@@ -34,6 +35,7 @@ class Principal:
     unit_code: str | None = None  # focal point's unit, respondent's unit
     form_code: str | None = None
     name: str = ""
+    issued_at: float = 0.0  # seconds, with milliseconds: a session before a reset is revoked
 
 
 def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
@@ -63,7 +65,7 @@ def public_pem(key: Ed25519PrivateKey) -> str:
 
 
 def issue_token(key: Ed25519PrivateKey, p: Principal, ttl_s: int = 8 * 3600) -> str:
-    now = int(time.time())
+    now = time.time()
     claims = {
         "iss": ISSUER,
         "sub": p.subject,
@@ -72,8 +74,9 @@ def issue_token(key: Ed25519PrivateKey, p: Principal, ttl_s: int = 8 * 3600) -> 
         "unit": p.unit_code,
         "form": p.form_code,
         "name": p.name,
-        "iat": now,
-        "exp": now + ttl_s,
+        "iat": int(now),
+        "iat_ms": int(now * 1000),  # `iat` is whole seconds; a reset must not spare its second
+        "exp": int(now) + ttl_s,
     }
     return jwt.encode(claims, key, algorithm="EdDSA")
 
@@ -92,7 +95,16 @@ def verify_token(public_key_pem: str, token: str) -> Principal:
         unit_code=claims.get("unit"),
         form_code=claims.get("form"),
         name=claims.get("name", ""),
+        issued_at=_issued_at(claims),
     )
+
+
+def _issued_at(claims: dict) -> float:
+    ms = claims.get("iat_ms")
+    if isinstance(ms, int) and not isinstance(ms, bool):
+        return ms / 1000
+    iat = claims.get("iat")
+    return float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else 0.0
 
 
 class PublicKeyCache:
@@ -118,6 +130,12 @@ async def current_principal(request: Request) -> Principal | None:
         "public_key", PublicKeyCache(request.app.state.rt.nc)
     )
     try:
-        return verify_token(await cache.get(), token)
+        p = verify_token(await cache.get(), token)
     except jwt.InvalidTokenError:
         return None
+    if p.role in STAFF_ROLES:
+        # A disabled account or a reset password ends its sessions everywhere (decision 42).
+        revocations = request.app.state.rt.revocations
+        if not revocations.caught_up.is_set() or revocations.revoked(p.subject, p.issued_at):
+            return None
+    return p

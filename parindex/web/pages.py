@@ -66,6 +66,7 @@ NAV_LINKS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("survey", "/progress", "app.nav.progress"),
         ("scoring", "/dashboard", "app.nav.results"),
         ("identity", "/admin/staff", "app.nav.staff"),
+        ("survey", "/admin/campaigns", "app.nav.campaigns"),
     ),
     "auditor": (
         ("identity", "/", "app.nav.home"),

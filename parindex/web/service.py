@@ -35,6 +35,7 @@ from parindex.telemetry.lag import lag_updater
 from parindex.telemetry.tracing import setup_tracing
 from parindex.web import database_down
 from parindex.web.edge import Edge
+from parindex.web.revocation import Revocations
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Runtime:
     tasks: list[asyncio.Task] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     stopping: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+    revocations: Revocations = field(default_factory=Revocations)
 
     def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -85,8 +87,14 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         engine = await prepare(settings.service_database_url(spec.name), spec.versions_dir)
         rt = Runtime(spec.name, settings, nc, js, engine, sessionmaker(engine))
         app.state.rt = rt
+        follow_stop = asyncio.Event()
+        rt.stopping.append(follow_stop.set)
+        rt.spawn(rt.revocations.follow(nc, js, follow_stop), "revocations")
         if spec.start is not None:
             await spec.start(rt)
+        # Staff tokens are refused until the disabled accounts are known (decision 42).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rt.revocations.caught_up.wait(), 10)
         runners = [v for v in rt.extras.values() if isinstance(v, ProjectionRunner)]
         if runners:  # parindex_consumer_lag{handler} on /metrics
             rt.spawn(lag_updater(rt.js, runners), "lag")

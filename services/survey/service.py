@@ -17,6 +17,7 @@ from services.survey.api import router
 from services.survey.projection import SurveyProjection
 from services.survey.scheduler import Scheduler
 from services.survey.web import router as web_router
+from services.survey.workbook_web import router as workbook_router
 
 
 async def start(rt: Runtime) -> None:
@@ -34,7 +35,7 @@ async def start(rt: Runtime) -> None:
 SERVICE = ServiceSpec(
     name="survey",
     versions_dir=Path(__file__).parent / "storage" / "versions",
-    routers=[router, web_router],
+    routers=[router, web_router, workbook_router],
     start=start,
     title="parindex survey",
 )

@@ -14,9 +14,10 @@ nobody got a 201 for; no answer was a 5xx other than 503; scoring's live project
 replay of the log (the audit). At the end survey's projection, rebuilt from the log with
 `parindex rebuild survey`, equals what it was. (docs/architecture.md, decisions 21, 23, 24, 26.)
 
-What this cannot do on one machine: drop the page cache a real power cut loses. kill -9 keeps
-what the kernel has buffered; what makes a power loss safe is that nothing is acknowledged
-before fsync (`sync_interval: always`), which the test reads back from every node.
+What this does not do: drop the page cache a real power cut loses. kill -9 keeps what the
+kernel has buffered; what makes a power loss safe is that nothing is acknowledged before fsync
+(`sync_interval: always`), which the test reads back from every node, and which
+tests/faults/test_power_loss.py proves with the page cache dropped (decision 36).
 """
 
 from __future__ import annotations

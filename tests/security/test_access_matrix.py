@@ -73,6 +73,15 @@ EXPECTED: dict[str, frozenset[str]] = {
     "survey GET /survey": RESPONDENT,
     "survey POST /survey": RESPONDENT,
     "survey GET /progress": STAFF_PROGRESS,
+    # the campaign workbook (decision 38): admins, a scoped one for its own campaign only
+    "survey GET /admin/campaigns": ADMIN,
+    "survey GET /admin/campaigns/template.xlsx": ADMIN,
+    "survey GET /admin/campaigns/workbook.xlsx": ADMIN,
+    "survey POST /admin/campaigns/upload": ADMIN,
+    "survey POST /admin/campaigns/clone": ADMIN,
+    "survey GET /admin/campaigns/drafts/{draft_id}": ADMIN,
+    "survey GET /admin/campaigns/drafts/{draft_id}/workbook.xlsx": ADMIN,
+    "survey POST /admin/campaigns/drafts/{draft_id}/publish": ADMIN,
     # scoring: public aggregates
     "scoring GET /api/results": ALL,
     "scoring GET /api/results/{campaign}/units/{unit_code}": ALL,
@@ -109,6 +118,9 @@ FORM_POSTS = {
     "identity POST /admin/staff/disable",
     "identity POST /admin/staff/reset",
     "survey POST /survey",
+    "survey POST /admin/campaigns/upload",
+    "survey POST /admin/campaigns/clone",
+    "survey POST /admin/campaigns/drafts/{draft_id}/publish",
     "notify POST /deliveries/resend",
     "scoring POST /publish",
 }
@@ -165,6 +177,7 @@ def call_args(stack: Stack, key: str) -> dict[str, Any]:
     c = stack.campaign_id
     service, method, path = key.split(" ", 2)
     path = path.replace("{campaign}", c).replace("{unit_code}", UNIT_A)
+    path = path.replace("{draft_id}", "no-such-draft")  # 404 once authorised
     kw: dict[str, Any] = {"params": {"campaign": c}, "csrf": "csrf-tok"}
     if key == "identity POST /login":
         admin = f"admin-{c}"
@@ -183,6 +196,11 @@ def call_args(stack: Stack, key: str) -> dict[str, Any]:
         kw["params"] = {"campaign": c, "unit": UNIT_A}
     elif key == "survey POST /survey":
         kw["data"] = {"csrf": "csrf-tok", "action": "edit"}
+    elif key == "survey POST /admin/campaigns/upload":
+        kw["files"] = {"file": ("x.xlsx", b"not a spreadsheet")}  # refused as a file: 422
+        kw["data"] = {"csrf": "csrf-tok"}
+    elif key == "survey POST /admin/campaigns/clone":  # onto itself: 422 once authorised
+        kw["data"] = {"campaign": c, "new_id": c, "new_year": "2031", "csrf": "csrf-tok"}
     elif key == "notify POST /deliveries/resend":
         kw["data"] = {"campaign_id": c, "respondent_id": "r-nobody", "csrf": "csrf-tok"}
     elif key == "scoring POST /publish":  # a live campaign: refused with 409 once authorised

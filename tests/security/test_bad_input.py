@@ -376,6 +376,9 @@ FORM_ROUTES: list[tuple[str, str, tuple[str, ...]]] = [
     ("identity", "/admin/staff/disable", ("username",)),
     ("identity", "/admin/staff/reset", ("username",)),
     ("survey", "/survey", ("submission_id", "action", "a:SNV:q1", "a:SNV:q2")),
+    ("survey", "/admin/campaigns/clone", ("campaign", "new_id", "new_year")),
+    ("survey", "/admin/campaigns/upload", ("file",)),
+    ("survey", "/admin/campaigns/drafts/no-such-draft/publish", ()),
     ("notify", "/deliveries/resend", ("campaign", "respondent_id", "campaign_id")),
     ("scoring", "/publish", ("campaign", "digest")),
 ]
