@@ -194,6 +194,11 @@ class Campaign(Strict):
     min_report_size: ReportSize = 10
     rounding: Rounding = Rounding()
     report: ReportHeader = ReportHeader()
+    helpline: Name | None = Field(
+        default=None,
+        description="who respondents call when a password fails, e.g. "
+        '"0299 3822 345 (Sở Nội vụ, giờ hành chính)"; shown on login pages and in mails',
+    )
 
     @field_validator("deadline")
     @classmethod

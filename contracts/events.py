@@ -50,6 +50,8 @@ class RespondentRegistered(Payload):
     form_code: Code
     roles: list[Short] = Field(default_factory=list, max_length=16)
     phone: Short | None = None
+    # "Chức vụ" from the list, shown to the unit's focal point (docs/architecture.md, decision 37)
+    position: Name | None = None
 
 
 class RespondentUpdated(Payload):
@@ -58,6 +60,7 @@ class RespondentUpdated(Payload):
     email: Email | None = None
     unit_code: Code | None = None
     phone: Short | None = None
+    position: Name | None = None
 
 
 class RespondentWithdrawn(Payload):

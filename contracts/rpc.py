@@ -46,12 +46,18 @@ class CredentialRequest(Message):
 
 
 class CredentialReply(Message):
-    """The only message that carries a plaintext password; it reaches the requester alone."""
+    """The only message that carries a plaintext password; it reaches the requester alone.
+
+    `password` is None when nothing new was issued: a reminder to someone who already holds a
+    credential, which keeps working (docs/architecture.md, decision 37). `replaces` says the
+    new password will replace a credential the person holds once it is first used.
+    """
 
     username: Short
-    password: Short
+    password: Short | None = None
     full_name: Name
     email: Email | None = None
+    replaces: bool = False
 
 
 class PublicKeyRequest(Message):
@@ -163,7 +169,8 @@ CREDENTIAL = Endpoint(
     CredentialRequest,
     CredentialReply,
     "identity",
-    "A fresh password for a registered respondent (notify only, at send time).",
+    "A fresh password for a registered respondent (notify only, at send time); none for a "
+    "reminder to someone who already holds one.",
 )
 PUBLIC_KEY = Endpoint(
     subjects.RPC_IDENTITY_PUBLIC_KEY,

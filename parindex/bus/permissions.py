@@ -110,6 +110,7 @@ USERS: list[User] = [
             "par.rpc.identity.public_key",
             "par.rpc.notify.reset",
             "par.rpc.survey.nonrespondents",
+            "par.rpc.survey.progress",  # the focal point's page (decision 37)
         ],
     ),
     _service(

@@ -57,6 +57,7 @@ ROUTES: tuple[Route, ...] = (
             "/admin/import*",
             "/admin/registry*",
             "/admin/staff*",
+            "/focal*",
             "/api/respondents*",
         ),
     ),

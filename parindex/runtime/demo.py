@@ -93,13 +93,17 @@ async def _read_mail(folder: Path, state: DemoState, rnd: random.Random, now: da
         body = msg.get_body(preferencelist=("plain",))
         text = body.get_content() if body is not None else ""
         user, pw = USER_RE.search(text), PASS_RE.search(text)
-        if not (user and pw):
+        if user is None:
             continue
-        reminder = "Mật khẩu mới" in text
+        reminder = str(msg.get("X-Parindex-Purpose", "")).startswith("reminder:")
+        person = state.people.get(user.group(1))
+        if pw is not None:  # a first credential, or one that replaces the old once used
+            person = person or state.people.setdefault(user.group(1), Respondent(user.group(1), ""))
+            person.password = pw.group(1)
+        elif person is None:  # a reminder without a password: the invitation's still works
+            continue
         state.reminders += reminder
         state.invitations += not reminder
-        person = state.people.setdefault(user.group(1), Respondent(user.group(1), pw.group(1)))
-        person.password = pw.group(1)  # a reminder's fresh credential replaces the old one
         if not person.decided:
             person.decided = True
             person.will_answer = rnd.random() < 0.97

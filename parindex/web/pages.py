@@ -74,7 +74,10 @@ NAV_LINKS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("survey", "/progress", "app.nav.progress"),
         ("scoring", "/dashboard", "app.nav.results"),
     ),
-    "focal_point": (("survey", "/progress", "app.nav.unit_progress"),),
+    "focal_point": (
+        ("identity", "/focal", "app.nav.focal"),
+        ("survey", "/progress", "app.nav.unit_progress"),
+    ),
     "respondent": (("survey", "/survey", "app.nav.my_ballot"),),
 }
 

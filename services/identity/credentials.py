@@ -10,7 +10,9 @@ from the stock made while the pool was idle (services/identity/stock.py).
 The plaintext exists only in the reply to RPC_IDENTITY_CREDENTIAL (notify, at send time) and is
 never logged or published (docs/architecture.md, decision 6): the log gets CredentialsIssued,
 the fact only.
-Re-issuing replaces the previous hash, so an old e-mail's password stops working. Who may
+A re-issued password is held as pending and replaces the previous one only when it is first
+used (docs/architecture.md, decision 19); a reminder to someone who already holds a credential
+issues none at all, so it can never break the invitation's password (decision 37). Who may
 send requests on par.rpc.identity.* is a NATS permission matter (only notify should publish to
 the credential subject in production).
 """
@@ -46,7 +48,12 @@ def generate_password(length: int = PASSWORD_LENGTH) -> str:
 async def issue_credential(
     rt: Runtime, campaign_id: str, respondent_id: str, purpose: str = "invitation"
 ) -> dict[str, Any] | None:
-    """A fresh password for a registered respondent, or None; an earlier one works until used."""
+    """A fresh password for a registered respondent, or None if not registered.
+
+    An earlier credential works until the new one is used (decision 19). A reminder issues
+    nothing when the person holds a credential: the reply has no password, and the mail says
+    the invitation's password still works (docs/architecture.md, decision 37).
+    """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}")
     async with rt.sessions() as s:
@@ -55,8 +62,11 @@ async def issue_credential(
             (
                 await s.execute(
                     text(
-                        "SELECT username, full_name, email FROM identity_respondents "
-                        "WHERE campaign = :c AND respondent_id = :r AND NOT withdrawn"
+                        "SELECT r.username, r.full_name, r.email, "
+                        "(c.respondent_id IS NOT NULL) AS holds "
+                        "FROM identity_respondents r LEFT JOIN identity_credentials c "
+                        "ON c.campaign = r.campaign AND c.respondent_id = r.respondent_id "
+                        "WHERE r.campaign = :c AND r.respondent_id = :r AND NOT r.withdrawn"
                     ),
                     {"c": campaign_id, "r": respondent_id},
                 )
@@ -66,6 +76,13 @@ async def issue_credential(
         )
     if person is None:
         return None
+    reply: dict[str, Any] = {
+        "username": person["username"],
+        "full_name": person["full_name"],
+        "email": person["email"],
+    }
+    if purpose == "reminder" and person["holds"]:
+        return {**reply, "password": None, "replaces": False}
     # A pair hashed ahead while the pool was idle, else hash now (decision 29).
     stock = rt.extras.get("credential_stock")
     pair = stock.take() if stock is not None else None
@@ -75,15 +92,16 @@ async def issue_credential(
         password = generate_password()
         hashed = await hash_password(password)
     async with rt.sessions.begin() as s:
-        await s.execute(
+        held = await s.scalar(
             text(
                 # A respondent who already holds a credential keeps it until the new one is
-                # used (docs/architecture.md, decision 19): a reset request or a reminder
-                # never silently breaks the password from the invitation.
+                # used (docs/architecture.md, decision 19): a reset request never silently
+                # breaks the password from the invitation.
                 "INSERT INTO identity_credentials (campaign, respondent_id, password_hash, "
                 "purpose) VALUES (:c, :r, :h, :p) "
                 "ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
-                "pending_hash = EXCLUDED.password_hash, pending_purpose = EXCLUDED.purpose"
+                "pending_hash = EXCLUDED.password_hash, pending_purpose = EXCLUDED.purpose "
+                "RETURNING (xmax <> 0)"
             ),
             {"c": campaign_id, "r": respondent_id, "h": hashed, "p": purpose},
         )
@@ -99,9 +117,5 @@ async def issue_credential(
     )
     await publish_event(rt.js, subjects.respondent(campaign_id, respondent_id), event)
     log.debug("credential issued (%s)", purpose)
-    return {
-        "username": person["username"],
-        "password": password,
-        "full_name": person["full_name"],
-        "email": person["email"],
-    }
+    # `xmax <> 0`: the row existed, so the new password replaces it on first use.
+    return {**reply, "password": password, "replaces": bool(held)}

@@ -71,7 +71,9 @@ COMPARED = (
     "roles",
     "phone",
     "national_id",
+    "position",
 )
+UPDATABLE = ("full_name", "email", "unit_code", "phone", "position")  # RespondentUpdated's
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class PlannedRespondent:
     roles: list[str]
     phone: str | None = None
     national_id: str | None = None  # kept for matching only; the event does not carry it
+    position: str | None = None
 
     def to_event(self) -> RespondentRegistered:
         return RespondentRegistered(
@@ -98,6 +101,7 @@ class PlannedRespondent:
             form_code=self.form_code,
             roles=list(self.roles),
             phone=self.phone,
+            position=self.position,
         )
 
 
@@ -127,9 +131,7 @@ class UpdatedRespondent:
     def to_event(self) -> RespondentUpdated | None:
         """The RespondentUpdated for the fields that event can carry (None if none changed)."""
         carried = {
-            k: new
-            for k, (_, new) in self.changes.items()
-            if k in ("full_name", "email", "unit_code", "phone") and new is not None
+            k: new for k, (_, new) in self.changes.items() if k in UPDATABLE and new is not None
         }
         if not carried:
             return None
@@ -366,6 +368,9 @@ def _check_row(row: _Row, look: _Lookup, unit_column_reported: set[int]) -> list
                 f"Phone number '{phone}' is not valid.",
             )
             phone = None
+    position = row.text("position")
+    if position is not None and len(position) > 200:
+        position = position[:200]
     nid = row.text("national_id")
     if nid is not None:
         nid = nid.replace(" ", "")
@@ -476,6 +481,7 @@ def _check_row(row: _Row, look: _Lookup, unit_column_reported: set[int]) -> list
             phone=phone,
             national_id=nid,
             roles=own_roles or (f.group,),
+            position=position,
         )
         for f in forms
     ]
@@ -522,6 +528,7 @@ def parse_import(content: bytes, filename: str, campaign: Campaign) -> ImportPla
             roles=list(c.roles),
             phone=c.phone,
             national_id=c.national_id,
+            position=c.position,
         )
         for c in kept
     ]

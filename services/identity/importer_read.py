@@ -42,6 +42,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "unit": ("ma don vi", "don vi", "unit", "unit code", "co quan don vi", "don vi cong tac"),
     "form": ("phieu", "mau phieu", "nhom", "form", "form code", "ma phieu", "loai phieu"),
     "phone": ("so dien thoai", "dien thoai", "phone", "sdt", "so dt"),
+    "position": ("chuc vu", "chuc danh", "position", "job title"),
     "national_id": ("cccd", "so cccd", "national id", "so can cuoc cong dan"),
     "provincial_delegate": (
         "dai bieu hdnd tinh",

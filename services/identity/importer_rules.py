@@ -28,6 +28,7 @@ class Candidate:
     phone: str | None
     national_id: str | None
     roles: tuple[str, ...]
+    position: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def _combined(kept: Candidate, group: list[Candidate]) -> Candidate:
         roles += [r for r in c.roles if r not in roles]
     phone = kept.phone or next((c.phone for c in group if c.phone), None)
     nid = kept.national_id or next((c.national_id for c in group if c.national_id), None)
-    return replace(kept, roles=tuple(roles), phone=phone, national_id=nid)
+    position = kept.position or next((c.position for c in group if c.position), None)
+    return replace(kept, roles=tuple(roles), phone=phone, national_id=nid, position=position)
 
 
 def resolve(

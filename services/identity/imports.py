@@ -25,7 +25,7 @@ from parindex.bus.campaign_watch import closed_on_log
 from parindex.bus.publish import Published, publish_event
 from services.identity import projection
 from services.identity.import_worker import parse_off_loop
-from services.identity.importer import ImportDiff, ImportProblem, diff_against
+from services.identity.importer import UPDATABLE, ImportDiff, ImportProblem, diff_against
 
 PRODUCER = "identity"
 EVENT_NAMESPACE = uuid.UUID("9f5a7c52-3c1e-4f57-9d0c-6b1b7f3e2a10")
@@ -272,10 +272,10 @@ async def run_import(
         last = max(last, pub.seq)
     for upd in diff.updated:
         row = by_id[upd.respondent.respondent_id]
-        # RespondentUpdated carries only name, e-mail, unit and phone; a change to anything
-        # else (roles) is a re-registration, which every projection applies as an upsert.
+        # RespondentUpdated carries only name, e-mail, unit, phone and position; a change to
+        # anything else (roles) is a re-registration, which every projection applies as an upsert.
         event: Payload | None = upd.to_event()
-        if event is None or set(upd.changes) - {"full_name", "email", "unit_code", "phone"}:
+        if event is None or set(upd.changes) - set(UPDATABLE):
             event = upd.respondent.to_event()
         pub = await _publish(
             js,

@@ -57,13 +57,14 @@ class IdentityProjection(Dispatching):
         await s.execute(
             text(
                 "INSERT INTO identity_respondents (campaign, respondent_id, username, "
-                "full_name, email, unit_code, form_code, roles, phone, withdrawn, last_seq) "
-                "VALUES (:c, :r, :u, :n, :e, :unit, :f, CAST(:roles AS jsonb), :ph, false, "
-                ":s) ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
+                "full_name, email, unit_code, form_code, roles, phone, position, withdrawn, "
+                "last_seq) VALUES (:c, :r, :u, :n, :e, :unit, :f, CAST(:roles AS jsonb), :ph, "
+                ":pos, false, :s) ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
                 "username = EXCLUDED.username, full_name = EXCLUDED.full_name, "
                 "email = EXCLUDED.email, unit_code = EXCLUDED.unit_code, "
                 "form_code = EXCLUDED.form_code, roles = EXCLUDED.roles, "
-                "phone = EXCLUDED.phone, withdrawn = false, last_seq = EXCLUDED.last_seq"
+                "phone = EXCLUDED.phone, position = EXCLUDED.position, withdrawn = false, "
+                "last_seq = EXCLUDED.last_seq"
             ),
             {
                 "c": c,
@@ -75,6 +76,7 @@ class IdentityProjection(Dispatching):
                 "f": p.form_code,
                 "roles": json.dumps(p.roles),
                 "ph": p.phone,
+                "pos": p.position,
                 "s": e.seq,
             },
         )
@@ -86,7 +88,8 @@ class IdentityProjection(Dispatching):
             text(
                 "UPDATE identity_respondents SET full_name = COALESCE(:n, full_name), "
                 "email = COALESCE(:e, email), unit_code = COALESCE(:unit, unit_code), "
-                "phone = COALESCE(:ph, phone), last_seq = :s "
+                "phone = COALESCE(:ph, phone), position = COALESCE(:pos, position), "
+                "last_seq = :s "
                 "WHERE campaign = :c AND respondent_id = :r"
             ),
             {
@@ -96,6 +99,7 @@ class IdentityProjection(Dispatching):
                 "e": p.email,
                 "unit": p.unit_code,
                 "ph": p.phone,
+                "pos": p.position,
                 "s": e.seq,
             },
         )
@@ -147,7 +151,7 @@ class IdentityProjection(Dispatching):
 # Reads ------------------------------------------------------------------------------------
 RESPONDENT_COLUMNS = (
     "respondent_id, username, full_name, email, unit_code, form_code, roles, phone, "
-    "withdrawn, last_seq"
+    "position, withdrawn, last_seq"
 )
 
 

@@ -206,8 +206,26 @@ async def request_reminders(
 
 
 HEADERS = {
-    "vi": ["STT", "Họ và tên", "Đơn vị", "Phiếu", "Email", "Điện thoại", "Ngày nhắc gần nhất"],
-    "en": ["No.", "Full name", "Unit", "Form", "E-mail", "Phone", "Last reminder (day)"],
+    "vi": [
+        "STT",
+        "Họ và tên",
+        "Đơn vị",
+        "Chức vụ",
+        "Phiếu",
+        "Email",
+        "Điện thoại",
+        "Ngày nhắc gần nhất",
+    ],
+    "en": [
+        "No.",
+        "Full name",
+        "Unit",
+        "Position",
+        "Form",
+        "E-mail",
+        "Phone",
+        "Last reminder (day)",
+    ],
 }
 
 
@@ -216,8 +234,8 @@ async def nonrespondent_rows(
 ) -> list[dict[str, Any]]:
     rows = await s.execute(
         text(
-            "SELECT r.respondent_id, r.full_name, r.unit_code, r.form_code, r.email, r.phone, "
-            "m.requested_on AS reminded_on FROM identity_respondents r "
+            "SELECT r.respondent_id, r.full_name, r.unit_code, r.position, r.form_code, r.email, "
+            "r.phone, m.requested_on AS reminded_on FROM identity_respondents r "
             "LEFT JOIN identity_reminders m ON m.campaign = r.campaign "
             "AND m.respondent_id = r.respondent_id "
             "WHERE r.campaign = :c AND r.unit_code = :u AND NOT r.withdrawn "
@@ -245,6 +263,7 @@ def nonrespondents_xlsx(rows: list[dict[str, Any]], lang: str) -> bytes:
                     for v in (
                         r["full_name"],
                         r["unit_code"],
+                        r["position"],
                         r["form_code"],
                         r["email"],
                         r["phone"],

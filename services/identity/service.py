@@ -8,7 +8,7 @@ from pathlib import Path
 from parindex.bus.projection import ProjectionRunner
 from parindex.web.auth import PublicKeyCache, load_or_create_private_key, public_pem
 from parindex.web.service import Runtime, ServiceSpec
-from services.identity import hashing, registry_web, rpc, staff_web
+from services.identity import focal_web, hashing, registry_web, rpc, staff_web
 from services.identity.projection import IdentityProjection
 from services.identity.stock import CredentialStock, configured_cap
 from services.identity.web import router
@@ -50,7 +50,7 @@ async def start(rt: Runtime) -> None:
 SERVICE = ServiceSpec(
     name="identity",
     versions_dir=Path(__file__).parent / "storage" / "versions",
-    routers=[router, registry_web.router, staff_web.router],
+    routers=[router, registry_web.router, staff_web.router, focal_web.router],
     start=start,
     title="parindex identity",
 )

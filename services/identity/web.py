@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import text
 
 from contracts import rpc as rpc_contract
 from contracts.lifecycle import Stage, accepts_imports
@@ -87,6 +88,8 @@ async def login(
             status=429 if result.locked else 401,
             error=error,
             username=username,
+            failed=True,
+            helplines=await helplines(rt),
         )
     token = issue_token(rt.extras["private_key"], result.principal, TOKEN_TTL_S)
     resp = RedirectResponse(_safe_next(request, next, result.principal.role), status_code=303)
@@ -95,6 +98,25 @@ async def login(
     nonce = secrets.token_urlsafe(32)
     set_cookie(request, resp, csrf_check.NONCE_COOKIE, nonce, httponly=True)
     return resp
+
+
+async def helplines(rt: Runtime) -> list[str]:
+    """The helplines of the latest campaigns, for a person whose password failed.
+
+    The login page does not know the person's campaign, so it names those of the three with
+    the latest deadlines (usually one; campaign time may be accelerated, so not wall-clock
+    "open" ones); a campaign without a helpline adds nothing (docs/architecture.md,
+    decision 37).
+    """
+    async with rt.sessions() as s:
+        rows = await s.execute(
+            text(
+                "SELECT definition->>'helpline' FROM identity_campaigns "
+                "ORDER BY (definition->>'deadline')::timestamptz DESC, id LIMIT 3"
+            )
+        )
+        found = [h for (h,) in rows.all() if h]
+    return list(dict.fromkeys(found))
 
 
 @router.post("/logout", dependencies=[CHECK_CSRF])
@@ -131,6 +153,8 @@ async def portal(request: Request, rt: RuntimeDep, p: PrincipalDep) -> Response:
             if service == "survey" and p.role != "respondent":
                 path, label = "/progress", "id.link.progress"
             links.append({"href": base.rstrip("/") + path, "label": label})
+    if p.role == "focal_point":  # the page they come for (docs/architecture.md, decision 37)
+        links.insert(0, {"href": "/focal", "label": "id.focal.title"})
     failed = None
     log_alarm = None
     if p.role == "admin":

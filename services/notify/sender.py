@@ -4,7 +4,8 @@ Order of operations for one row (the "exactly once" argument):
   1. BEGIN; claim the row (status pending, due) with FOR UPDATE SKIP LOCKED — other workers and
      instances skip it; if this process dies, PostgreSQL drops the connection and the lock, and
      the row is simply pending again.
-  2. Ask identity for a fresh credential (never stored, never logged), render, hand to SMTP
+  2. Ask identity for a credential (never stored, never logged; none for a reminder to someone
+     who holds one, decision 37), render, hand to SMTP
      over one of a few persistent sessions (mail.SmtpPool; a session is dropped after any
      error, so a failed message never leaves a half-used session for the next).
   3. UPDATE the row to sent; COMMIT.
@@ -30,7 +31,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as day_start
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urljoin
 
 from sqlalchemy import text
 
@@ -56,7 +58,9 @@ log = logging.getLogger(__name__)
 CLAIM = text(
     "SELECT o.id, o.campaign_id, o.respondent_id, o.purpose, o.message_id, o.attempts, "
     "o.causation_id, r.full_name, r.email, r.unit_code, r.form_code, r.withdrawn, "
-    "c.campaign, c.closed "
+    "c.campaign, c.closed, EXISTS (SELECT 1 FROM notify_outbox i "
+    "WHERE i.campaign_id = o.campaign_id AND i.respondent_id = o.respondent_id "
+    "AND i.purpose LIKE 'invitation:%' AND i.status = 'sent') AS invited "
     "FROM notify_outbox o "
     "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
     "LEFT JOIN notify_campaigns c USING (campaign_id) "
@@ -97,6 +101,29 @@ def survey_link(rt: Runtime, config: NotifyConfig) -> str:
 
 def kind_of(purpose: str) -> str:
     return "reminder" if purpose.startswith("reminder:") else "invitation"
+
+
+CredentialPurpose = Literal["invitation", "reminder", "reset"]
+
+
+def credential_purpose(purpose: str, invited: bool) -> CredentialPurpose:
+    """What a row asks identity for (docs/architecture.md, decision 37).
+
+    A reminder to someone whose invitation went out asks for no new password (identity
+    answers without one if a credential is held), so it never breaks the invitation's; a
+    reminder that is the person's first mail carries one. Resends and resets are "reset":
+    the mail says the new password replaces the old one once used.
+    """
+    if kind_of(purpose) == "reminder":
+        return "reminder" if invited else "invitation"
+    if purpose.startswith(("invitation:reset:", "invitation:resend:")):
+        return "reset"
+    return "invitation"
+
+
+def reset_link(link: str) -> str:
+    """The reset page beside the login the mail links to (one front door, decision 30)."""
+    return urljoin(link, "reset")
 
 
 def reminder_days(purpose: str, deadline: datetime) -> str:
@@ -283,14 +310,19 @@ class Sender:
     async def _deliver(self, row: dict[str, Any], campaign: Campaign) -> None:
         kind = kind_of(row["purpose"])
         await self.bucket.take()
-        cred = await self._credential(row, kind)
+        cred = await self._credential(row, credential_purpose(row["purpose"], row["invited"]))
         days = reminder_days(row["purpose"], campaign.deadline) if kind == "reminder" else ""
+        # read per send: `parindex up` writes endpoints.json after the services start
+        link = survey_link(self.rt, self.config)
         context: dict[str, Any] = {
             "full_name": row["full_name"] or cred.full_name,
             "username": cred.username,
+            # None: the invitation's password still works, and the mail says so (decision 37)
             "password": cred.password,
-            # read per send: `parindex up` writes endpoints.json after the services start
-            "link": survey_link(self.rt, self.config),
+            "replaces": cred.replaces,
+            "link": link,
+            "reset_link": reset_link(link),
+            "helpline": campaign.helpline,
             "deadline": format_deadline(campaign.deadline, campaign.timezone),
             "campaign_name": campaign.name,
             "province": campaign.province,
@@ -309,11 +341,11 @@ class Sender:
         del context, cred  # the secret lives only in this message object until it is sent
         await asyncio.to_thread(self.smtp.send, msg)
 
-    async def _credential(self, row: dict[str, Any], kind: str) -> CredentialReply:
+    async def _credential(self, row: dict[str, Any], purpose: CredentialPurpose) -> CredentialReply:
         request = CredentialRequest(
             campaign_id=row["campaign_id"],
             respondent_id=row["respondent_id"],
-            purpose="reminder" if kind == "reminder" else "invitation",
+            purpose=purpose,
         )
         try:
             return await rpc.call(

@@ -47,6 +47,7 @@ DESKTOP = {"width": 1366, "height": 768}
 
 CAMPAIGN = "browser-test"
 PASSWORD = "Browser-Test-Pw-2024!"
+HELPLINE = "0299 3822 345"
 UNITS = {"DEPT-A": "Sở Thử nghiệm Alpha", "DEPT-B": "Sở Thử nghiệm Beta"}
 
 
@@ -104,6 +105,7 @@ province: Thử nghiệm
 year: {now.year}
 deadline: "{deadline}"
 min_report_size: 1
+helpline: "{HELPLINE}"
 units:
 {units}
 x-scales:

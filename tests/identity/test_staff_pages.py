@@ -37,7 +37,7 @@ PAGES_BY_ROLE = {
         ("notify", "/deliveries"),
     ],
     "auditor": [("identity", "/"), ("survey", "/progress"), ("scoring", "/dashboard")],
-    "focal_a": [("survey", "/progress")],
+    "focal_a": [("identity", "/focal"), ("survey", "/progress")],
     "respondent": [("identity", "/"), ("survey", "/survey")],
 }
 

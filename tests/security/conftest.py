@@ -43,6 +43,7 @@ STAFF_PASSWORD = "staff-password-0123"
 # Option codes distinctive enough to grep for in any response body.
 OPTION_CODES = {"a": "zqoptgood", "b": "zqoptbad", "c": "zqoptdk"}
 UNIT_A, UNIT_B = "SNV", "CTH"
+HELPLINE = "0299 3822 345 (Sở Nội vụ)"
 ROLES = ("anonymous", "respondent", "focal_a", "focal_b", "admin", "auditor")
 
 # (name, e-mail local part, unit, form): two people in each focal point's unit.
@@ -58,6 +59,7 @@ PEOPLE = [
 def campaign_document(campaign_id: str) -> dict[str, Any]:
     doc = make_campaign().model_dump(mode="json")
     doc["id"] = campaign_id
+    doc["helpline"] = HELPLINE
     doc["waves"][0]["members"] = [{"form_code": f["code"]} for f in doc["forms"]]
     for form in doc["forms"]:
         for crit in form["criteria"]:

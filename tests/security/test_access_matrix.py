@@ -32,6 +32,7 @@ STAFF_PROGRESS = frozenset({"admin", "auditor", "focal_a", "focal_b"})
 ADMIN = frozenset({"admin"})
 RESPONDENT = frozenset({"respondent"})
 LOGGED_IN = ALL - {"anonymous"}
+FOCAL = frozenset({"focal_a", "focal_b"})
 
 EXPECTED: dict[str, frozenset[str]] = {
     # identity
@@ -51,6 +52,10 @@ EXPECTED: dict[str, frozenset[str]] = {
     "identity POST /admin/registry/resend": ADMIN,
     "identity POST /admin/registry/remind": ADMIN,
     "identity GET /admin/registry/nonrespondents.xlsx": ADMIN,
+    # the focal point's own unit only (decision 37)
+    "identity GET /focal": FOCAL,
+    "identity POST /focal/remind": FOCAL,
+    "identity GET /focal/nonrespondents.xlsx": FOCAL,
     # Staff accounts: admins of every campaign only; this matrix's admin is campaign-scoped
     # (tests/identity/test_staff_pages.py covers the unscoped admin, decision 34).
     "identity GET /admin/staff": frozenset(),
@@ -110,6 +115,7 @@ FORM_POSTS = {
     "identity POST /admin/registry/email",
     "identity POST /admin/registry/resend",
     "identity POST /admin/registry/remind",
+    "identity POST /focal/remind",
     "identity POST /admin/staff",
     "identity POST /admin/staff/disable",
     "identity POST /admin/staff/reset",
@@ -186,6 +192,8 @@ def call_args(stack: Stack, key: str) -> dict[str, Any]:
     elif key.startswith("identity POST /admin/registry/"):  # nobody: 404 once authorised
         kw["data"] = {"campaign": c, "respondent_id": "r-nobody", "email": "n@example.vn"}
         kw["data"]["csrf"] = "csrf-tok"
+    elif key == "identity POST /focal/remind":  # nobody: 404 once authorised
+        kw["data"] = {"campaign": c, "respondent_id": "r-nobody", "csrf": "csrf-tok"}
     elif key.startswith("identity POST /admin/staff"):
         kw["data"] = {"username": "nobody-here", "role": "auditor", "csrf": "csrf-tok"}
     elif key == "identity GET /admin/registry/nonrespondents.xlsx":

@@ -372,6 +372,7 @@ FORM_ROUTES: list[tuple[str, str, tuple[str, ...]]] = [
     ("identity", "/admin/registry/email", ("campaign", "respondent_id", "email")),
     ("identity", "/admin/registry/resend", ("campaign", "respondent_id")),
     ("identity", "/admin/registry/remind", ("campaign", "respondent_id", "unit")),
+    ("identity", "/focal/remind", ("campaign", "respondent_id", "everyone")),
     ("identity", "/admin/staff", ("username", "role", "unit_code", "scope_campaign", "password")),
     ("identity", "/admin/staff/disable", ("username",)),
     ("identity", "/admin/staff/reset", ("username",)),
