@@ -405,6 +405,7 @@ class ProjectionRunner:
     async def _catch_up_loop(self, pull: BatchPull, until_seq: int) -> None:
         reconnects = self.nc.stats["reconnects"]
         pending: list[Msg] = []
+        batches = 0
         while not self._stop.is_set():
             if self.nc.stats["reconnects"] != reconnects:
                 log.info("projection %s: reconnected; verifying the log", self.projection.name)
@@ -416,7 +417,10 @@ class ProjectionRunner:
                 batch, pending = pending, []
                 await self._apply_batch(batch)
                 del batch
-                gc.collect(1)  # this batch's cycles; the older heap is frozen meanwhile
+                batches += 1
+                # This batch's cycles; the heap from before the catch-up stays frozen, and what
+                # reached the old generation meanwhile is collected every tenth batch.
+                gc.collect(2 if batches % 10 == 0 else 1)
             if not msgs:
                 self._clear_alarm()  # nothing left to fetch: the rebuild has caught up
                 return
