@@ -156,7 +156,7 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
             rate=rebuild_rate,
         ),
         Figure("rebuild / read ratio (b)/(a)", f"{ratio:.2f}", "≥ 0.5", ratio >= 0.5),
-        Figure("rebuild peak RSS (child VmHWM)", f"{rss_mb:.0f} MB", "< 500 MB", rss_mb < 500),
+        Figure("rebuild peak RSS (child VmHWM)", f"{rss_mb:.0f} MB", "< 300 MB", rss_mb < 300),
     ]
 
 
