@@ -42,26 +42,23 @@ NOTES = """\
   their mean (the "÷ log ceiling" column). On a shared machine the absolute rates move with the
   load from run to run; the ratios, taken in the same run under roughly the same load, move
   less. Compare runs by the ratios.
-- **Ballots.** Each POST /api/ballots verifies an Ed25519 token, reads the respondent, campaign,
-  wave and deadline from PostgreSQL (several round trips, the campaign JSON re-validated by
-  pydantic each time), publishes the ballot and waits for the JetStream ack, then deletes the
-  draft in its own transaction; all of it in one Python process on one event loop. The CPU
-  row shows the survey process as the busy one while nats-server and PostgreSQL stay almost
-  idle, so the first limit is survey's per-request Python work (at most one core; less when
-  the machine is loaded). The second limit is the log itself: nats-server runs with
-  `sync_interval: always`, so every ack waits for an fsync, and even pipelined publishes from
-  one client reach only the rate in the rebuild's "pipelined publish" row (1-2.6k/s on this
-  disk across runs, and it includes building the events). Ballots, one publish-and-wait each,
-  cannot exceed that ceiling, so more survey processes (uvicorn workers or instances; the
-  projection already serialises on its offset row) can approach 1,000/s only if that row
-  stays well above it. Caching the campaign and wave status per process would cut survey's
-  per-request cost.
-- **Rebuild.** A plain ordered-consumer read is tens of thousands of events/s; the scoring
-  rebuild is far slower because `ScoringProjection._deadline` caches only a deadline that
-  exists, so before the deadline every BallotSubmitted costs a `SELECT … FROM
-  scoring_deadlines` round trip, and every 500-event batch re-reads the whole tally and
-  recomputes every result. When the rebuild is cut off by its time limit the table says how
-  many events it applied and extrapolates the time for the whole log.
+- **Ballots.** Each POST /api/ballots goes through the front door (`--via gateway`, the
+  default; `--via direct` skips it) to survey, which verifies the session token (once per token,
+  then remembered until it expires), reads the respondent, the campaign's row version, the waves
+  opened and the deadline in one query (the parsed campaign is kept per row version), publishes
+  the ballot and waits for the JetStream ack, reads the deadline subject's last sequence (the log
+  decides, decision 15) and queues the draft's deletion for a background task
+  (docs/architecture.md, decision 41). The CPU row shows which process is busy. Two Python
+  processes per request (the door and survey) on two cores shared with nats-server, PostgreSQL
+  and the load generator: survey's per-request Python work, then the door's, are the limits.
+  Ballots, one durable publish-and-wait each, also cannot exceed the log's ceiling row.
+- **Rebuild.** A plain ordered-consumer read does little more than parse each message. The
+  scoring rebuild also decodes and validates every event (pydantic, the one-pass typed path),
+  checks each ballot against the campaign and counts it, reading in batches of 5,000 through one
+  callback subscription with the next batch requested while this one applies, and writes the
+  counters and recomputes the results once per batch (decision 41). When the rebuild is cut off
+  by its time limit the table says how many events it applied and extrapolates the time for the
+  whole log.
 - **Logins.** argon2id (m=19456 KiB, t=2, p=1, OWASP's minimum) is deliberately slow: one
   verification is tens of milliseconds of a core. identity verifies in a process pool of one
   worker per core (docs/architecture.md, decision 29), so a wave uses both cores while the

@@ -24,6 +24,11 @@ _MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # \t and
 SCHEMA_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 MULTILINE_SCHEMA_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
 
+# A pattern built only of classes of ASCII letters, digits, "_" and "-" (ranges included: any
+# range between two such characters stays inside printable ASCII): it cannot match a control
+# character or a surrogate, so the Python character check would only repeat it.
+_ASCII_CLASSES = re.compile(r"\^(?:\[[A-Za-z0-9_-]+\](?:\{\d+(?:,\d+)?\}|[+*?])?)+\$")
+
 ID_MAX = 128
 NAME_MAX = 500
 FREE_TEXT_MAX = 4000
@@ -45,7 +50,8 @@ class Text(GroupedMetadata):
 
     Refuses control characters (\\t and \\n allowed if multiline) and lone surrogates; the
     character check runs first, so its message is the one reported. `pattern`, if given,
-    further narrows the field (codes, ids).
+    further narrows the field (codes, ids); a pattern of ASCII letter/digit classes alone
+    already refuses every such character, and then only the pattern's message is reported.
     """
 
     max_length: int
@@ -57,7 +63,9 @@ class Text(GroupedMetadata):
         multiline = self.multiline
 
         def check(value: Any) -> Any:
-            if isinstance(value, str):
+            # Printable ASCII holds no control character and no surrogate: most strings of the
+            # log (codes, ids) pass here without the regular expression.
+            if isinstance(value, str) and not (value.isascii() and value.isprintable()):
                 problem = text_problem(value, multiline=multiline)
                 if problem is not None:
                     raise ValueError(problem)
@@ -69,6 +77,10 @@ class Text(GroupedMetadata):
         if self.pattern is None:  # a narrower pattern already excludes control characters
             schema = MULTILINE_SCHEMA_PATTERN if multiline else SCHEMA_PATTERN
             yield Field(json_schema_extra={"pattern": schema})
+        if self.pattern is not None and _ASCII_CLASSES.fullmatch(self.pattern):
+            # Codes and ids: pydantic's Rust regex refuses what the check would, without a
+            # call into Python per string (the rebuild decodes millions of them; issue #18).
+            return
         yield BeforeValidator(check)  # the last before-validator listed runs first
 
 

@@ -7,6 +7,7 @@ service. The token rides in an HttpOnly, SameSite=Lax cookie, so one login serve
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,12 +84,21 @@ def issue_token(key: Ed25519PrivateKey, p: Principal, ttl_s: int = 8 * 3600) -> 
 
 def verify_token(public_key_pem: str, token: str) -> Principal:
     """Raises jwt.InvalidTokenError for a forged, expired or malformed token."""
+    return _verify(public_key_pem, token)[0]
+
+
+def _verify(public_key_pem: str, token: str) -> tuple[Principal, float]:
+    """The principal and the token's expiry (seconds since the epoch)."""
     claims = jwt.decode(
         token, public_key_pem, algorithms=["EdDSA"], issuer=ISSUER, options={"require": ["exp"]}
     )
     if claims.get("role") not in ROLES:
         raise jwt.InvalidTokenError("unknown role")
-    return Principal(
+    try:
+        expires = float(claims["exp"])
+    except (TypeError, ValueError) as exc:
+        raise jwt.InvalidTokenError("bad exp") from exc
+    principal = Principal(
         subject=claims["sub"],
         role=claims["role"],
         campaign_id=claims.get("cmp"),
@@ -97,6 +107,7 @@ def verify_token(public_key_pem: str, token: str) -> Principal:
         name=claims.get("name", ""),
         issued_at=_issued_at(claims),
     )
+    return principal, expires
 
 
 def _issued_at(claims: dict) -> float:
@@ -108,17 +119,39 @@ def _issued_at(claims: dict) -> float:
 
 
 class PublicKeyCache:
-    """Fetches identity's public key once over NATS; retried until identity answers."""
+    """Fetches identity's public key once over NATS; retried until identity answers.
+
+    Also remembers the tokens it verified, until each one's expiry: an Ed25519 check and
+    PyJWT's parsing cost more than the rest of a ballot request together (issue #18), and a
+    respondent sends the same token with every page, autosave and ballot. Keyed by a digest of
+    the token, so the cache holds no usable session; bounded, oldest first out.
+    """
+
+    KEEP = 50_000
 
     def __init__(self, nc: Client) -> None:
         self.nc = nc
         self.pem: str | None = None
+        self._verified: dict[bytes, tuple[Principal, float]] = {}
 
     async def get(self) -> str:
         if self.pem is None:
             reply = await rpc.call(self.nc, rpc_contract.PUBLIC_KEY, PublicKeyRequest(), timeout=3)
             self.pem = reply.public_key_pem
         return self.pem
+
+    async def verify(self, token: str) -> Principal:
+        """verify_token, remembered until the token expires; raises jwt.InvalidTokenError."""
+        key = hashlib.blake2b(token.encode(), digest_size=20).digest()
+        known = self._verified.get(key)
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        pem = await self.get()
+        principal, expires = _verify(pem, token)
+        if len(self._verified) >= self.KEEP:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[key] = (principal, expires)
+        return principal
 
 
 async def current_principal(request: Request) -> Principal | None:
@@ -130,7 +163,7 @@ async def current_principal(request: Request) -> Principal | None:
         "public_key", PublicKeyCache(request.app.state.rt.nc)
     )
     try:
-        p = verify_token(await cache.get(), token)
+        p = await cache.verify(token)
     except jwt.InvalidTokenError:
         return None
     if p.role in STAFF_ROLES:

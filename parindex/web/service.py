@@ -124,6 +124,12 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def measure(request: Request, call_next: _Next) -> Response:
+        # One HTTP middleware, not two: each costs a task and a stream per request (issue #18).
+        # PostgreSQL text cannot hold U+0000: refuse it at the edge, not deep in a query.
+        if "%00" in request.url.query or "\x00" in request.url.path:
+            from parindex.web.errors import answer
+
+            return answer(request, 400, "NUL characters are not allowed")
         started = time.perf_counter()
         with tracer.start_as_current_span(
             f"{request.method} {request.url.path}",
@@ -218,13 +224,6 @@ def _refuse_bad_input(app: FastAPI) -> None:
     import json
 
     from parindex.web.errors import answer
-
-    @app.middleware("http")
-    async def no_nul(request: Request, call_next: _Next) -> Response:
-        # PostgreSQL text cannot hold U+0000: refuse it at the edge, not deep in a query.
-        if "%00" in request.url.query or "\x00" in request.url.path:
-            return answer(request, 400, "NUL characters are not allowed")
-        return await call_next(request)
 
     async def malformed(request: Request, exc: Exception) -> Response:
         return answer(request, 400, f"malformed request body: {type(exc).__name__}")

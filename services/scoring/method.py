@@ -196,6 +196,112 @@ class Tally:
         return out
 
 
+class BallotCounter:
+    """Tally.of_ballot's rules and refusals for many ballots of one campaign version, faster.
+
+    The rebuild applies hundreds of thousands of ballots (issue #18): this keeps each form's
+    questions and options indexed once, counts answers as integers per option, and turns the
+    counts into a Tally (weights multiplied exactly) only when the batch is written. The result
+    equals merging Tally.of_ballot of every ballot; a refused ballot leaves no count.
+    """
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        self._forms: dict[str, tuple[Form, dict[str, dict[str, Decimal | None]]]] = {}
+        self._units: dict[str, UnitKind] = {}
+        self.options: dict[tuple[str, str, str, str], int] = {}  # unit, form, question, option
+        self.ballots: dict[tuple[str, str], int] = {}
+
+    def _form(self, code: str) -> tuple[Form, dict[str, dict[str, Decimal | None]]]:
+        found = self._forms.get(code)
+        if found is None:
+            form = _form(self.campaign, code)
+            index: dict[str, dict[str, Decimal | None]] = {}
+            for q in form.questions():
+                if q.id in index:  # as of_ballot's dict: the last question with an id wins
+                    del index[q.id]
+                weights: dict[str, Decimal | None] = {}
+                for o in q.options:
+                    weights.setdefault(o.code, o.weight)  # the first option with a code wins
+                index[q.id] = weights
+            found = self._forms[code] = (form, index)
+        return found
+
+    def _unit_kind(self, code: str) -> UnitKind:
+        kind = self._units.get(code)
+        if kind is None:
+            kind = self._units[code] = _unit_kind(self.campaign, code)
+        return kind
+
+    def add(self, ballot: BallotSubmitted) -> None:
+        """Validate and count one ballot; ValueError (as Tally.of_ballot) leaves no trace."""
+        form, questions = self._form(ballot.form_code)
+        allowed: set[str] | frozenset[str]
+        if form.rates == "own_unit":
+            if ballot.unit_code is None:
+                raise ValueError(f"ballot {ballot.ballot_id}: form {form.code} needs a unit_code")
+            unit = self._unit_kind(ballot.unit_code)
+            if form.respondent_unit_kinds and unit not in form.respondent_unit_kinds:
+                raise ValueError(
+                    f"ballot {ballot.ballot_id}: form {form.code} does not rate "
+                    f"{unit.value} unit {ballot.unit_code}"
+                )
+            allowed = {ballot.unit_code}
+        else:
+            allowed = set(form.rated_units)
+        seen: set[tuple[str, str]] = set()
+        keys: list[tuple[str, str, str, str]] = []
+        for a in ballot.answers:
+            if a.unit_code not in allowed:
+                raise ValueError(
+                    f"ballot {ballot.ballot_id}: form {form.code} does not rate unit {a.unit_code}"
+                )
+            weights = questions.get(a.question_id)
+            if weights is None:
+                raise ValueError(
+                    f"ballot {ballot.ballot_id}: form {form.code} has no question {a.question_id}"
+                )
+            if a.option_code not in weights:
+                raise ValueError(
+                    f"ballot {ballot.ballot_id}: question {a.question_id} has no option "
+                    f"{a.option_code}"
+                )
+            if (a.unit_code, a.question_id) in seen:
+                raise ValueError(
+                    f"ballot {ballot.ballot_id}: question {a.question_id} answered twice "
+                    f"for unit {a.unit_code}"
+                )
+            seen.add((a.unit_code, a.question_id))
+            keys.append((a.unit_code, form.code, a.question_id, a.option_code))
+        options = self.options
+        for key in keys:
+            options[key] = options.get(key, 0) + 1
+        for unit_code in {u for u, _ in seen}:
+            bkey = (unit_code, form.code)
+            self.ballots[bkey] = self.ballots.get(bkey, 0) + 1
+
+    def tally(self) -> Tally:
+        """The counts so far as a Tally: weight sums are count x weight, exact."""
+        out = Tally(ballots=dict(self.ballots))
+        for (u, f, q, o), n in sorted(self.options.items()):
+            weight = self._forms[f][1][q][o]
+            count = out.questions.setdefault((u, f, q), QuestionCount())
+            if weight is None:
+                count.dont_know_count += n
+            else:
+                count.answered_count += n
+                count.weight_sum = _add_exact(count.weight_sum, _mul_exact(weight, n))
+        return out
+
+
+def _mul_exact(weight: Decimal, n: int) -> Decimal:
+    """n copies of a weight added up, exactly (the same value and exponent as n additions)."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        ctx.traps[Inexact] = True
+        return weight * n
+
+
 # --- results -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class QuestionResult:

@@ -22,7 +22,7 @@ from contracts.events import (
 from parindex.bus.projection import Dispatching, Event, Rejected, on
 from parindex.db import campaigns
 from parindex.db.campaigns import CampaignTable
-from services.scoring.method import Tally, compute_results, result_rows
+from services.scoring.method import BallotCounter, Tally, compute_results, result_rows
 
 TABLES = (
     "scoring_results",
@@ -41,7 +41,7 @@ class ScoringProjection(Dispatching):
     def __init__(self) -> None:
         self._campaigns: dict[str, Campaign] = {}
         self._deadlines: dict[str, int | None] = {}
-        self._deltas: dict[str, Tally] = {}  # one batch's ballots, flushed at its end
+        self._counters: dict[str, BallotCounter] = {}  # one batch's ballots, flushed at its end
         self._touched: set[str] = set()
 
     async def reset(self, session: AsyncSession) -> None:
@@ -71,18 +71,18 @@ class ScoringProjection(Dispatching):
         # Caches live for one batch: a rolled-back batch must not leave cached state behind.
         self._campaigns.clear()
         self._deadlines.clear()
-        self._deltas = {}
+        self._counters = {}
         self._touched = set()
 
     async def end(self, session: AsyncSession) -> None:
-        await self._flush(session, self._deltas)
+        await self._flush(session)
         for cid in sorted(self._touched):
             await self._recompute(session, cid)
 
     @on(CampaignDefined)
     async def campaign_defined(self, session: AsyncSession, e: Event, p: CampaignDefined) -> None:
         cid = e.envelope.campaign_id
-        await self._flush(session, self._deltas)  # counters of an older version first
+        await self._flush(session)  # counters of an older version first
         await session.execute(
             text(
                 "INSERT INTO scoring_campaigns (campaign_id, version, definition) "
@@ -111,14 +111,16 @@ class ScoringProjection(Dispatching):
         cid = e.envelope.campaign_id
         if await self._deadline(session, cid) is not None:
             return  # sequenced after the deadline: not counted
-        campaign = await self._campaign(session, cid)
-        if campaign is None:
-            raise Rejected(e.seq, f"ballot for undefined campaign {cid}")
+        counter = self._counters.get(cid)
+        if counter is None:
+            campaign = await self._campaign(session, cid)
+            if campaign is None:
+                raise Rejected(e.seq, f"ballot for undefined campaign {cid}")
+            counter = self._counters[cid] = BallotCounter(campaign)
         try:
-            delta = Tally.of_ballot(campaign, p)
+            counter.add(p)  # Tally.of_ballot's rules; a refused ballot counts nothing
         except ValueError as exc:
             raise Rejected(e.seq, str(exc)) from exc
-        self._deltas.setdefault(cid, Tally()).merge(delta)
         self._touched.add(cid)
 
     @on(ResultsPublished)
@@ -150,8 +152,10 @@ class ScoringProjection(Dispatching):
             },
         )
 
-    async def _flush(self, session: AsyncSession, deltas: dict[str, Tally]) -> None:
-        for cid, tally in deltas.items():
+    async def _flush(self, session: AsyncSession) -> None:
+        """Add the batch's counts to the stored counters: one statement per table."""
+        for cid, counter in self._counters.items():
+            tally = counter.tally()
             q_rows = [
                 {"c": cid, "u": u, "f": f, "q": q, "a": a, "w": w, "d": d}
                 for u, f, q, a, w, d in tally.question_rows()
@@ -179,7 +183,7 @@ class ScoringProjection(Dispatching):
                     ),
                     b_rows,
                 )
-        deltas.clear()
+        self._counters.clear()
 
     async def _recompute(self, session: AsyncSession, cid: str) -> None:
         campaign = await self._campaign(session, cid)

@@ -9,7 +9,7 @@ whichever way it comes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -25,6 +25,7 @@ from parindex.clock import Clock
 from services.survey import participation
 from services.survey import receipt as receipts
 from services.survey.ballot import ballot_envelope, problems
+from services.survey.drafts import DraftCleaner
 from services.survey.errors import (
     AlreadySubmitted,
     DeadlinePassed,
@@ -37,6 +38,28 @@ from services.survey.secrecy import pseudonym
 from services.survey.storage import queries
 
 
+class Campaigns:
+    """Parsed campaigns of one service instance, keyed by id and the row's version (xmin).
+
+    PostgreSQL gives a row a new xmin with every write (an amendment, the freeze, a rebuild),
+    so a changed campaign is never served from here; reading the version is part of the one
+    query a respondent's request makes (issue #18, docs/architecture.md, decision 41).
+    """
+
+    KEEP = 64
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[str, str], Campaign] = {}
+
+    def get(self, campaign_id: str, version: str) -> Campaign | None:
+        return self._parsed.get((campaign_id, version))
+
+    def put(self, campaign_id: str, version: str, campaign: Campaign) -> None:
+        while len(self._parsed) >= self.KEEP:
+            self._parsed.pop(next(iter(self._parsed)))
+        self._parsed[(campaign_id, version)] = campaign
+
+
 @dataclass(frozen=True)
 class Deps:
     """What the respondent's use cases need; adapters build it from the service's runtime."""
@@ -45,16 +68,21 @@ class Deps:
     sessions: async_sessionmaker[AsyncSession]
     ballot_key: str
     clock: Clock
+    campaigns: Campaigns = field(default_factory=Campaigns)
+    drafts: DraftCleaner | None = None  # None: a submitted ballot's draft is deleted at once
 
 
 @dataclass(frozen=True)
 class Who:
-    """A registered, not withdrawn respondent: its campaign, form and unit (from the log)."""
+    """A registered, not withdrawn respondent: its campaign, form and unit (from the log), and
+    what the projection said of the campaign's waves and deadline in the same read."""
 
     campaign: Campaign
     respondent_id: str
     form_code: str
     unit_code: str | None
+    waves_opened: frozenset[str] = frozenset()
+    deadline_seen: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,11 +115,23 @@ async def respondent(d: Deps, campaign_id: str | None, respondent_id: str) -> Wh
     if not campaign_id:
         raise NotARespondent("no_campaign")
     async with d.sessions() as s:
-        campaign = await load_campaign(s, campaign_id)
-        row = await queries.respondent(s, campaign_id, respondent_id)
-    if campaign is None or row is None or row.withdrawn:
-        raise NotARespondent("not_a_respondent")
-    return Who(campaign, respondent_id, row.form_code, row.unit_code)
+        row = await queries.intake(s, campaign_id, respondent_id)  # the one round trip
+        if row is None or row.form_code is None or row.withdrawn:
+            raise NotARespondent("not_a_respondent")
+        campaign = d.campaigns.get(campaign_id, row.row_version)
+        if campaign is None:  # a new version of the campaign row: parse it once
+            campaign = await load_campaign(s, campaign_id)
+            if campaign is None:
+                raise NotARespondent("not_a_respondent")
+            d.campaigns.put(campaign_id, row.row_version, campaign)
+    return Who(
+        campaign,
+        respondent_id,
+        row.form_code,
+        row.unit_code,
+        frozenset(row.waves or ()),
+        bool(row.closed),
+    )
 
 
 def pseudonym_of(d: Deps, who: Who) -> str:
@@ -100,11 +140,10 @@ def pseudonym_of(d: Deps, who: Who) -> str:
 
 
 async def status(d: Deps, who: Who) -> Status:
+    """From the projection's state read with the respondent (no further round trip)."""
     wave = who.campaign.wave_for(who.form_code, who.unit_code)
-    async with d.sessions() as s:
-        opened = wave is not None and await queries.wave_opened(s, who.campaign.id, wave.id)
-        closed = await queries.deadline_reached(s, who.campaign.id)
-    return Status(wave.id if wave else None, opened, closed)
+    opened = wave is not None and wave.id in who.waves_opened
+    return Status(wave.id if wave else None, opened, who.deadline_seen)
 
 
 async def submitted(d: Deps, campaign_id: str, pseudo: str) -> Logged | None:
@@ -176,8 +215,11 @@ async def submit_ballot(
     if published.duplicate:  # a retry: answer with what the log holds
         again = await submitted(d, campaign.id, pseudo)
         ballot = again.ballot if again is not None else ballot
-    async with d.sessions.begin() as s:
-        await queries.delete_draft(s, campaign.id, pseudo)
+    if d.drafts is not None:
+        d.drafts.discard(campaign.id, pseudo)  # deleted off the request path (decision 41)
+    else:
+        async with d.sessions.begin() as s:
+            await queries.delete_draft(s, campaign.id, pseudo)
     if not await participation.counted(d.js, campaign.id, published.seq):
         raise DeadlinePassed()  # sequenced after DeadlineReached: never counted
     day = ballot.submitted_on
@@ -201,6 +243,8 @@ async def save_draft(d: Deps, who: Who, answers: list[Answer]) -> None:
 
 
 async def load_draft(d: Deps, campaign_id: str, pseudo: str) -> list[dict[str, Any]]:
+    if d.drafts is not None and d.drafts.pending(campaign_id, pseudo):
+        return []  # submitted; its deletion is queued
     async with d.sessions() as s:
         stored = await queries.draft(s, campaign_id, pseudo)
     return [a.model_dump() for a in well_formed(stored)]

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from parindex.clock import clock_from_settings
 from parindex.web.service import Runtime
-from services.survey.ballots import Deps
+from services.survey.ballots import Campaigns, Deps
 
 
 def deps(rt: Runtime) -> Deps:
     clock = rt.extras.setdefault("clock", clock_from_settings(rt.settings))
-    return Deps(js=rt.js, sessions=rt.sessions, ballot_key=rt.settings.ballot_key, clock=clock)
+    campaigns = rt.extras.setdefault("campaigns", Campaigns())  # parsed once per instance
+    return Deps(
+        js=rt.js,
+        sessions=rt.sessions,
+        ballot_key=rt.settings.ballot_key,
+        clock=clock,
+        campaigns=campaigns,
+        drafts=rt.extras.get("drafts"),
+    )

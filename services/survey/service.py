@@ -7,6 +7,7 @@ lives in rt.extras["clock"] so tests and the accelerated demo can move campaign 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from parindex.bus.projection import ProjectionRunner
@@ -14,10 +15,13 @@ from parindex.clock import clock_from_settings
 from parindex.web.service import Runtime, ServiceSpec
 from services.survey import rpc
 from services.survey.api import router
+from services.survey.drafts import DraftCleaner, sweep
 from services.survey.projection import SurveyProjection
 from services.survey.scheduler import Scheduler
 from services.survey.web import router as web_router
 from services.survey.workbook_web import router as workbook_router
+
+log = logging.getLogger(__name__)
 
 
 async def start(rt: Runtime) -> None:
@@ -26,10 +30,26 @@ async def start(rt: Runtime) -> None:
     rt.extras["projection"] = runner
     rt.stopping.append(runner.stop)
     rt.spawn(runner.run(), "projection")
+    cleaner = DraftCleaner(rt.sessions)  # submitted drafts, off the request path
+    rt.extras["drafts"] = cleaner
+    rt.stopping.append(cleaner.flush)
+    rt.spawn(cleaner.run(), "drafts")
+    rt.spawn(_sweep_drafts(rt), "draft sweep")
     scheduler = Scheduler(rt.js, rt.sessions, clock)
     rt.extras["scheduler"] = scheduler
     rt.spawn(scheduler.run(), "scheduler")
     await rpc.start(rt)
+
+
+async def _sweep_drafts(rt: Runtime) -> None:
+    """Drafts a killed process left queued (docs/architecture.md, decision 41)."""
+    try:
+        deleted = await sweep(rt.js, rt.sessions)
+    except Exception:  # retried at the next start; nothing depends on it
+        log.exception("sweeping the drafts of submitted ballots failed")
+        return
+    if deleted:
+        log.info("deleted %s drafts of ballots already on the log", deleted)
 
 
 SERVICE = ServiceSpec(

@@ -87,6 +87,7 @@ class Situation:
     deadline_passed: bool
     opens_on: date | None
     ballot: ballots.Logged | None
+    who: ballots.Who  # with the waves and deadline read in the same query (decision 41)
 
     @property
     def rated(self) -> list[str]:
@@ -111,6 +112,7 @@ async def _situation(rt: Runtime, p: Principal) -> Situation:
         deadline_passed=status.deadline_passed,
         opens_on=opens_on,
         ballot=await ballots.submitted(d, campaign.id, pseudo),
+        who=who,
     )
 
 
@@ -505,10 +507,8 @@ async def survey_post(request: Request, rt: RuntimeDep) -> Response:
         if errors:
             first = _first_error_page(sit, errors)
             return _form_page(request, sit, chosen, errors, status=422, page=first)
-        p = await principal(request)
-        assert p is not None
         d = deps(rt)
-        who = ballots.Who(sit.campaign, p.subject, sit.form_code, sit.unit_code)
+        who = sit.who
         try:
             accepted = await ballots.submit_ballot(d, who, _answers(chosen), submission_id)
         except PublishUnavailable:

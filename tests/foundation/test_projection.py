@@ -82,6 +82,7 @@ async def test_exactly_once_when_killed_between_batches(nc, db_url, campaign_id)
         Counting(campaign_id, fail_after_batches=3),
         filter_subject=subject,
         batch_size=100,
+        catch_up_batch=100,  # catch-up batches are larger by default (issue #18)
     )
     with pytest.raises(RuntimeError, match="killed"):
         await crashing._consume(

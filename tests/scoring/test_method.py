@@ -26,6 +26,7 @@ from contracts.campaign import (
 )
 from contracts.events import Answer, BallotSubmitted, ResultRow
 from services.scoring.method import (
+    BallotCounter,
     Tally,
     canonical_bytes,
     compute_results,
@@ -331,20 +332,20 @@ def test_total_sums_adjusted_scores_over_forms() -> None:
 
 
 # --- validation --------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "bad",
-    [
-        ballot("x", "S01", {"Q1": "T"}, form="99"),  # unknown form
-        ballot("x", "S01", {"Q9": "T"}),  # unknown question
-        ballot("x", "S01", {"Q1": "ZZ"}),  # unknown option
-        ballot("x", "S99", {"Q1": "T"}),  # unknown unit
-        ballot("x", None, [("S01", "Q1", "T")]),  # own_unit form without unit
-        ballot("x", "S01", [("S01", "Q2", "T"), ("S02", "Q1", "T")]),  # answer for another unit
-        ballot("x", "S01", [("S01", "Q2", "T"), ("S01", "Q2", "K")]),  # answered twice
-        ballot("x", "H01", {"Q1": "T"}),  # a district cannot use the department form
-        ballot("x", None, [("S01", "Q1", "T"), ("S99", "Q1", "T")], "01"),  # not rated by 01
-    ],
-)
+INVALID_BALLOTS = [
+    ballot("x", "S01", {"Q1": "T"}, form="99"),  # unknown form
+    ballot("x", "S01", {"Q9": "T"}),  # unknown question
+    ballot("x", "S01", {"Q1": "ZZ"}),  # unknown option
+    ballot("x", "S99", {"Q1": "T"}),  # unknown unit
+    ballot("x", None, [("S01", "Q1", "T")]),  # own_unit form without unit
+    ballot("x", "S01", [("S01", "Q2", "T"), ("S02", "Q1", "T")]),  # answer for another unit
+    ballot("x", "S01", [("S01", "Q2", "T"), ("S01", "Q2", "K")]),  # answered twice
+    ballot("x", "H01", {"Q1": "T"}),  # a district cannot use the department form
+    ballot("x", None, [("S01", "Q1", "T"), ("S99", "Q1", "T")], "01"),  # not rated by 01
+]
+
+
+@pytest.mark.parametrize("bad", INVALID_BALLOTS)
 def test_invalid_ballot_raises_and_changes_nothing(bad: BallotSubmitted) -> None:
     c = delegates_campaign()
     t = tally_of(c, WORKED_BALLOTS[:2])
@@ -352,6 +353,34 @@ def test_invalid_ballot_raises_and_changes_nothing(bad: BallotSubmitted) -> None
     with pytest.raises(ValueError):
         t.add_ballot(c, bad)
     assert (t.question_rows(), t.ballot_rows()) == before
+
+
+def _exact_rows(t: Tally) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Rows with each weight sum as its exact text (value and exponent, as stored)."""
+    return [(*r[:4], str(r[4]), r[5]) for r in t.question_rows()], t.ballot_rows()
+
+
+@pytest.mark.parametrize("bad", INVALID_BALLOTS)
+def test_ballot_counter_refuses_what_of_ballot_refuses(bad: BallotSubmitted) -> None:
+    c = delegates_campaign()
+    counter = BallotCounter(c)
+    for b in WORKED_BALLOTS[:2]:
+        counter.add(b)
+    before = _exact_rows(counter.tally())
+    with pytest.raises(ValueError) as refused:
+        counter.add(bad)
+    with pytest.raises(ValueError) as expected:
+        Tally.of_ballot(c, bad)
+    assert str(refused.value) == str(expected.value)
+    assert _exact_rows(counter.tally()) == before
+
+
+def test_ballot_counter_equals_merged_tallies_on_the_worked_example() -> None:
+    c = delegates_campaign()
+    counter = BallotCounter(c)
+    for b in WORKED_BALLOTS:
+        counter.add(b)
+    assert _exact_rows(counter.tally()) == _exact_rows(tally_of(c, WORKED_BALLOTS))
 
 
 # --- order independence and persistence ----------------------------------------------------
@@ -372,6 +401,10 @@ def test_ballot_order_does_not_change_the_digest(specs, rnd) -> None:
     rnd.shuffle(shuffled)
     a, b = tally_of(c, ballots), tally_of(c, shuffled)
     assert a == b
+    counter = BallotCounter(c)  # the rebuild's counter: the same rows, exponents included
+    for one in shuffled:
+        counter.add(one)
+    assert _exact_rows(counter.tally()) == _exact_rows(a)
     assert digest(result_rows(compute_results(c, a))) == digest(result_rows(compute_results(c, b)))
 
 

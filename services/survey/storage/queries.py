@@ -26,6 +26,37 @@ async def respondent(s: AsyncSession, campaign_id: str, respondent_id: str) -> R
     ).first()
 
 
+async def intake(s: AsyncSession, campaign_id: str, respondent_id: str) -> Row[Any] | None:
+    """Everything a respondent's request needs, in one round trip (issue #18): the campaign
+    row's version (PostgreSQL's xmin, new with every write of the row), the registration
+    (unit_code, form_code, withdrawn; NULL if not registered), the waves opened and whether the
+    projection has seen the deadline. None if the campaign is unknown."""
+    return (
+        await s.execute(
+            text(
+                "SELECT c.xmin::text AS row_version, r.unit_code, r.form_code, r.withdrawn, "
+                "ARRAY(SELECT w.wave_id FROM survey_waves_opened w WHERE w.campaign = c.id) "
+                "AS waves, "
+                "EXISTS(SELECT 1 FROM survey_deadlines d WHERE d.campaign = c.id) AS closed "
+                "FROM survey_campaigns c LEFT JOIN survey_respondents r "
+                "ON r.campaign = c.id AND r.respondent_id = :r WHERE c.id = :c"
+            ),
+            {"c": campaign_id, "r": respondent_id},
+        )
+    ).first()
+
+
+async def delete_drafts(s: AsyncSession, keys: list[tuple[str, str]]) -> None:
+    """Delete the drafts of these (campaign, pseudonym) pairs in one statement."""
+    await s.execute(
+        text(
+            "DELETE FROM survey_drafts WHERE (campaign, pseudonym) IN "
+            "(SELECT * FROM unnest(CAST(:c AS text[]), CAST(:p AS text[])))"
+        ),
+        {"c": [c for c, _ in keys], "p": [p for _, p in keys]},
+    )
+
+
 async def wave_opened(s: AsyncSession, campaign_id: str, wave_id: str) -> bool:
     return bool(
         await s.scalar(
