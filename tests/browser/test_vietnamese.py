@@ -83,6 +83,8 @@ TEXT_JS = """
 () => {
   // Text marked as another language (the "English" switch, a mail server's quoted reply) is
   // foreign on purpose and said so to screen readers: it is left out.
+  // Folded parts (the phone's menu, "Chọn thao tác") are read open, as a person opens them.
+  for (const d of document.querySelectorAll('details')) d.open = true;
   let body = document.body.innerText;
   for (const el of document.body.querySelectorAll('[lang]:not([lang=vi])'))
     if (el.innerText) body = body.split(el.innerText).join(' ');
@@ -146,6 +148,11 @@ async def crawl(page: Any, site: Site, role: str, start: str, findings: dict, li
         response = await page.goto(door + path)
         if response is not None and "text/html" not in response.headers.get("content-type", ""):
             continue
+        if response is not None and response.status >= 400 and path != start:
+            # a link this role was shown leads to a refusal: a dead end, not a page
+            findings.setdefault(f"{role} {path}", []).append(
+                f"linked page answers {response.status}"
+            )
         await scan(page, site, f"{role} {path}", findings)
         hrefs = await page.evaluate(
             "() => [...document.querySelectorAll('a[href]')].map(a => a.href)"
