@@ -30,8 +30,9 @@ from pathlib import Path
 import httpx
 
 from parindex.bus.credentials import ensure_secret
-from parindex.runtime.demo_data import workbook
-from parindex.runtime.up import Stack
+from parindex.clock import write_epoch
+from parindex.runtime.demo_data import people, weak_units, workbook
+from parindex.runtime.up import Stack, existing_data
 
 CAMPAIGN = "soctrang-2023"
 CLOCK_START = datetime(2023, 9, 20, 7, 0, tzinfo=UTC) - timedelta(hours=7)  # 20/09 07:00 VN
@@ -63,6 +64,7 @@ class DemoState:
     reminders: int = 0
     submitted: int = 0
     refused: int = 0
+    weak: set[str] = field(default_factory=set)  # units whose people answer less
 
 
 def speed_for(minutes: float) -> float:
@@ -103,7 +105,8 @@ async def _read_mail(folder: Path, state: DemoState, rnd: random.Random, now: da
         if not person.decided:
             person.decided = True
             person.will_answer = rnd.random() < 0.97
-            person.answer_at = now + timedelta(hours=rnd.uniform(1, 24 * 6))
+            # Most people answer within a day or two of the letter, a few take a week.
+            person.answer_at = now + timedelta(hours=0.5 + min(rnd.expovariate(1 / 30), 24 * 8))
         elif reminder and person.abandoned and rnd.random() < 0.35:
             person.abandoned, person.persuaded = False, True  # the reminder worked
             person.answer_at = now + timedelta(hours=rnd.uniform(1, 30))
@@ -156,8 +159,11 @@ async def _vote(endpoints: dict, person: Respondent, rnd: random.Random, state: 
             person.submitted = True
             return
         unit_code = data["rated_units"][0]["code"]
-        # Units differ: some focal points chase their people, some do not (so some fall short).
-        propensity = 0.55 + 0.45 * (zlib.crc32(unit_code.encode()) % 100) / 100
+        # Units differ: most focal points chase their people, a few do not (so they fall short).
+        if len(data["rated_units"]) > 1:  # a delegate rating every unit
+            propensity = 0.95
+        else:
+            propensity = 0.6 if unit_code in state.weak else 0.97
         if not person.persuaded and rnd.random() > propensity:
             person.abandoned = True
             return
@@ -177,10 +183,10 @@ async def _vote(endpoints: dict, person: Respondent, rnd: random.Random, state: 
 
 
 async def simulate(
-    stack: Stack, endpoints: dict, epoch: float, speed: float, seed: int
+    stack: Stack, endpoints: dict, epoch: float, speed: float, seed: int, weak: set[str]
 ) -> DemoState:
     rnd = random.Random(seed)
-    state = DemoState()
+    state = DemoState(weak=weak)
     mail_dir = stack.state_dir / "mail"
     sem = asyncio.Semaphore(16)
     pending: set[asyncio.Task] = set()
@@ -314,34 +320,76 @@ def front_door(endpoints: dict, admin_pw: str, admin_file: Path) -> dict[str, st
     }
 
 
+def wait_for_stock(endpoints: dict, wanted: int, limit_s: float = 120.0) -> int:
+    """Let identity hash the credentials ahead while campaign time stands still (decision 29),
+    so the first waves' letters leave at mail speed; stop when the stock stops growing."""
+    url = f"{endpoints['internal']['identity']}/metrics"
+    deadline, best, still_since = time.monotonic() + limit_s, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            text = httpx.get(url, timeout=5).text
+            found = re.search(r"^parindex_credential_stock\s+([0-9.e+]+)", text, re.M)
+            stock = int(float(found.group(1))) if found else 0
+        except httpx.HTTPError:
+            stock = best
+        if stock >= wanted:
+            return stock
+        if stock > best:
+            best, still_since = stock, time.monotonic()
+        elif time.monotonic() - still_since > 10:
+            return best  # the pool is busy with something else: go on, it hashes on demand
+        time.sleep(0.5)
+    return best
+
+
 def run_demo(
     state_dir: Path,
     minutes: float,
     seed: int = 2023,
     keep_running: bool = True,
     port: int | None = None,
+    fresh: bool = False,
 ) -> int:
+    from parindex.runtime.practice import ensure_practice
     from parindex.runtime.up import run_forever
 
     speed = speed_for(minutes)
-    epoch = time.time()
+    # Campaign time stands still until the lists are in; a file of this run's own, so no
+    # service can read an earlier run's start (docs/architecture.md, decision 40).
+    epoch_file = state_dir.resolve() / "demo" / f"clock-epoch-{secrets.token_hex(4)}"
     stack = Stack(
         state_dir=state_dir,
         port=port,
+        fresh=fresh,
         extra_env={
             "PARINDEX_CLOCK_START": CLOCK_START.isoformat(),
             "PARINDEX_CLOCK_SPEED": f"{speed:.3f}",
-            "PARINDEX_CLOCK_EPOCH": f"{epoch:.3f}",
+            "PARINDEX_CLOCK_EPOCH_FILE": str(epoch_file),
             "PARINDEX_MAIL_RATE": "200",
             # Demo only, below OWASP's minimum: 2,085 credentials and logins in a few minutes
             # on two cores. Production keeps identity's default (m=19 MiB, t=2).
             "PARINDEX_ARGON2_MEMORY_KIB": "4096",
             "PARINDEX_ARGON2_TIME": "1",
+            "PARINDEX_CREDENTIAL_STOCK": "3000",
             "PARINDEX_NOTIFY_REMINDER_S": "1",
             "PARINDEX_NOTIFY_POLL_S": "0.2",
+            # A wall second is hours of campaign time: a busy identity is asked again soon.
+            "PARINDEX_NOTIFY_RETRY_BASE_S": "1",
+            "PARINDEX_NOTIFY_RETRY_MAX_S": "4",
+            "PARINDEX_NOTIFY_MAX_ATTEMPTS": "30",
         },
     )
+    resumed = existing_data(stack.state_dir.resolve()) and not fresh
     endpoints = stack.start(timeout=120)
+    for old in epoch_file.parent.glob("clock-epoch-*"):  # earlier runs' (we hold the lock)
+        if old != epoch_file:
+            old.unlink(missing_ok=True)
+    if resumed:
+        print(
+            f"parindex: dùng tiếp dữ liệu trong / resuming the data in {stack.state_dir} "
+            "(`--fresh` xoá và bắt đầu lại / deletes it and starts over)",
+            flush=True,
+        )
     env = dict(os.environ)
     env.update(stack.envs["identity"])
     try:
@@ -361,14 +409,16 @@ def run_demo(
             print(
                 f"\nparindex demo: {CAMPAIGN} đã kết thúc trong một lần chạy trước / already ran "
                 f"to its deadline on {stack.state_dir}: its results are shown below, nobody votes "
-                "again. For a new run use another --state-dir (or delete this one).",
+                "again. `parindex up --demo --fresh` xoá dữ liệu và chạy lại / deletes this data "
+                "and runs the demo again.",
                 flush=True,
             )
         else:
             if status == "live":
                 print(
                     f"\nparindex demo: {CAMPAIGN} đã có, chưa kết thúc / exists and is still "
-                    "open (an earlier run was stopped): resuming it; ballots already counted stay.",
+                    "open (an earlier run was stopped): resuming it; ballots already counted stay"
+                    " (`--fresh` starts over).",
                     flush=True,
                 )
             print(f"parindex demo: {minutes:g} minutes for 20/09–07/10/2023 (×{speed:,.0f})")
@@ -376,14 +426,22 @@ def run_demo(
             print("  campaign:", (res.stdout or res.stderr).strip().splitlines()[-1:])
             lists = stack.state_dir / "demo" / "danh-sach-khao-sat-2023.xlsx"
             lists.parent.mkdir(exist_ok=True)
-            lists.write_bytes(workbook(load_shipped(), seed))
+            shipped = load_shipped()
+            lists.write_bytes(workbook(shipped, seed))
             res = _cli(env, "respondents", "import", str(lists), "--campaign", CAMPAIGN)
             print("  respondents:", " ".join(res.stdout.split())[:300] or res.stderr[-300:])
-            state = asyncio.run(simulate(stack, endpoints, epoch, speed, seed))
+            ready = wait_for_stock(endpoints, len(people(shipped, seed)))
+            print(f"  mật khẩu đã tạo sẵn / credentials hashed ahead: {ready}", flush=True)
+            # Campaign time starts now, for every service at once (docs/architecture.md, 40).
+            epoch = time.time()
+            write_epoch(epoch_file, epoch)
+            state = asyncio.run(simulate(stack, endpoints, epoch, speed, seed, weak_units(shipped)))
         audit = _cli(env, "audit", "--campaign", CAMPAIGN)
         print(audit.stdout)
         print(summary(endpoints, state, audit.stdout, audit.returncode == 0, admin_pw))
+        practice = ensure_practice(stack, env, endpoints)
         print("\n".join(f"  {k}: {v}" for k, v in urls.items()))
+        print(practice, flush=True)
         (stack.state_dir / "demo").mkdir(exist_ok=True)
         (stack.state_dir / "demo" / "summary.json").write_text(
             json.dumps(
