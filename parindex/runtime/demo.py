@@ -10,8 +10,6 @@ and the audit replays the log.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import json
 import os
 import random
@@ -32,11 +30,13 @@ import httpx
 from parindex.bus.credentials import ensure_secret
 from parindex.clock import write_epoch
 from parindex.runtime.demo_data import people, weak_units, workbook
+from parindex.runtime.practice import mail_text
 from parindex.runtime.up import Stack, existing_data
 
 CAMPAIGN = "soctrang-2023"
 CLOCK_START = datetime(2023, 9, 20, 7, 0, tzinfo=UTC) - timedelta(hours=7)  # 20/09 07:00 VN
 CLOCK_END = datetime(2023, 10, 7, 7, 0, tzinfo=UTC) - timedelta(hours=7)
+DEADLINE = datetime(2023, 10, 6, 23, 59, 59, tzinfo=UTC) - timedelta(hours=7)  # the campaign's
 USER_RE = re.compile(r"Tên đăng nhập:\s*(\S+)")
 PASS_RE = re.compile(r"Mật khẩu(?: mới)?:\s*(\S+)")
 JSON_WRITE = {"X-Requested-With": "parindex"}  # what the survey API asks of JSON writes
@@ -91,9 +91,7 @@ async def _read_mail(folder: Path, state: DemoState, rnd: random.Random, now: da
         if path.name in state.mail_seen:
             continue
         state.mail_seen.add(path.name)
-        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        body = msg.get_body(preferencelist=("plain",))
-        text = body.get_content() if body is not None else ""
+        _, text = mail_text(path.read_bytes())
         user, pw = USER_RE.search(text), PASS_RE.search(text)
         if not (user and pw):
             continue
@@ -136,10 +134,21 @@ def _answers(form: dict, units: list[dict], rnd: random.Random, bias: float) -> 
     return out
 
 
-async def _vote(endpoints: dict, person: Respondent, rnd: random.Random, state: DemoState) -> None:
+async def _vote(
+    endpoints: dict,
+    person: Respondent,
+    rnd: random.Random,
+    state: DemoState,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> None:
     # Simulated people come in through the front door, as people do (decision 30).
     identity = survey = endpoints["gateway"]
-    async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+    # Each person has their own client (their own cookies) over one shared connection pool:
+    # a client of its own builds a TLS context, ~0.2 s of CPU on a busy 2-core machine, which
+    # for 2,000 people was the demo's bottleneck (docs/architecture.md, decision 40).
+    async with httpx.AsyncClient(
+        timeout=30, follow_redirects=False, transport=transport, trust_env=False
+    ) as http:
         page = await http.get(f"{identity}/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
         login = await http.post(
@@ -190,13 +199,15 @@ async def simulate(
     mail_dir = stack.state_dir / "mail"
     sem = asyncio.Semaphore(16)
     pending: set[asyncio.Task] = set()
+    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=32))
 
     async def vote(p: Respondent) -> None:
         async with sem:
-            await _vote(endpoints, p, rnd, state)
+            await _vote(endpoints, p, rnd, state, transport)
 
     scoring = endpoints["gateway"]
     total_s = (CLOCK_END - CLOCK_START).total_seconds()
+    next_check = 0.0
     async with httpx.AsyncClient(timeout=10) as http:
         while True:
             now = campaign_now(epoch, speed)
@@ -219,18 +230,23 @@ async def simulate(
                 f"phiếu {state.submitted:>4}  "
             )
             sys.stderr.flush()
-            try:
-                r = await http.get(f"{scoring}/api/results", params={"campaign": CAMPAIGN})
-                if r.status_code == 200 and r.json().get("status", "live") != "live":
-                    break
-            except httpx.HTTPError:
-                pass  # a busy server: ask again on the next turn
+            # Results can only change at the deadline: asking before costs scoring and stalls
+            # this loop (the people's timing) behind a busy server.
+            if now >= DEADLINE and time.monotonic() >= next_check:
+                next_check = time.monotonic() + 1
+                try:
+                    r = await http.get(f"{scoring}/api/results", params={"campaign": CAMPAIGN})
+                    if r.status_code == 200 and r.json().get("status", "live") != "live":
+                        break
+                except httpx.HTTPError:
+                    pass  # a busy server: ask again on the next turn
             if now > CLOCK_END + timedelta(days=2):
                 raise TimeoutError("the deadline passed but no results were published")
             await asyncio.sleep(0.5)
         for task in pending:  # the campaign is over: the stragglers never answer
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+    await transport.aclose()
     sys.stderr.write("\n")
     return state
 
@@ -258,7 +274,7 @@ def campaign_status(door: str) -> str | None:
 
 def summary(
     endpoints: dict, state: DemoState | None, audit_out: str, audit_ok: bool, admin_pw: str
-) -> str:
+) -> tuple[str, dict]:
     """The campaign's figures from the results; this run's own counts when it ran the voting."""
     # Frozen results are for staff until an admin publishes them (docs/architecture.md, 16).
     door = endpoints["gateway"]
@@ -273,6 +289,16 @@ def summary(
     totals = [x for x in r["rows"] if x["form_code"] is None]
     forms = [x for x in r["rows"] if x["form_code"] is not None]
     short = sorted({x["unit_code"] for x in forms if x["quota"] and x["received"] < x["quota"]})
+    # Summed over units: a delegate's ballot (form 01) counts once per unit it rates.
+    per_form: dict[str, int] = {}
+    for x in forms:
+        per_form[x["form_code"]] = per_form.get(x["form_code"], 0) + x["received"]
+    facts = {
+        "units": len(totals),
+        "units_short": short,
+        "received_per_form_and_unit": per_form,
+        "ballots_this_run": state.submitted if state is not None else None,
+    }
     ranked = sorted(totals, key=lambda x: -float(x["adjusted"]))
     lines = ["", "parindex demo — Sóc Trăng 2023"]
     if state is None:
@@ -305,7 +331,7 @@ def summary(
         ),
         f"  kiểm toán / audit: {'ĐẠT / OK' if audit_ok else 'KHÔNG ĐẠT / FAILED'}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines), facts
 
 
 def front_door(endpoints: dict, admin_pw: str, admin_file: Path) -> dict[str, str | None]:
@@ -336,7 +362,7 @@ def wait_for_stock(endpoints: dict, wanted: int, limit_s: float = 120.0) -> int:
             return stock
         if stock > best:
             best, still_since = stock, time.monotonic()
-        elif time.monotonic() - still_since > 10:
+        elif time.monotonic() - still_since > 15:  # it re-reads its demand every 10 s
             return best  # the pool is busy with something else: go on, it hashes on demand
         time.sleep(0.5)
     return best
@@ -438,8 +464,9 @@ def run_demo(
             state = asyncio.run(simulate(stack, endpoints, epoch, speed, seed, weak_units(shipped)))
         audit = _cli(env, "audit", "--campaign", CAMPAIGN)
         print(audit.stdout)
-        print(summary(endpoints, state, audit.stdout, audit.returncode == 0, admin_pw))
-        practice = ensure_practice(stack, env, endpoints)
+        text, facts = summary(endpoints, state, audit.stdout, audit.returncode == 0, admin_pw)
+        print(text)
+        practice, guests = ensure_practice(stack, env, endpoints)
         print("\n".join(f"  {k}: {v}" for k, v in urls.items()))
         print(practice, flush=True)
         (stack.state_dir / "demo").mkdir(exist_ok=True)
@@ -448,6 +475,8 @@ def run_demo(
                 {
                     "audit_ok": audit.returncode == 0,
                     "ran": state is not None,
+                    **facts,
+                    "practice_logins": guests,
                     # the admin's password stays in secrets/ (mode 600), not in this file
                     "urls": {k: v for k, v in urls.items() if not k.startswith("quản trị")},
                 },
