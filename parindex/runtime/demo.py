@@ -10,6 +10,7 @@ and the audit replays the log.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import os
 import random
@@ -27,8 +28,9 @@ from pathlib import Path
 
 import httpx
 
+from contracts.campaign import Campaign
 from parindex.bus.credentials import ensure_secret
-from parindex.clock import write_epoch
+from parindex.clock import write_pace
 from parindex.runtime.demo_data import people, weak_units, workbook
 from parindex.runtime.practice import mail_text
 from parindex.runtime.up import Stack, existing_data
@@ -71,8 +73,57 @@ def speed_for(minutes: float) -> float:
     return (CLOCK_END - CLOCK_START).total_seconds() / (minutes * 60)
 
 
-def campaign_now(epoch: float, speed: float) -> datetime:
-    return CLOCK_START + timedelta(seconds=(time.time() - epoch) * speed)
+@dataclass
+class Pacer:
+    """The demo's campaign time, shared with the services through the pace file (decision 40).
+
+    It runs at `base` speed while the product keeps up, and slower while the letters of an
+    opened wave are still going out or many people wait to vote: on a busy machine the demo
+    takes longer than `--minutes` rather than showing a campaign nobody could answer.
+    """
+
+    path: Path
+    base: float
+    at: datetime = CLOCK_START
+    wall: float = 0.0
+    speed: float = 0.0
+
+    def start(self) -> None:
+        self.set_speed(self.base)
+
+    def now(self) -> datetime:
+        if not self.wall:
+            return self.at
+        return self.at + timedelta(seconds=(time.time() - self.wall) * self.speed)
+
+    def set_speed(self, speed: float) -> None:
+        if speed == self.speed:
+            return
+        self.at, self.speed = self.now(), speed
+        self.wall = write_pace(self.path, self.at, speed)
+
+    def follow(self, backlog: int, waiting: int) -> None:
+        """Letters not yet out for opened waves, people not yet through the door."""
+        if backlog < 150 and waiting < 100:
+            self.set_speed(self.base)
+        elif backlog < 600 and waiting < 300:
+            self.set_speed(self.base / 3)
+        else:
+            self.set_speed(self.base / 10)
+
+
+def invitation_times(camp: Campaign, seed: int) -> list[datetime]:
+    """When each listed person's wave opens: the letters due by a given campaign time."""
+    out = []
+    for p in people(camp, seed):
+        for wave in sorted(camp.waves, key=lambda w: w.opens_at):
+            if any(
+                m.form_code == p.form_code and (m.unit_codes is None or p.unit_code in m.unit_codes)
+                for m in wave.members
+            ):
+                out.append(wave.opens_at)
+                break
+    return sorted(out)
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -93,13 +144,15 @@ async def _read_mail(folder: Path, state: DemoState, rnd: random.Random, now: da
         state.mail_seen.add(path.name)
         _, text = mail_text(path.read_bytes())
         user, pw = USER_RE.search(text), PASS_RE.search(text)
-        if not (user and pw):
+        if not user or (pw is None and user.group(1) not in state.people):
             continue
-        reminder = "Mật khẩu mới" in text
+        # A reminder may carry a new password or say the invitation's still works.
+        reminder = "Mật khẩu mới" in text or "chưa nhận được phiếu" in text
         state.reminders += reminder
         state.invitations += not reminder
-        person = state.people.setdefault(user.group(1), Respondent(user.group(1), pw.group(1)))
-        person.password = pw.group(1)  # a reminder's fresh credential replaces the old one
+        person = state.people.setdefault(user.group(1), Respondent(user.group(1), ""))
+        if pw is not None:
+            person.password = pw.group(1)  # a fresh credential replaces the old one
         if not person.decided:
             person.decided = True
             person.will_answer = rnd.random() < 0.97
@@ -192,10 +245,11 @@ async def _vote(
 
 
 async def simulate(
-    stack: Stack, endpoints: dict, epoch: float, speed: float, seed: int, weak: set[str]
+    stack: Stack, endpoints: dict, pacer: Pacer, seed: int, camp: Campaign
 ) -> DemoState:
     rnd = random.Random(seed)
-    state = DemoState(weak=weak)
+    state = DemoState(weak=weak_units(camp))
+    due = invitation_times(camp, seed)
     mail_dir = stack.state_dir / "mail"
     sem = asyncio.Semaphore(16)
     pending: set[asyncio.Task] = set()
@@ -210,7 +264,8 @@ async def simulate(
     next_check = 0.0
     async with httpx.AsyncClient(timeout=10) as http:
         while True:
-            now = campaign_now(epoch, speed)
+            now = pacer.now()
+            pacer.follow(bisect.bisect_right(due, now) - state.invitations, len(pending))
             await _read_mail(mail_dir, state, rnd, now)
             for p in state.people.values():
                 if (
@@ -227,7 +282,7 @@ async def simulate(
             sys.stderr.write(
                 f"\r{_bar(done)} {now + timedelta(hours=7):%d/%m %H:%M}  "
                 f"thư mời {state.invitations:>4}  nhắc {state.reminders:>4}  "
-                f"phiếu {state.submitted:>4}  "
+                f"phiếu {state.submitted:>4}  ×{pacer.speed:<7,.0f}"
             )
             sys.stderr.flush()
             # Results can only change at the deadline: asking before costs scoring and stalls
@@ -459,9 +514,9 @@ def run_demo(
             ready = wait_for_stock(endpoints, len(people(shipped, seed)))
             print(f"  mật khẩu đã tạo sẵn / credentials hashed ahead: {ready}", flush=True)
             # Campaign time starts now, for every service at once (docs/architecture.md, 40).
-            epoch = time.time()
-            write_epoch(epoch_file, epoch)
-            state = asyncio.run(simulate(stack, endpoints, epoch, speed, seed, weak_units(shipped)))
+            pacer = Pacer(epoch_file, speed)
+            pacer.start()
+            state = asyncio.run(simulate(stack, endpoints, pacer, seed, shipped))
         audit = _cli(env, "audit", "--campaign", CAMPAIGN)
         print(audit.stdout)
         text, facts = summary(endpoints, state, audit.stdout, audit.returncode == 0, admin_pw)
