@@ -163,6 +163,20 @@ async def _read_mail(folder: Path, state: DemoState, rnd: random.Random, now: da
             person.answer_at = now + timedelta(hours=rnd.uniform(1, 30))
 
 
+class SharedPool(httpx.AsyncBaseTransport):
+    """One connection pool under many clients: closing a person's client must not close it
+    (httpx closes a client's transport with the client)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Left open: the pool outlives each person's client (simulate closes it)."""
+
+
 def _answers(form: dict, units: list[dict], rnd: random.Random, bias: float) -> list[dict]:
     out = []
     for unit in units:
@@ -253,7 +267,8 @@ async def simulate(
     mail_dir = stack.state_dir / "mail"
     sem = asyncio.Semaphore(16)
     pending: set[asyncio.Task] = set()
-    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=32))
+    pool = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=32))
+    transport = SharedPool(pool)
 
     async def vote(p: Respondent) -> None:
         async with sem:
@@ -301,7 +316,7 @@ async def simulate(
         for task in pending:  # the campaign is over: the stragglers never answer
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-    await transport.aclose()
+    await pool.aclose()
     sys.stderr.write("\n")
     return state
 

@@ -204,6 +204,7 @@ def kit_error_pages() -> dict[str, str]:
 
 
 @pytest.mark.browser
+@pytest.mark.timeout(300)  # five roles, some fifty pages, each checked in full
 @pytest.mark.asyncio(loop_scope="session")
 async def test_every_page_is_vietnamese_and_usable(browser: Any, site: Site) -> None:
     cli(
