@@ -56,6 +56,7 @@ class Respondent:
     refused: str = ""
     abandoned: bool = False
     persuaded: bool = False
+    busy: bool = False  # a vote of theirs is queued or under way: never a second one
 
 
 @dataclass
@@ -285,11 +286,13 @@ async def simulate(
             for p in state.people.values():
                 if (
                     p.will_answer
-                    and not (p.submitted or p.refused or p.abandoned)
+                    and not (p.submitted or p.refused or p.abandoned or p.busy)
                     and p.answer_at is not None
                     and p.answer_at <= now
                 ):
-                    p.refused = "pending"  # claimed; reset by the task's outcome
+                    # Claimed until the task ends: waiting for a free slot, a person is not
+                    # queued again on every turn (which once filled the slots with duplicates).
+                    p.busy = True
                     task = asyncio.create_task(_claimed(vote, p))
                     pending.add(task)
                     task.add_done_callback(pending.discard)
@@ -322,7 +325,6 @@ async def simulate(
 
 
 async def _claimed(vote: Callable[[Respondent], Awaitable[None]], p: Respondent) -> None:
-    p.refused = ""
     try:
         await vote(p)
     except httpx.HTTPError:  # a dropped connection: the person tries again a little later
@@ -331,6 +333,8 @@ async def _claimed(vote: Callable[[Respondent], Awaitable[None]], p: Respondent)
             p.answer_at += timedelta(hours=2)
     except Exception as exc:  # a bug of the simulation: counted once, never retried in a storm
         p.refused = type(exc).__name__
+    finally:
+        p.busy = False
 
 
 def campaign_status(door: str) -> str | None:
