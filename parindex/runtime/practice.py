@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -147,10 +146,9 @@ def ensure_practice(
         lines.sort()
         ensure_secret(stack.state_dir, "demo_practice", lambda: "\n".join(lines))
     logins = [line for line in kept.read_text().splitlines() if line.strip()]
-    when = datetime.now(UTC).strftime("%d/%m/%Y")
     text = "\n".join(
         [
-            f"\nthực hành / practice ({when}): đợt khảo sát «{PRACTICE}» vẫn mở — điền thử một "
+            f"\nthực hành / practice: đợt khảo sát «{PRACTICE}» vẫn mở — điền thử một "
             f"phiếu tại / is open: fill a ballot at {endpoints['open']}",
             f"  phiếu / form: tên đăng nhập / username / mật khẩu / password (also in {kept})",
             *(f"  {line}" for line in logins),

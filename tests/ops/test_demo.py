@@ -44,7 +44,9 @@ def _finish(proc: subprocess.Popen, out: Path, timeout: float) -> str:
     return text
 
 
-@pytest.mark.timeout(600)
+# Two minutes of voting on an idle two-core machine; the demo slows its campaign clock on a
+# busy one (decision 40), so the bound is generous.
+@pytest.mark.timeout(1200)
 def test_two_minute_demo_looks_like_a_province(tmp_path: Path) -> None:
     state, out = tmp_path / "state", tmp_path / "demo.out"
     proc = _start(state, out)
@@ -58,7 +60,7 @@ def test_two_minute_demo_looks_like_a_province(tmp_path: Path) -> None:
     # printed before the voting: no ballot counted yet, no summary
     assert "quản trị / admin: admin / " in early and "kiểm toán" not in early
     assert "phiếu    1" not in early.replace("\r", "\n")
-    text = _finish(proc, out, timeout=420)
+    text = _finish(proc, out, timeout=900)
 
     facts = json.loads((state / "demo" / "summary.json").read_text())
     assert facts["ran"] and facts["audit_ok"], text[-3000:]
