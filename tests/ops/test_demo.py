@@ -12,12 +12,13 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from parindex.runtime.embedded import free_port
-from tests.waiting import eventually
 
 FORMS = {"01", "02", "03", "04", "05", "06"}
 
@@ -30,6 +31,14 @@ def _start(state: Path, out: Path, *extra: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         env={k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")},
     )
+
+
+def _until(check: Callable[[], bool], timeout: float) -> None:
+    """Sync twin of tests/waiting.py::eventually: this test drives a subprocess."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"condition not met within {timeout}s"
+        time.sleep(0.2)
 
 
 def _finish(proc: subprocess.Popen, out: Path, timeout: float) -> str:
@@ -50,17 +59,22 @@ def _finish(proc: subprocess.Popen, out: Path, timeout: float) -> str:
 def test_two_minute_demo_looks_like_a_province(tmp_path: Path) -> None:
     state, out = tmp_path / "state", tmp_path / "demo.out"
     proc = _start(state, out)
+    try:
 
-    def door_printed() -> bool:
-        assert proc.poll() is None, out.read_text()[-3000:]
-        return "sẵn sàng / ready" in out.read_text()
+        def door_printed() -> bool:
+            assert proc.poll() is None, out.read_text()[-3000:]
+            return "sẵn sàng / ready" in out.read_text()
 
-    eventually(door_printed, timeout=240)
-    early = out.read_text()
-    # printed before the voting: no ballot counted yet, no summary
-    assert "quản trị / admin: admin / " in early and "kiểm toán" not in early
-    assert "phiếu    1" not in early.replace("\r", "\n")
-    text = _finish(proc, out, timeout=900)
+        _until(door_printed, timeout=240)
+        early = out.read_text()
+        # printed before the voting: no ballot counted yet, no summary
+        assert "quản trị / admin: admin / " in early and "kiểm toán" not in early
+        assert "phiếu    1" not in early.replace("\r", "\n")
+        text = _finish(proc, out, timeout=900)
+    finally:
+        if proc.poll() is None:  # a failed check: the demo and its servers stop too
+            proc.terminate()
+            proc.wait(60)
 
     facts = json.loads((state / "demo" / "summary.json").read_text())
     assert facts["ran"] and facts["audit_ok"], text[-3000:]
