@@ -157,8 +157,9 @@ async def _read_mail(folder: Path, state: DemoState, rnd: random.Random, now: da
         if not person.decided:
             person.decided = True
             person.will_answer = rnd.random() < 0.97
-            # Most people answer within a day or two of the letter, a few take a week.
-            person.answer_at = now + timedelta(hours=0.5 + min(rnd.expovariate(1 / 30), 24 * 8))
+            # Most answer within a day of the letter, a few take a week (the late waves' people
+            # have under five days before the deadline).
+            person.answer_at = now + timedelta(hours=0.5 + min(rnd.expovariate(1 / 20), 24 * 8))
         elif reminder and person.abandoned and rnd.random() < 0.35:
             person.abandoned, person.persuaded = False, True  # the reminder worked
             person.answer_at = now + timedelta(hours=rnd.uniform(1, 30))
