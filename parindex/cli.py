@@ -18,15 +18,15 @@ def _demo(args: argparse.Namespace) -> int:
     from parindex.runtime.demo import run_demo
     from parindex.runtime.ports import PortTaken
     from parindex.runtime.supervise import install_stop_signals
-    from parindex.runtime.up import AlreadyRunning
+    from parindex.runtime.up import AlreadyRunning, FreshRefused
 
     install_stop_signals()  # SIGTERM mid-demo stops the stack too (decision 20)
     try:
         return run_demo(
             Path(args.state_dir), args.minutes, keep_running=not args.exit,
-            port=getattr(args, "port", None),
+            port=getattr(args, "port", None), fresh=args.fresh,
         )  # fmt: skip
-    except (AlreadyRunning, PortTaken) as exc:
+    except (AlreadyRunning, PortTaken, FreshRefused) as exc:
         print(f"parindex: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -35,7 +35,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace, nats_users: dict[str, str] | None = None) -> int:
     from parindex.runtime.supervise import install_stop_signals
-    from parindex.runtime.up import AlreadyRunning, Stack, run_forever
+    from parindex.runtime.up import AlreadyRunning, FreshRefused, Stack, existing_data, run_forever
 
     if args.demo:
         return _demo(args)
@@ -48,10 +48,20 @@ def _up(args: argparse.Namespace, nats_users: dict[str, str] | None = None) -> i
         database_url=args.database_url or os.environ.get("PARINDEX_DATABASE_URL"),
         port=args.port,
         nats_users=nats_users or {},
+        fresh=args.fresh,
     )
+    # Say what this run does with what an earlier one left (docs/architecture.md, decision 40).
+    if args.fresh:
+        print(f"parindex: --fresh: xoá dữ liệu cũ / deleting the earlier data in {args.state_dir}")
+    elif existing_data(Path(args.state_dir)):
+        print(
+            f"parindex: dùng tiếp dữ liệu trong / resuming the data in {args.state_dir} "
+            "(`parindex up --fresh` xoá và bắt đầu lại / deletes it and starts over)",
+            flush=True,
+        )
     try:
         endpoints = stack.start(timeout=args.timeout)
-    except AlreadyRunning as exc:
+    except (AlreadyRunning, FreshRefused) as exc:
         print(f"parindex: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Stack.start has stopped what it started
@@ -238,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--minutes", type=float, default=6.0, help="demo length (with --demo)")
     up.add_argument("--exit", action="store_true", help="with --demo: stop when it is done")
     up.add_argument(
+        "--fresh", action="store_true",
+        help="delete this state dir's log, databases and mail first and start over",
+    )  # fmt: skip
+    up.add_argument(
         "--cluster",
         type=int,
         default=0,
@@ -249,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_state_dir(demo, ".parindex-demo")
     demo.add_argument("--minutes", type=float, default=6.0, help="wall minutes for 20/09–07/10")
     demo.add_argument("--exit", action="store_true", help="stop when the demo is done")
+    demo.add_argument(
+        "--fresh", action="store_true", help="delete this state dir's data first and run anew"
+    )
     demo.set_defaults(fn=_demo)
 
     con = _command(sub, "contracts", "regenerate contracts/schemas and asyncapi.json")

@@ -41,6 +41,9 @@ class Settings:
     # Wall time (unix seconds) at which the accelerated clock read clock_start: every process
     # of one demo then agrees on campaign time, whenever it started.
     clock_epoch: float = field(default_factory=lambda: float(_env("CLOCK_EPOCH", "0")))
+    # A file that will hold that wall time: until it exists the clock stands at clock_start
+    # (the demo starts campaign time once its lists are loaded; decision 40).
+    clock_epoch_file: str = field(default_factory=lambda: _env("CLOCK_EPOCH_FILE"))
     # Seconds a stopping service gives its background tasks before it leaves them behind.
     shutdown_grace: float = field(default_factory=lambda: float(_env("SHUTDOWN_GRACE", "10")))
     # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For is believed; empty:

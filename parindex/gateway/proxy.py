@@ -132,6 +132,14 @@ def _language(scope: Scope) -> str:
     return lang if lang in ("vi", "en") else "vi"
 
 
+# The door's own pages look like the services' (readable width, visible focus: decision 40).
+_STYLE = (
+    "body{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1f2933;background:#fff}"
+    "main{padding:1rem;max-width:40rem;margin:0 auto}a{color:#0b4f8a}"
+    "a:focus{outline:3px solid #f1c232;outline-offset:2px}"
+)
+
+
 def _page(status: int, lang: str) -> bytes:
     title, text = PAGES[(status, lang)]
     other = "en" if lang == "vi" else "vi"
@@ -139,9 +147,11 @@ def _page(status: int, lang: str) -> bytes:
     return (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title></head><body><h1>{title}</h1><p>{text}</p>"
+        f"<title>{title}</title><style>{_STYLE}</style></head>"
+        f"<body><main><h1>{title}</h1><p>{text}</p>"
         f'<p><a href="/">{"Trang chủ" if lang == "vi" else "Home"}</a> · '
-        f'<a href="?lang={other}">{label}</a></p></body></html>'
+        f'<a href="?lang={other}" lang="{other}" hreflang="{other}">{label}</a></p>'
+        "</main></body></html>"
     ).encode()
 
 

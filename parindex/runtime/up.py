@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,19 @@ from parindex.settings import Settings
 
 class AlreadyRunning(RuntimeError):
     pass
+
+
+class FreshRefused(RuntimeError):
+    pass
+
+
+# What a state dir holds of the product's data, as opposed to its ports, secrets and logs.
+DATA = ("nats", "postgres", "mail", "demo", "endpoints.json", "mailcatcher.log")
+
+
+def existing_data(state_dir: Path) -> bool:
+    """Whether an earlier `up` left data here (a log or databases) for this one to resume."""
+    return any((state_dir / name).exists() for name in ("nats", "postgres"))
 
 
 def _lock(state_dir: Path) -> IO[str]:
@@ -79,6 +93,8 @@ class Stack:
     # The front door's port (`--port`); None: the one recorded for this state dir, else 8000.
     port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # `--fresh`: delete this state dir's data (log, databases, mail) before starting.
+    fresh: bool = False
     nats: NatsServer | None = None
     postgres: PostgresServer | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -102,10 +118,27 @@ class Stack:
         self.state_dir = self.state_dir.resolve()
         self._lockfh = _lock(self.state_dir)
         try:
+            if self.fresh:
+                self._wipe()
             return self._start(timeout)
         except BaseException:
             self.stop()
             raise
+
+    def _wipe(self) -> None:
+        """Start over: the log, the databases, the mail and the demo's files go; the ports,
+        the secrets and the logs stay, so links and passwords keep (decision 40)."""
+        if self.nats_url or self.database_url:
+            raise FreshRefused(
+                "--fresh deletes only the servers parindex up runs itself; "
+                "empty an external NATS or PostgreSQL yourself"
+            )
+        for name in DATA:
+            path = self.state_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
     def _start(self, timeout: float) -> dict:
         # Stable ports first: a taken front door stops us before anything starts (decision 30).

@@ -9,8 +9,9 @@ that both languages hold the same keys with non-empty text and that every key us
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,24 @@ class Catalog:
     def t(self, lang: str, key: str, **values: object) -> str:
         """The text in `lang` (Vietnamese if missing there); an unknown key shows as itself."""
         text = self.texts.get(lang, {}).get(key) or self.texts["vi"].get(key) or key
-        return text.format(**values) if values else text
+        return plural(text, values).format(**values) if values else text
+
+
+# English counts need a plural, Vietnamese never does: "{n} [[n:ballot|ballots]]" picks the
+# first word when n is 1, else the second (docs/architecture.md, decision 40).
+PLURAL = re.compile(r"\[\[(\w+):([^|\]]*)\|([^\]]*)\]\]")
+
+
+def plural(text: str, values: dict[str, object]) -> str:
+    def pick(m: re.Match[str]) -> str:
+        count = values.get(m.group(1))
+        try:
+            one = count is not None and Decimal(str(count)) == 1
+        except ArithmeticError:
+            one = False
+        return m.group(2) if one else m.group(3)
+
+    return PLURAL.sub(pick, text)
 
 
 @cache
@@ -78,20 +96,34 @@ def catalog(service_text: Path | None = None) -> Catalog:
     return Catalog(SHARED_TEXT, service_text) if service_text else Catalog(SHARED_TEXT)
 
 
+def plain_number(value: Decimal, places: int | None = None, lang: str = "en") -> str:
+    """`value` with `places` decimals, thousands grouped; Vietnamese 1.234,5, English 1,234.5.
+
+    A value that rounds to zero is written without a sign: never "-0,00"
+    (docs/architecture.md, decision 40).
+    """
+    if places is not None:
+        # the rounding `format` itself would do (half-even), done first so its sign is seen
+        value = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    if value == 0:
+        value = abs(value)
+    text = f"{value:,.{places}f}" if places is not None else f"{value:,f}"
+    if lang == "vi":
+        text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+    return text
+
+
 def vi_number(value: object, places: int | None = None) -> str:
     """1234567.5 → '1.234.567,5' (dot groups thousands, comma marks decimals)."""
     if value is None or value == "":
         return "–"
-    d = Decimal(str(value))
-    text = f"{d:,.{places}f}" if places is not None else f"{d:,f}"
-    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+    return plain_number(Decimal(str(value)), places, "vi")
 
 
 def en_number(value: object, places: int | None = None) -> str:
     if value is None or value == "":
         return "–"
-    d = Decimal(str(value))
-    return f"{d:,.{places}f}" if places is not None else f"{d:,f}"
+    return plain_number(Decimal(str(value)), places, "en")
 
 
 def vi_date(value: date | datetime | None, with_time: bool = False) -> str:

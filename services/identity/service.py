@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from parindex.bus.projection import ProjectionRunner
+from parindex.clock import clock_from_settings
 from parindex.web.auth import PublicKeyCache, load_or_create_private_key, public_pem
 from parindex.web.service import Runtime, ServiceSpec
 from services.identity import focal_web, hashing, registry_web, rpc, staff_web
@@ -42,7 +43,7 @@ async def start(rt: Runtime) -> None:
         await hashing.release()
         raise
     rt.stopping.append(hashing.release)
-    stock = CredentialStock(rt.sessions, configured_cap())
+    stock = CredentialStock(rt.sessions, configured_cap(), clock_from_settings(rt.settings))
     rt.extras["credential_stock"] = stock
     rt.spawn(stock.run(), "credential-stock")
 

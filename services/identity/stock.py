@@ -26,6 +26,7 @@ from prometheus_client import Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from parindex.clock import Clock
 from services.identity import hashing
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,12 @@ def configured_cap() -> int:
 
 
 # Who will need a credential soon: registered in a campaign whose deadline is ahead, not
-# withdrawn, none issued yet (their invitation is still to come).
+# withdrawn, none issued yet (their invitation is still to come). "Ahead" by campaign time
+# (the service's clock), not the database's: under the demo's clock a 2023 deadline is ahead.
 DEMAND = text(
     "SELECT count(*) FROM identity_respondents r "
     "JOIN identity_campaigns k ON k.id = r.campaign "
-    "WHERE NOT r.withdrawn AND (k.definition->>'deadline')::timestamptz > now() "
+    "WHERE NOT r.withdrawn AND (k.definition->>'deadline')::timestamptz > :now "
     "AND NOT EXISTS (SELECT 1 FROM identity_credentials c WHERE c.campaign = r.campaign "
     "AND c.respondent_id = r.respondent_id)"
 )
@@ -58,9 +60,10 @@ class CredentialStock:
     Sized by demand, not by a constant: an idle service with nobody to invite spends no CPU.
     """
 
-    def __init__(self, sessions: async_sessionmaker, cap: int) -> None:
+    def __init__(self, sessions: async_sessionmaker, cap: int, clock: Clock | None = None) -> None:
         self.sessions = sessions
         self.cap = cap
+        self.clock = clock or Clock()
         self.target = 0
         self.pairs: deque[tuple[str, str]] = deque()
         self.served = 0  # pairs handed out since start
@@ -78,7 +81,7 @@ class CredentialStock:
 
     async def _demand(self) -> int:
         async with self.sessions() as s:
-            return min(self.cap, int(await s.scalar(DEMAND) or 0))
+            return min(self.cap, int(await s.scalar(DEMAND, {"now": self.clock.now()}) or 0))
 
     async def run(self) -> None:
         """Keep the stock at demand, one hash at a time, only while no request waits."""

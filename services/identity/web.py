@@ -148,6 +148,8 @@ async def portal(request: Request, rt: RuntimeDep, p: PrincipalDep) -> Response:
         return finish(request, RedirectResponse("/login", status_code=303))
     links = []
     for service, base in endpoints(request).items():
+        if service == "notify" and p.role != "admin":
+            continue  # the deliveries page is the admins' alone: no link to a refusal
         if service in PORTAL_LINKS and (service == "survey" or p.role != "respondent"):
             path, label = PORTAL_LINKS[service], f"id.link.{service}"
             if service == "survey" and p.role != "respondent":

@@ -53,8 +53,10 @@ async def delivery_counts(sessions: async_sessionmaker[AsyncSession], campaign: 
                 "attempts": attempts,
                 "error": error,
                 "at": at.isoformat() if at else None,
+                "full_name": name,
+                "email": email,
             }
-            for rid, unit, purpose, attempts, error, at in failed
+            for rid, unit, purpose, attempts, error, at, name, email in failed
         ],
     }
 

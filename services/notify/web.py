@@ -17,6 +17,7 @@ from parindex.web.deps import Admin, RuntimeDep
 from parindex.web.pages import Pages
 from services.notify.api import ResendRequest, queue_resend_or_refuse
 from services.notify.deliveries import delivery_counts
+from services.notify.purposes import purpose_label
 from services.notify.storage import queries
 
 router = APIRouter(tags=["deliveries"])
@@ -35,7 +36,19 @@ async def deliveries_page(
         shown = scope.visible(admin, ids)
         campaign = shown[0] if shown else None
     data = await delivery_counts(rt.sessions, campaign) if campaign is not None else None
-    return PAGES.render(request, "deliveries.html", data=data, campaign=campaign)
+    rows: dict[tuple[str, str], dict[str, int]] = {}
+    for c in data["counts"] if data else []:  # one row per unit and kind of letter, in words
+        key, values = purpose_label(c["purpose"])
+        bucket = rows.setdefault((c["unit_code"] or "", PAGES.t(request, key, **values)), {})
+        for status, n in c["by_status"].items():
+            bucket[status] = bucket.get(status, 0) + n
+    failed = []
+    for f in data["failed"] if data else []:
+        key, values = purpose_label(f["purpose"])
+        failed.append(dict(f, purpose_text=PAGES.t(request, key, **values)))
+    return PAGES.render(
+        request, "deliveries.html", data=data, campaign=campaign, rows=rows, failed=failed
+    )
 
 
 @router.post("/deliveries/resend")

@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from contracts.campaign import Campaign
-from parindex.web.i18n import catalog
+from parindex.web.i18n import catalog, plain_number
 from parindex.web.spreadsheet import neutral
 from services.scoring.method import Results, UnitResult, fixed, round_exact
 
@@ -108,17 +108,13 @@ def number(value: Decimal | None, places: int, lang: str = "vi") -> str:
     """A rounded figure with exactly `places` decimals; Vietnamese: 1.234,56. Never '-0,00'."""
     if value is None:
         return "–"
-    if value == 0:
-        value = abs(value)
-    text = f"{value:,.{places}f}"
-    if lang == "vi":
-        text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-    return text
+    return plain_number(value, places, lang)
 
 
 def deduction(value: Decimal, places: int, lang: str = "vi") -> str:
     """A penalty as a deduction: '−4,18', and plain '0' when it rounds to nothing."""
-    return "0" if value == 0 else "−" + number(value, places, lang)
+    shown = number(value, places, lang)
+    return "0" if shown.strip("0,.") == "" else "−" + shown
 
 
 # --- exports -----------------------------------------------------------------------------

@@ -90,6 +90,22 @@ def test_never_minus_zero_and_vietnamese_number_format() -> None:
     assert number(Decimal("1234.5"), 2, "en") == "1,234.50"
 
 
+@pytest.mark.parametrize("lang", ["vi", "en"])
+@pytest.mark.parametrize("value", ["-0.004", "-0.0049999", "-0", "-0.000", "0.001", "-1e-9"])
+def test_a_value_that_rounds_to_zero_never_shows_a_sign(value: str, lang: str) -> None:
+    from parindex.web.i18n import en_number, percent, vi_number
+
+    zero = "0,00" if lang == "vi" else "0.00"
+    assert number(Decimal(value), 2, lang) == zero
+    assert deduction(Decimal(value), 2, lang) == "0"
+    assert (vi_number if lang == "vi" else en_number)(value, 2) == zero
+    assert percent(Decimal(value) / 100, 1, lang) in ("0,0%", "0.0%")
+    assert "-" not in percent(Decimal("-0.0001"), 100, lang)
+    # a real negative keeps its sign, and half-even rounding is unchanged
+    assert number(Decimal("-0.006"), 2, lang) == ("-0,01" if lang == "vi" else "-0.01")
+    assert vi_number("0.125", 2) == "0,12" and vi_number("0.135", 2) == "0,14"
+
+
 def test_shortfall_per_form_and_a_form_without_ballot_loses_everything() -> None:
     camp = campaign(
         [dept("S01")],

@@ -26,11 +26,12 @@ async def outbox_counts(s: AsyncSession, campaign_id: str) -> list[tuple[Any, ..
 
 
 async def failed(s: AsyncSession, campaign_id: str) -> list[tuple[Any, ...]]:
-    """(respondent_id, unit_code, purpose, attempts, last_error, finished_on) of failures."""
+    """(respondent_id, unit_code, purpose, attempts, last_error, finished_on, full_name,
+    email) of failures: the staff page names the person, not the id."""
     rows = await s.execute(
         text(
             "SELECT o.respondent_id, r.unit_code, o.purpose, o.attempts, o.last_error, "
-            "o.finished_on FROM notify_outbox o "
+            "o.finished_on, r.full_name, r.email FROM notify_outbox o "
             "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
             "WHERE o.campaign_id = :c AND o.status = 'failed' ORDER BY r.unit_code, o.id"
         ),
