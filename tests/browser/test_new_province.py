@@ -42,6 +42,7 @@ from tests.browser.conftest import (
     Site,
     _missing_reason,
 )
+from tests.browser.test_ballot_phone import check_form_page
 from tests.browser.test_workbook_pages import put
 from tests.scoring.test_report import pdf_text
 from tests.waiting import eventually
@@ -72,6 +73,10 @@ PEOPLE = [
     ("Huỳnh Văn Vắng", "vang.huynh@dongthap.example.vn", "S-NOIVU"),
 ]
 PHONE_PERSON, SILENT = PEOPLE[0], PEOPLE[-1]
+# Scores out of 2 (two questions of 1 point; Rất tốt 1, Tốt 0,75, Chưa tốt 0,25): Cao Lãnh
+# (1 + 0,75 on the phone, 2 over the API) / 2 = 1,875 → 1,88; Sa Đéc (1,5 + 0,5) / 2 = 1,00;
+# Sở Nội vụ 2,00 with 1 of 2 ballots, so half its points are lost: 1,00 (penalty −1,00).
+EXPECTED = {"H-CAOLANH": "1,88", "H-SADEC": "1,00", "S-NOIVU": "1,00"}
 
 
 class Clock:
@@ -238,6 +243,12 @@ async def _login(page: Any, username: str, password: str) -> None:
         await page.click("form[action='/login'] button[type=submit]")
 
 
+async def _stage(page: Any) -> str | None:
+    """The campaign's stage as the staff bar shows it (decision 39)."""
+    bar = page.locator("#campaign-bar [data-stage]")
+    return await bar.get_attribute("data-stage") if await bar.count() else None
+
+
 async def _ballot_over_api(site: Site, email: str, pick: int) -> None:
     """What another respondent's phone does, through the JSON API, from the invitation."""
     invitation = await eventually(lambda: _mail(site, email, "Tên đăng nhập"), timeout=45)
@@ -254,7 +265,11 @@ async def _ballot_over_api(site: Site, email: str, pick: int) -> None:
         assert r.status_code == 303, r.text
         data = (await http.get(f"{site.survey}/api/form")).json()
         answers = [
-            {"unit_code": u["code"], "question_id": q["id"], "option_code": q["options"][pick]["code"]}
+            {
+                "unit_code": u["code"],
+                "question_id": q["id"],
+                "option_code": q["options"][pick]["code"],
+            }
             for u in data["rated_units"]
             for c in data["form"]["criteria"]
             for q in c["questions"]
@@ -300,6 +315,7 @@ async def _journey(site: Site, clock: Clock, admin: Any, phone: Any, tmp: Path) 
     async with admin.expect_navigation():
         await admin.get_by_role("button", name="Tải lên và xem trước").click()
     assert "/admin/campaigns/drafts/" in admin.url, await admin.inner_text("main")
+    assert await _stage(admin) == "draft"
     assert await admin.inner_text("#quota-total") == str(sum(QUOTA.values()))
     shown = deadline.astimezone(ZONE).strftime("%d/%m/%Y %H:%M")
     assert shown in await admin.inner_text("#deadline")
@@ -315,6 +331,7 @@ async def _journey(site: Site, clock: Clock, admin: Any, phone: Any, tmp: Path) 
         return await admin.locator("#file").count() == 1 and NEW in await admin.inner_text("main")
 
     await eventually(importable, timeout=30, interval=0.5)
+    assert await _stage(admin) in ("published", "collecting")  # the wave may open meanwhile
     await admin.set_input_files(
         "#file",
         files=[{"name": "danh-sach.xlsx", "mimeType": "application/octet-stream",
@@ -352,6 +369,7 @@ async def _journey(site: Site, clock: Clock, admin: Any, phone: Any, tmp: Path) 
     await _login(phone, username, password)
     assert phone.url.startswith(f"{site.survey}/survey"), phone.url
     assert UNITS["H-CAOLANH"][0] in await phone.inner_text("main")
+    await check_form_page(phone, "new-province-form")  # 44 px targets, no codes, no side scroll
     for i, q in enumerate(await phone.locator("fieldset.question").all()):
         await q.locator(".option label").nth(i % 2).tap()  # Rất tốt, then Tốt
     async with phone.expect_navigation():
@@ -359,14 +377,20 @@ async def _journey(site: Site, clock: Clock, admin: Any, phone: Any, tmp: Path) 
     async with phone.expect_navigation():
         await phone.click("button[value=submit]")
     assert (await phone.inner_text("#receipt")).strip()
-    no_scroll = "() => document.scrollingElement.scrollWidth <= window.innerWidth"
-    assert await phone.evaluate(no_scroll), "the receipt scrolls sideways on a phone"
+    await check_form_page(phone, "new-province-receipt")
     await phone.screenshot(path=str(ARTIFACTS / "new-province-receipt-390x844.png"))
 
     # 4. The others, over the API: H-CAOLANH and H-SADEC reach 2 of 2, S-NOIVU 1 of 2.
     others = [p for p in PEOPLE if p not in (PHONE_PERSON, SILENT)]
     await asyncio.gather(*(_ballot_over_api(site, p[1], n % 3) for n, p in enumerate(others)))
     assert clock.now() < deadline, "the ballots ran past the deadline: raise DEADLINE_IN"
+    await admin.goto(f"{site.identity}/admin/registry?campaign={NEW}")
+    assert await _stage(admin) == "collecting"
+    if clock.now() + timedelta(minutes=10) < deadline:  # no race with DeadlineReached
+        # While it runs nobody sees a score, the admin included (decision 16).
+        await admin.goto(f"{site.scoring}/dashboard?campaign={NEW}")
+        assert "chỉ hiển thị số phiếu đã nhận" in await admin.inner_text("main")
+        assert await admin.locator("td.num strong").count() == 0
 
     async def frozen() -> bool:
         await admin.goto(f"{site.scoring}/dashboard?campaign={NEW}")
@@ -375,6 +399,9 @@ async def _journey(site: Site, clock: Clock, admin: Any, phone: Any, tmp: Path) 
     wait = (deadline - clock.now()).total_seconds() / SPEED + 45
     await eventually(frozen, timeout=wait, interval=1.0)
     assert clock.now() >= deadline
+    assert await _stage(admin) == "results_frozen"
+    assert "Kết quả chưa công bố" in await admin.inner_text("main")
+    digest = (await admin.inner_text("code.digest")).strip()
     async with admin.expect_navigation():
         await admin.click("form[action='/publish'] button")
 
@@ -392,13 +419,18 @@ async def _journey(site: Site, clock: Clock, admin: Any, phone: Any, tmp: Path) 
 
     scores = await eventually(published, timeout=30, interval=0.5)
     assert isinstance(scores, dict)
+    assert await _stage(admin) == "results_published"
+    assert f"bởi {ADMIN}" in await admin.inner_text("main")
+    assert (await admin.inner_text("code.digest")).strip() == digest
     short = admin.locator("tbody tr", has_text=UNITS["S-NOIVU"][0])
     assert "1 / 2" in await short.inner_text()
     assert await short.locator("td.num.bad").count() == 1, "the short unit lost no points"
     for code in ("H-CAOLANH", "H-SADEC"):
         row_text = await admin.locator("tbody tr", has_text=UNITS[code][0]).inner_text()
         assert "2 / 2" in row_text, row_text
-    assert all(re.fullmatch(r"\d+,\d{2}", s) for s in scores.values()), scores
+    assert scores == EXPECTED
+    penalty = (await short.locator("td.num.bad").inner_text()).strip()
+    assert penalty.endswith("1,00"), penalty
     await admin.screenshot(path=str(ARTIFACTS / "new-province-results-1366x768.png"))
 
     # The official report: each unit's score as the results page shows it (decision 33).
@@ -406,8 +438,13 @@ async def _journey(site: Site, clock: Clock, admin: Any, phone: Any, tmp: Path) 
     async with httpx.AsyncClient(base_url=site.scoring, cookies=cookies, timeout=60) as http:
         pdf = await http.get("/export/report.pdf", params={"campaign": NEW, "lang": "vi"})
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
-    text = " ".join(pdf_text(pdf.content, tmp).split())
-    assert "DỰ THẢO" not in text and "Đồng Tháp" in text
-    for code, shown in scores.items():
+    (ARTIFACTS / "new-province-report.pdf").write_bytes(pdf.content)
+    layout = pdf_text(pdf.content, tmp)
+    text = " ".join(layout.split())
+    assert "DỰ THẢO" not in text and "ĐỒNG THÁP" in text.upper() and digest in text
+    for code, shown in scores.items():  # a figure of the unit's own line in the ranking
         name = UNITS[code][0]
-        assert re.search(rf"{re.escape(name)}.*?{re.escape(shown)}", text), (code, shown)
+        lines = [line.split(name, 1)[1].split() for line in layout.splitlines() if name in line]
+        assert any(shown in figures for figures in lines), (code, shown, lines)
+    noivu = [ln.split() for ln in layout.splitlines() if UNITS["S-NOIVU"][0] in ln]
+    assert any(penalty in figures for figures in noivu), (penalty, noivu)
