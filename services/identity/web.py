@@ -103,20 +103,21 @@ async def login(
 async def helplines(rt: Runtime) -> list[str]:
     """The helplines of the latest campaigns, for a person whose password failed.
 
-    The login page does not know the person's campaign, so it names those of the three with
-    the latest deadlines (usually one; campaign time may be accelerated, so not wall-clock
-    "open" ones); a campaign without a helpline adds nothing (docs/architecture.md,
-    decision 37).
+    The login page does not know the person's campaign, so it names the three distinct
+    helplines of the campaigns with the latest deadlines (usually one; campaign time may be
+    accelerated, so not wall-clock "open" ones). Campaigns without a helpline are skipped
+    before counting, so they cannot push the one a person needs off the page
+    (docs/architecture.md, decision 37).
     """
     async with rt.sessions() as s:
         rows = await s.execute(
             text(
-                "SELECT definition->>'helpline' FROM identity_campaigns "
-                "ORDER BY (definition->>'deadline')::timestamptz DESC, id LIMIT 3"
+                "SELECT definition->>'helpline' AS h FROM identity_campaigns "
+                "WHERE coalesce(definition->>'helpline', '') <> '' "
+                "GROUP BY h ORDER BY max((definition->>'deadline')::timestamptz) DESC, h LIMIT 3"
             )
         )
-        found = [h for (h,) in rows.all() if h]
-    return list(dict.fromkeys(found))
+        return [h for (h,) in rows.all()]
 
 
 @router.post("/logout", dependencies=[CHECK_CSRF])

@@ -19,6 +19,7 @@ from openpyxl import load_workbook
 
 from contracts import subjects
 from contracts.events import CampaignDefined, DeadlineReached, ResultsReleased, decode, make
+from contracts.lifecycle import Stage
 from parindex.bus.publish import publish_event
 from parindex.settings import Settings
 from parindex.web.auth import Principal
@@ -131,6 +132,9 @@ async def test_no_score_before_publication_and_publication_by_an_admin(
     settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
     app = create_app(SERVICE, settings)
     async with app.router.lifespan_context(app):
+        # The staff bar shows the campaign's stage once the service's watch has read it
+        # (decision 39); the snapshots below compare pages, so they start after that.
+        await eventually(lambda: app.state.campaign_watch.stage(cid) != Stage.DRAFT, timeout=30)
         anon, focal, admin = (
             client(app, None, None),
             client(app, key, FOCAL),
