@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from parindex.runtime import bounded_child
 from services.identity import import_worker
 from services.identity.importer_read import MAX_CELLS, MAX_SHEET_ROWS
 from tests.identity import test_service as base
@@ -48,7 +49,7 @@ async def test_logins_answer_while_a_huge_workbook_is_parsed(identity) -> None:
     assert (await login(admin, identity["admin"], ADMIN_PASSWORD)).status_code == 303
     upload = asyncio.create_task(import_file(admin, c, slow_workbook()))
     await eventually(
-        lambda: app in import_worker._locks and import_worker._locks[app].locked(), timeout=10
+        lambda: app in bounded_child._locks and bounded_child._locks[app].locked(), timeout=10
     )
 
     # A second import while the first is parsed: refused at once, in Vietnamese, retry later.
