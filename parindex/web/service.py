@@ -90,7 +90,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         app.state.rt = rt
         follow_stop = asyncio.Event()
         rt.stopping.append(follow_stop.set)
-        rt.spawn(rt.revocations.follow(nc, js, follow_stop), "revocations")
+        rt.spawn(rt.revocations.run(nc, follow_stop), "revocations")
         if spec.start is not None:
             await spec.start(rt)
         # The stage of every campaign, for the staff bar (docs/architecture.md, decision 39).
