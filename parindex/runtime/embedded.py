@@ -141,6 +141,7 @@ class NatsServer:
             )
         )
         self.log_path = self.store_dir / "nats.log"
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         # Passwords reach nats-server through its environment, never a file it writes.
         self.proc = spawn(
@@ -149,8 +150,30 @@ class NatsServer:
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.passwords},
         )
+        self._wait_ready(offset, timeout)
         wait_port(self.port, timeout, self.proc)
         return self
+
+    def _wait_ready(self, offset: int, timeout: float) -> None:
+        """Until this process says "Server is ready". A port that answers is not enough: when
+        the port was taken between choosing and binding, our server dies while another one
+        answers there, and the stack would talk to somebody else's bus."""
+        assert self.proc is not None and self.log_path is not None
+        mark = f"[{self.proc.pid}] ".encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                ours = [line for line in f.read().splitlines() if line.startswith(mark)]
+            if any(b"Server is ready" in line for line in ours):
+                return
+            if self.proc.poll() is not None:
+                fatal = [line for line in ours if b"[FTL]" in line]
+                why = fatal[-1].decode(errors="replace") if fatal else "no reason logged"
+                raise RuntimeError(f"nats-server exited with {self.proc.returncode}: {why}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nats-server not ready after {timeout}s (see {self.log_path})")
+            time.sleep(0.05)
 
     def _cluster_block(self) -> str:
         if self.cluster_port is None:

@@ -154,12 +154,7 @@ class Stack:
             # The same accounts and least-privilege users as deploy/nats: no anonymous access
             # (docs/architecture.md, decision 18).
             self.nats_users = nats_passwords(self.state_dir)
-            self.nats = NatsServer(
-                self.state_dir / "nats",
-                port=_port(4222),
-                accounts=permissions.render_accounts(),
-                passwords={f"NATS_{u.upper()}_PASSWORD": p for u, p in self.nats_users.items()},
-            ).start()
+            self.nats = self._start_nats()
             self.nats_url = self.nats.url
         self._provision()
         if not self.database_url:
@@ -227,6 +222,28 @@ class Stack:
             stdout=open(self.state_dir / "logs" / "gateway.log", "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )
+
+    def _start_nats(self) -> NatsServer:
+        """On 4222 when free; another port if that one is taken before our server binds it
+        (another stack starting at the same moment): the services get whichever it was."""
+        assert self.nats_users is not None
+        for attempt in range(3):
+            server = NatsServer(
+                self.state_dir / "nats",
+                port=_port(4222) if attempt == 0 else free_port(),
+                accounts=permissions.render_accounts(),
+                passwords={f"NATS_{u.upper()}_PASSWORD": p for u, p in self.nats_users.items()},
+            )
+            try:
+                return server.start()
+            except RuntimeError as exc:
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                print(
+                    f"NATS port {server.port} was taken as it started; trying another",
+                    file=sys.stderr,
+                )
+        raise AssertionError("unreachable")
 
     def _provision(self) -> None:
         """Create/update the streams before any service starts; services only check them."""
