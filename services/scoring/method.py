@@ -91,58 +91,11 @@ class Tally:
 
         Raises ValueError (for the dead-letter subject) on an unknown form, unit, question or
         option, an answer for a unit the form does not rate from this ballot, or the same
-        question answered twice for one unit.
+        question answered twice for one unit. The rules live once, in BallotCounter.
         """
-        form = _form(campaign, ballot.form_code)
-        questions = {q.id: q for q in form.questions()}
-        if form.rates == "own_unit":
-            if ballot.unit_code is None:
-                raise ValueError(f"ballot {ballot.ballot_id}: form {form.code} needs a unit_code")
-            unit = _unit_kind(campaign, ballot.unit_code)
-            if form.respondent_unit_kinds and unit not in form.respondent_unit_kinds:
-                raise ValueError(
-                    f"ballot {ballot.ballot_id}: form {form.code} does not rate "
-                    f"{unit.value} unit {ballot.unit_code}"
-                )
-            allowed = {ballot.unit_code}
-        else:  # many_units: ballot.unit_code is not used; the answers say which units it rates
-            allowed = set(form.rated_units)
-        out = cls()
-        seen: set[tuple[str, str]] = set()
-        for a in ballot.answers:
-            if a.unit_code not in allowed:
-                raise ValueError(
-                    f"ballot {ballot.ballot_id}: form {form.code} does not rate unit {a.unit_code}"
-                )
-            question = questions.get(a.question_id)
-            if question is None:
-                raise ValueError(
-                    f"ballot {ballot.ballot_id}: form {form.code} has no question {a.question_id}"
-                )
-            option = next((o for o in question.options if o.code == a.option_code), None)
-            if option is None:
-                raise ValueError(
-                    f"ballot {ballot.ballot_id}: question {question.id} has no option "
-                    f"{a.option_code}"
-                )
-            if (a.unit_code, a.question_id) in seen:
-                raise ValueError(
-                    f"ballot {ballot.ballot_id}: question {a.question_id} answered twice "
-                    f"for unit {a.unit_code}"
-                )
-            seen.add((a.unit_code, a.question_id))
-            count = out.questions.setdefault(
-                (a.unit_code, form.code, a.question_id), QuestionCount()
-            )
-            if option.weight is None:
-                count.dont_know_count += 1
-            else:
-                count.answered_count += 1
-                count.weight_sum = _add_exact(count.weight_sum, option.weight)
-        # A ballot counts once for every unit it has at least one answer for.
-        for unit_code in sorted({u for u, _ in seen}):
-            out.ballots[(unit_code, form.code)] = 1
-        return out
+        counter = BallotCounter(campaign)
+        counter.add(ballot)
+        return counter.tally()
 
     def merge(self, other: Tally) -> None:
         """Add another tally's counters into this one (addition commutes: order is irrelevant)."""
@@ -197,7 +150,8 @@ class Tally:
 
 
 class BallotCounter:
-    """Tally.of_ballot's rules and refusals for many ballots of one campaign version, faster.
+    """The rules and refusals of counting ballots of one campaign version (Tally.of_ballot is
+    one ballot of it).
 
     The rebuild applies hundreds of thousands of ballots (issue #18): this keeps each form's
     questions and options indexed once, counts answers as integers per option, and turns the
@@ -282,7 +236,7 @@ class BallotCounter:
 
     def tally(self) -> Tally:
         """The counts so far as a Tally: weight sums are count x weight, exact."""
-        out = Tally(ballots=dict(self.ballots))
+        out = Tally(ballots=dict(sorted(self.ballots.items())))
         for (u, f, q, o), n in sorted(self.options.items()):
             weight = self._forms[f][1][q][o]
             count = out.questions.setdefault((u, f, q), QuestionCount())
