@@ -45,6 +45,7 @@ from bench.common import (  # noqa: E402
     start_service,
     unit_of,
 )
+from bench.http_load import Connection, burst, request_bytes  # noqa: E402
 from parindex.runtime.embedded import free_port  # noqa: E402
 
 
@@ -135,29 +136,11 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
                     pass
                 await asyncio.sleep(0.2)
 
-            async def submit(i: int) -> float:
+            def ballot_request(i: int) -> bytes:
                 body = {"answers": [a.model_dump() for a in answers_for(c, unit_of(c, i), i)]}
-                t0 = time.perf_counter()
-                r = await http.post("/api/ballots", json=body, headers=cookies[i])
-                dt = time.perf_counter() - t0
-                if r.status_code != 201:
-                    raise RuntimeError(f"ballot {i}: {r.status_code} {r.text[:200]}")
-                return dt
+                return request_bytes("POST", base_url, "/api/ballots", cookies[i], body)
 
-            todo = list(range(args.ballots))
-            latencies: list[float] = []
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for i in todo:
-                queue.put_nowait(i)
-
-            async def worker() -> None:
-                while True:
-                    try:
-                        i = queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        return
-                    latencies.append(await submit(i))
-
+            requests = [ballot_request(i) for i in range(n)]  # encoded before the clock starts
             log(f"ballots: {args.ballots} ballots, {args.concurrency} concurrent clients")
             assert s.postgres is not None and s.postgres.proc and s.nats.proc
             pids = {"survey": svc.proc.pid, "nats": s.nats.proc.pid}
@@ -166,9 +149,9 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
                 pids["gateway"] = door[0].pid
             meter = CpuMeter(pids)
             meter.start()
-            t0 = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-            elapsed = time.perf_counter() - t0
+            latencies, elapsed = await burst(
+                base_url, requests[: args.ballots], args.concurrency, expect=201
+            )
             cpu = meter.stop()
             last_201 = time.perf_counter()
             while (await progress())[0] < args.ballots:  # noqa: ASYNC110 - polling is the measure
@@ -176,13 +159,17 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
             burst_lag = time.perf_counter() - last_201
 
             lags = []
+            one = await Connection.open(base_url)
             for k in range(args.lag_samples):
                 i = args.ballots + k
-                await submit(i)
+                reply = await one.send(requests[i])
+                if reply.status != 201:
+                    raise RuntimeError(f"ballot {i}: {reply.status} {reply.body[:200]!r}")
                 t1 = time.perf_counter()
                 while (await progress())[0] < i + 1:  # noqa: ASYNC110
                     await asyncio.sleep(0.002)
                 lags.append(time.perf_counter() - t1)
+            one.close()
     finally:
         if door:
             door[0].terminate()

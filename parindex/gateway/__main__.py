@@ -51,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no --upstream given")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(message)s")
     # No access log: request times of ballots are not kept (docs/architecture.md, decision 15).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
     uvicorn.run(
         build(upstreams, args.source),
         host=args.host,

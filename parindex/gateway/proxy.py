@@ -21,9 +21,15 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
-
 from parindex.gateway.routes import MAIL_PREFIX, service_for
+from parindex.gateway.upstream import (
+    ConnectFailed,
+    Timeouts,
+    Upstream,
+    UpstreamBroken,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from parindex.web.edge import Message, Receive, Scope, Send
 
 log = logging.getLogger("parindex.gateway")
@@ -50,7 +56,7 @@ SPOOFABLE = {
     b"x-real-ip",
 }
 RETRY_AFTER_S = 5
-TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=60.0, pool=10.0)
+TIMEOUT = Timeouts(connect=5.0, read=120.0, write=60.0)
 # A client that trickles its body holds a connection to a service: it gets this long in all.
 BODY_TIMEOUT_S = 120.0
 
@@ -186,31 +192,22 @@ class Gateway:
         self,
         upstreams: Mapping[str, str],
         source_address: str | None = None,
-        timeout: httpx.Timeout = TIMEOUT,
+        timeout: Timeouts = TIMEOUT,
         body_timeout: float = BODY_TIMEOUT_S,
     ) -> None:
         self.body_timeout = body_timeout
         self.upstreams = {k: v.rstrip("/") for k, v in upstreams.items()}
         self.source_address = source_address
         self.timeout = timeout
-        self._transport: httpx.AsyncHTTPTransport | None = None
-
-    @property
-    def transport(self) -> httpx.AsyncHTTPTransport:
-        """The bare transport, not an httpx client: a client keeps a cookie jar, and would hand
-        one person's session cookie to the next request that came without cookies."""
-        if self._transport is None:
-            self._transport = httpx.AsyncHTTPTransport(
-                local_address=self.source_address, retries=0, limits=httpx.Limits(
-                    max_connections=1000, max_keepalive_connections=100
-                ),
-            )  # fmt: skip
-        return self._transport
+        # One client per service, no cookie jar: a jar would hand one person's session
+        # cookie to the next request that came without cookies (docs/architecture.md, 44).
+        self._clients = {
+            name: Upstream(url, source_address, timeout) for name, url in self.upstreams.items()
+        }
 
     async def aclose(self) -> None:
-        if self._transport is not None:
-            await self._transport.aclose()
-            self._transport = None
+        for client in self._clients.values():
+            await client.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -271,10 +268,10 @@ class Gateway:
         raw = scope.get("raw_path") or path.encode()
         if service == "mail":
             raw = raw[len(MAIL_PREFIX) :] or b"/"
-        url = self.upstreams[service] + raw.decode("latin-1")
+        target = raw.decode("latin-1")
         query = scope.get("query_string", b"")
         if query:
-            url += "?" + query.decode("latin-1")
+            target += "?" + query.decode("latin-1")
         has_body = bool(_header(scope, b"content-length") or _header(scope, b"transfer-encoding"))
 
         deadline = time.monotonic() + self.body_timeout
@@ -282,9 +279,8 @@ class Gateway:
         async def body() -> AsyncIterator[bytes]:
             while True:
                 try:
-                    message: Message = await asyncio.wait_for(
-                        receive(), max(0.0, deadline - time.monotonic())
-                    )
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        message: Message = await receive()
                 except TimeoutError:
                     raise ClientTooSlow from None
                 if message["type"] == "http.disconnect":
@@ -296,49 +292,38 @@ class Gateway:
                     return
 
         headers = self._request_headers(scope)
-        if has_body and not _header(scope, b"content-length"):
-            headers.append((b"transfer-encoding", b"chunked"))  # re-framed for this hop
-        request = httpx.Request(
-            scope["method"],
-            httpx.URL(url),
-            headers=headers,
-            stream=_Body(body()) if has_body else None,
-            extensions={"timeout": self.timeout.as_dict()},
-        )
         try:
-            response = await self.transport.handle_async_request(request)
+            response = await self._clients[service].request(
+                scope["method"], target, headers, body() if has_body else None
+            )
         except ClientGone:
             return
         except ClientTooSlow:
             await answer(scope, send, 408)
             return
-        except httpx.TimeoutException as exc:
-            status = 503 if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else 504
-            log.warning("%s %s: %s", service, type(exc).__name__, scope["method"])
-            await answer(scope, send, status)
-            return
-        except httpx.ConnectError:
+        except ConnectFailed:
             log.warning("%s does not answer", service)
             await answer(scope, send, 503)
             return
-        except httpx.HTTPError as exc:
-            log.warning("%s: %s", service, type(exc).__name__)
+        except UpstreamTimeout:
+            log.warning("%s timed out: %s", service, scope["method"])
+            await answer(scope, send, 504)
+            return
+        except UpstreamBroken as exc:
+            log.warning("%s: %s", service, exc)
             await answer(scope, send, 502)
             return
         try:
-            lowered = ((k.lower(), v) for k, v in response.headers.raw)
-            headers = [(k, v) for k, v in lowered if k not in HOP_BY_HOP]
-            await send(
-                {"type": "http.response.start", "status": response.status_code, "headers": headers}
-            )
+            out = [(k, v) for k, v in response.headers if k not in HOP_BY_HOP]
+            await send({"type": "http.response.start", "status": response.status, "headers": out})
             try:
-                async for chunk in response.stream:  # type: ignore[union-attr]  # async stream
+                async for chunk in response.body():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.HTTPError as exc:  # the answer was cut off half-way: nothing to mend
-                log.warning("%s: answer cut off (%s)", service, type(exc).__name__)
+            except UpstreamError as exc:  # the answer was cut off half-way: nothing to mend
+                log.warning("%s: answer cut off (%s)", service, exc)
             await send({"type": "http.response.body", "body": b""})
         finally:
-            await response.aclose()
+            await response.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -349,15 +334,6 @@ class Gateway:
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-class _Body(httpx.AsyncByteStream):
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self.chunks = chunks
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.chunks:
-            yield chunk
 
 
 def build(upstreams: Mapping[str, str], source_address: str | None = None) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Request
 from nats.aio.client import Client
 
@@ -87,10 +87,10 @@ def verify_token(public_key_pem: str, token: str) -> Principal:
     return _verify(public_key_pem, token)[0]
 
 
-def _verify(public_key_pem: str, token: str) -> tuple[Principal, float]:
+def _verify(public_key: str | Ed25519PublicKey, token: str) -> tuple[Principal, float]:
     """The principal and the token's expiry (seconds since the epoch)."""
     claims = jwt.decode(
-        token, public_key_pem, algorithms=["EdDSA"], issuer=ISSUER, options={"require": ["exp"]}
+        token, public_key, algorithms=["EdDSA"], issuer=ISSUER, options={"require": ["exp"]}
     )
     if claims.get("role") not in ROLES:
         raise jwt.InvalidTokenError("unknown role")
@@ -132,6 +132,7 @@ class PublicKeyCache:
     def __init__(self, nc: Client) -> None:
         self.nc = nc
         self.pem: str | None = None
+        self._key: Ed25519PublicKey | None = None  # parsed once, not per token
         self._verified: dict[bytes, tuple[Principal, float]] = {}
 
     async def get(self) -> str:
@@ -146,8 +147,12 @@ class PublicKeyCache:
         known = self._verified.get(key)
         if known is not None and time.time() < known[1]:
             return known[0]
-        pem = await self.get()
-        principal, expires = _verify(pem, token)
+        if self._key is None:
+            loaded = serialization.load_pem_public_key((await self.get()).encode())
+            if not isinstance(loaded, Ed25519PublicKey):
+                raise jwt.InvalidTokenError("identity's public key is not Ed25519")
+            self._key = loaded
+        principal, expires = _verify(self._key, token)
         if len(self._verified) >= self.KEEP:
             self._verified.pop(next(iter(self._verified)))
         self._verified[key] = (principal, expires)

@@ -6,42 +6,16 @@ database is told to retry, and the pool (pre-ping) reconnects by itself afterwar
 
 from __future__ import annotations
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import exc as sa_exc
 
+from parindex.db.down import is_connection_error
+
 RETRY_AFTER_S = 5
 
 MESSAGE = "database unavailable; retry shortly"
-
-
-def is_connection_error(exc: BaseException) -> bool:
-    """Connection refused/lost/starting up, as raised through SQLAlchemy or asyncpg directly."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, sa_exc.DBAPIError) and cur.connection_invalidated:
-            return True
-        if isinstance(cur, (ConnectionError, sa_exc.InterfaceError)):  # refused, reset
-            return True
-        module = type(cur).__module__ or ""
-        if module.startswith("asyncpg") and type(cur).__name__ in _ASYNCPG_DOWN:
-            return True
-        cur = getattr(cur, "orig", None) or cur.__cause__ or cur.__context__
-    return False
-
-
-_ASYNCPG_DOWN = {
-    "CannotConnectNowError",
-    "ConnectionDoesNotExistError",
-    "ConnectionFailureError",
-    "AdminShutdownError",
-    "CrashShutdownError",
-    "ServerShutdownError",
-    "ConnectionRejectionError",
-    "InternalClientError",
-}
 
 
 def _answer(request: Request) -> Response:
@@ -56,5 +30,6 @@ def install(app: FastAPI) -> None:
             raise exc
         return _answer(request)
 
-    for kind in (sa_exc.DBAPIError, ConnectionError):
+    # asyncpg's own errors too: the hot path reads without SQLAlchemy (decision 44).
+    for kind in (sa_exc.DBAPIError, ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError):
         app.add_exception_handler(kind, database_down)

@@ -22,7 +22,12 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.rt
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+async def _runtime(request: Request) -> Runtime:
+    """Async, so FastAPI does not hop to a worker thread for it on every request."""
+    return runtime(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
 async def principal(request: Request) -> Principal | None:

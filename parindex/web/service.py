@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from opentelemetry import propagate, trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -31,17 +30,14 @@ from parindex.bus.projection import ProjectionRunner
 from parindex.db.engine import prepare, sessionmaker
 from parindex.lifecycle import bounded, stop_tasks
 from parindex.settings import Settings, get_settings
-from parindex.telemetry import metrics
 from parindex.telemetry.lag import lag_updater
 from parindex.telemetry.tracing import setup_tracing
 from parindex.web import database_down
 from parindex.web.edge import Edge
+from parindex.web.measure import Measure
 from parindex.web.revocation import Revocations
 
 log = logging.getLogger(__name__)
-
-_Next = Callable[[Request], Awaitable[Response]]  # an HTTP middleware's next handler
-tracer = trace.get_tracer("parindex.http")
 
 
 @dataclass
@@ -118,32 +114,14 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
                 await bounded(nc.close(), 2, f"{spec.name} NATS close")
             await bounded(engine.dispose(), 5, f"{spec.name} database pool")
 
-    app = FastAPI(title=spec.title or f"parindex {spec.name}", lifespan=lifespan)
+    app = FastAPI(
+        title=spec.title or f"parindex {spec.name}", lifespan=lifespan, **_no_native_telemetry()
+    )
     app.state.spec = spec
     app.state.settings = settings
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: _Next) -> Response:
-        # One HTTP middleware, not two: each costs a task and a stream per request (issue #18).
-        # PostgreSQL text cannot hold U+0000: refuse it at the edge, not deep in a query.
-        if "%00" in request.url.query or "\x00" in request.url.path:
-            from parindex.web.errors import answer
-
-            return answer(request, 400, "NUL characters are not allowed")
-        started = time.perf_counter()
-        with tracer.start_as_current_span(
-            f"{request.method} {request.url.path}",
-            context=propagate.extract(dict(request.headers)),
-            kind=trace.SpanKind.SERVER,
-        ) as span:
-            span.set_attribute("service.name", spec.name)
-            response: Response = await call_next(request)
-            span.set_attribute("http.response.status_code", response.status_code)
-        route = request.scope.get("route")
-        metrics.http_latency.labels(
-            spec.name, request.method, getattr(route, "path", "?"), str(response.status_code)
-        ).observe(time.perf_counter() - started)
-        return response
+    # One pure ASGI middleware for the span and the latency (docs/architecture.md, decision 44).
+    app.add_middleware(Measure, service=spec.name)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -194,6 +172,16 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     # Added last: outermost, so every answer gets its headers (docs/architecture.md, decision 22).
     app.add_middleware(Edge, settings=settings)
     return app
+
+
+def _no_native_telemetry() -> dict[str, Any]:
+    """FastAPI's own telemetry (newer releases) would add a second server span and one per
+    dependency, endpoint and serialisation to every request: Measure keeps the one span and the
+    latency histogram (docs/architecture.md, decision 44)."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    return {"telemetry": off}
 
 
 def _bus_unavailable(app: FastAPI) -> None:

@@ -23,6 +23,7 @@ from services.survey.storage import queries
 
 log = logging.getLogger(__name__)
 ROUND = 1000  # drafts deleted per statement
+GATHER_S = 0.25  # how long a round waits for more drafts to delete with it
 
 
 class DraftCleaner:
@@ -52,6 +53,8 @@ class DraftCleaner:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if len(self._pending) < ROUND:  # during a rush, one statement per GATHER_S
+                await asyncio.sleep(GATHER_S)
             while self._pending:
                 try:
                     await self._delete_some()

@@ -17,6 +17,7 @@ def deps(rt: Runtime) -> Deps:
     return Deps(
         js=rt.js,
         sessions=rt.sessions,
+        reads=rt.extras["reads"],
         ballot_key=rt.settings.ballot_key,
         clock=clock,
         campaigns=campaigns,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from parindex.bus.projection import ProjectionRunner
 from parindex.clock import clock_from_settings
+from parindex.db.reads import ReadPool
 from parindex.web.service import Runtime, ServiceSpec
 from services.survey import rpc
 from services.survey.api import router
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 
 async def start(rt: Runtime) -> None:
+    reads = ReadPool(rt.settings.service_database_url("survey"))
+    await reads.open()
+    rt.extras["reads"] = reads  # the ballot's one read (docs/architecture.md, decision 44)
+    rt.stopping.append(reads.close)
     clock = rt.extras.setdefault("clock", clock_from_settings(rt.settings))
     runner = ProjectionRunner(rt.nc, rt.sessions, SurveyProjection())
     rt.extras["projection"] = runner

@@ -27,6 +27,7 @@ import uvicorn
 from parindex.gateway.__main__ import UVICORN_OPTIONS
 from parindex.gateway.proxy import Gateway
 from parindex.gateway.routes import ROUTES, service_for
+from parindex.gateway.upstream import Timeouts
 from parindex.runtime.embedded import free_port
 from parindex.runtime.ports import PortTaken, choose_ports, read_ports
 from parindex.settings import Settings
@@ -171,7 +172,7 @@ def echo_door() -> Iterator[tuple[Echo, Server, str]]:
         settings = replace(Settings(), max_body_bytes=1000, max_import_bytes=5000)
         gateway = Gateway(
             {"survey": upstream.url, "identity": upstream.url},
-            timeout=httpx.Timeout(2.0),
+            timeout=Timeouts.all(2.0),
             body_timeout=1.5,
         )
         with Server(Edge(gateway, settings), **UVICORN_OPTIONS) as door:

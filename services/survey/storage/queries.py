@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from asyncpg import Record
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from parindex.db.reads import ReadPool
 
 
 async def respondent(s: AsyncSession, campaign_id: str, respondent_id: str) -> Row[Any] | None:
@@ -26,24 +29,22 @@ async def respondent(s: AsyncSession, campaign_id: str, respondent_id: str) -> R
     ).first()
 
 
-async def intake(s: AsyncSession, campaign_id: str, respondent_id: str) -> Row[Any] | None:
+INTAKE = (
+    "SELECT c.xmin::text AS row_version, r.unit_code, r.form_code, r.withdrawn, "
+    "ARRAY(SELECT w.wave_id FROM survey_waves_opened w WHERE w.campaign = c.id) AS waves, "
+    "EXISTS(SELECT 1 FROM survey_deadlines d WHERE d.campaign = c.id) AS closed "
+    "FROM survey_campaigns c LEFT JOIN survey_respondents r "
+    "ON r.campaign = c.id AND r.respondent_id = $2 WHERE c.id = $1"
+)
+
+
+async def intake(reads: ReadPool, campaign_id: str, respondent_id: str) -> Record | None:
     """Everything a respondent's request needs, in one round trip (issue #18): the campaign
     row's version (PostgreSQL's xmin, new with every write of the row), the registration
     (unit_code, form_code, withdrawn; NULL if not registered), the waves opened and whether the
-    projection has seen the deadline. None if the campaign is unknown."""
-    return (
-        await s.execute(
-            text(
-                "SELECT c.xmin::text AS row_version, r.unit_code, r.form_code, r.withdrawn, "
-                "ARRAY(SELECT w.wave_id FROM survey_waves_opened w WHERE w.campaign = c.id) "
-                "AS waves, "
-                "EXISTS(SELECT 1 FROM survey_deadlines d WHERE d.campaign = c.id) AS closed "
-                "FROM survey_campaigns c LEFT JOIN survey_respondents r "
-                "ON r.campaign = c.id AND r.respondent_id = :r WHERE c.id = :c"
-            ),
-            {"c": campaign_id, "r": respondent_id},
-        )
-    ).first()
+    projection has seen the deadline. None if the campaign is unknown. Read straight on asyncpg,
+    outside any transaction (docs/architecture.md, decision 44)."""
+    return await reads.fetchrow(INTAKE, campaign_id, respondent_id)
 
 
 async def delete_drafts(s: AsyncSession, keys: list[tuple[str, str]]) -> None:
