@@ -82,9 +82,14 @@ class Connection:
 
 
 async def burst(
-    url: str, requests: Sequence[bytes], concurrency: int, expect: int
+    url: str,
+    requests: Sequence[bytes],
+    concurrency: int,
+    expect: int,
+    done_at: list[float] | None = None,
 ) -> tuple[list[float], float]:
     """Send every request with `concurrency` connections; (latencies in s, elapsed s).
+    `done_at` receives the perf_counter() of each expected reply, in order of arrival.
 
     A reply other than `expect` stops the burst with its status and body: a benchmark that
     counted refusals as throughput would measure nothing.
@@ -100,9 +105,12 @@ async def burst(
             next_index += 1
             t0 = time.perf_counter()
             reply = await conn.send(request)
-            latencies.append(time.perf_counter() - t0)
+            now = time.perf_counter()
+            latencies.append(now - t0)
             if reply.status != expect:
                 raise RuntimeError(f"HTTP {reply.status}: {reply.body[:200]!r}")
+            if done_at is not None:
+                done_at.append(now)
 
     t0 = time.perf_counter()
     try:

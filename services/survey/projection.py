@@ -13,6 +13,8 @@ from moving backwards), so effects stay exactly-once.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +38,10 @@ NAME = "survey"
 
 class SurveyProjection(Dispatching):
     name = NAME
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._deadlines: dict[str, int | None] = {}
 
     async def reset(self, session: AsyncSession) -> None:
         for table in (
@@ -123,6 +129,8 @@ class SurveyProjection(Dispatching):
     @on(DeadlineReached)
     async def deadline_reached(self, s: AsyncSession, e: Event, p: DeadlineReached) -> None:
         c = e.envelope.campaign_id
+        first = await self._deadline(s, c)  # the table keeps the first DeadlineReached
+        self._deadlines[c] = e.seq if first is None else first
         await s.execute(
             text(
                 "INSERT INTO survey_deadlines (campaign, seq) VALUES (:c, :s) "
@@ -134,22 +142,47 @@ class SurveyProjection(Dispatching):
     @on(BallotSubmitted)
     async def ballot(self, s: AsyncSession, e: Event, p: BallotSubmitted) -> None:
         c = e.envelope.campaign_id
-        closed = await s.scalar(
-            text("SELECT 1 FROM survey_deadlines WHERE campaign = :c AND seq < :s"),
-            {"c": c, "s": e.seq},
-        )
-        if closed:
+        closed_at = await self._deadline(s, c)
+        if closed_at is not None and closed_at < e.seq:
             return  # sequenced after the deadline: not counted, as in scoring
         # Once per unit the ballot answers, as services/scoring/method.py Tally.of_ballot.
-        for unit_code in sorted({a.unit_code for a in p.answers}):
-            await s.execute(
-                text(
-                    "INSERT INTO survey_ballot_counts (campaign, unit_code, form_code, received) "
-                    "VALUES (:c, :u, :f, 1) ON CONFLICT (campaign, unit_code, form_code) "
-                    "DO UPDATE SET received = survey_ballot_counts.received + 1"
-                ),
-                {"c": c, "u": unit_code, "f": p.form_code},
+        for unit_code in {a.unit_code for a in p.answers}:
+            self._counts[(c, unit_code, p.form_code)] += 1
+
+    async def _deadline(self, s: AsyncSession, campaign_id: str) -> int | None:
+        """The sequence of the campaign's DeadlineReached, read once per batch."""
+        if campaign_id not in self._deadlines:
+            self._deadlines[campaign_id] = await s.scalar(
+                text("SELECT seq FROM survey_deadlines WHERE campaign = :c"), {"c": campaign_id}
             )
+        return self._deadlines[campaign_id]
+
+    async def begin(self, session: AsyncSession) -> None:
+        # Ballots are counted in memory and written once per batch, one statement for all
+        # (docs/architecture.md, decision 44); the deadline is read once per campaign and batch.
+        self._counts = Counter()
+        self._deadlines = {}
+
+    async def end(self, session: AsyncSession) -> None:
+        if not self._counts:
+            return
+        keys = sorted(self._counts)  # a fixed order: two instances never deadlock on the rows
+        await session.execute(
+            text(
+                "INSERT INTO survey_ballot_counts (campaign, unit_code, form_code, received) "
+                "SELECT * FROM unnest(CAST(:c AS text[]), CAST(:u AS text[]), "
+                "CAST(:f AS text[]), CAST(:n AS int[])) "
+                "ON CONFLICT (campaign, unit_code, form_code) "
+                "DO UPDATE SET received = survey_ballot_counts.received + EXCLUDED.received"
+            ),
+            {
+                "c": [k[0] for k in keys],
+                "u": [k[1] for k in keys],
+                "f": [k[2] for k in keys],
+                "n": [self._counts[k] for k in keys],
+            },
+        )
+        self._counts.clear()
 
 
 # Reads used by the HTTP API and the scheduler --------------------------------------------
