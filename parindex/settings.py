@@ -55,6 +55,9 @@ class Settings:
     max_import_bytes: int = field(default_factory=lambda: int(_env("MAX_IMPORT_BYTES", "20000000")))
     api_docs: bool = field(default_factory=lambda: _env("API_DOCS", "0") == "1")
     metrics_allow: str = field(default_factory=lambda: _env("METRICS_ALLOW", ""))
+    # Survey's processes on its one socket (docs/architecture.md, decision 44). Only survey:
+    # identity keeps import previews in its memory, so a confirm must reach the same process.
+    survey_workers: int = field(default_factory=lambda: max(1, int(_env("SURVEY_WORKERS", "1"))))
 
     def service_database_url(self, service: str) -> str:
         """SQLAlchemy async URL of the service's own database (docs/architecture.md, decision 4)."""

@@ -42,6 +42,7 @@ from parindex.db import offsets
 from parindex.telemetry import metrics
 
 log = logging.getLogger(__name__)
+LIVE_GATHER_S = 0.05  # how long a busy live batch gathers events (decision 44)
 tracer = trace.get_tracer("parindex.projection")
 
 
@@ -361,6 +362,7 @@ class ProjectionRunner:
             ),
         )
         reconnects = self.nc.stats["reconnects"]
+        busy = False
         try:
             while not self._stop.is_set():
                 if self.nc.stats["reconnects"] != reconnects:
@@ -369,10 +371,19 @@ class ProjectionRunner:
                     log.info("projection %s: reconnected; verifying the log", self.projection.name)
                     return
                 try:
-                    msgs = await sub.fetch(self.batch_size, timeout=1.0)
+                    # nats-py's fetch of a batch waits until the batch is full or the request
+                    # expires: with events arriving steadily every batch took the whole second
+                    # (issue #18). Idle, wait for one event; busy, gather for LIVE_GATHER_S
+                    # (docs/architecture.md, decision 44).
+                    if busy:
+                        msgs = await sub.fetch(self.batch_size, timeout=LIVE_GATHER_S)
+                    else:
+                        msgs = await sub.fetch(1, timeout=1.0)
                 except (NatsTimeout, TimeoutError):
+                    busy = False
                     self._clear_alarm()  # nothing left to fetch: the rebuild has caught up
                     continue
+                busy = bool(msgs)
                 if msgs:
                     await self._apply_batch(msgs)
         finally:

@@ -26,8 +26,10 @@ async def ensure_database(url: str) -> None:
         if not exists:
             try:
                 await conn.execute(f'CREATE DATABASE "{dbname}"')
-            except asyncpg.DuplicateDatabaseError:
-                pass  # a second instance created it at the same moment
+            except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                # A second instance created it at the same moment: PostgreSQL says so with
+                # either error, depending on which catalog check lost the race.
+                pass
     finally:
         await conn.close()
 

@@ -27,14 +27,29 @@ def main(name: str) -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    settings = get_settings()
+    # Several processes on one socket (docs/architecture.md, decision 44): each runs the whole
+    # service, which several instances may do (decisions 8 and 12); uvicorn's parent restarts
+    # a worker that dies and stops them all on SIGTERM.
+    workers = settings.survey_workers if name == "survey" else 1
     uvicorn.run(
-        build(name),
+        f"parindex.runtime.serve:app_{name}" if workers > 1 else build(name),
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=args.host,
         port=args.port,
         log_level="info",
         access_log=False,
-        **uvicorn_options(get_settings()),
+        **uvicorn_options(settings),
     )
+
+
+def __getattr__(attr: str) -> Any:
+    """`app_<service>`: the factory uvicorn's workers import (an import string, not an app)."""
+    name = attr.removeprefix("app_")
+    if attr.startswith("app_") and name in SERVICES:
+        return lambda: build(name)
+    raise AttributeError(attr)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

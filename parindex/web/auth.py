@@ -7,6 +7,8 @@ service. The token rides in an HttpOnly, SameSite=Lax cookie, so one login serve
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
@@ -118,6 +120,9 @@ def _issued_at(claims: dict) -> float:
     return float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else 0.0
 
 
+STAFF_WAIT_S = 10.0  # a staff request waits this long for the revocation watch (decision 42)
+
+
 class PublicKeyCache:
     """Fetches identity's public key once over NATS; retried until identity answers.
 
@@ -174,6 +179,11 @@ async def current_principal(request: Request) -> Principal | None:
     if p.role in STAFF_ROLES:
         # A disabled account or a reset password ends its sessions everywhere (decision 42).
         revocations = request.app.state.rt.revocations
+        if not revocations.caught_up.is_set():
+            # Just after a start the watch may still be reading: wait a little rather than
+            # send staff to the login page; still fail closed if it cannot catch up.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(revocations.caught_up.wait(), STAFF_WAIT_S)
         if not revocations.caught_up.is_set() or revocations.revoked(p.subject, p.issued_at):
             return None
     return p
