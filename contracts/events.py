@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, field_validator
+from typing_extensions import TypedDict
 
 from contracts.campaign import Campaign
 from contracts.numbers import Count, QuotaCount, Rank, SchemaVersion, Sequence
@@ -336,3 +337,61 @@ def decode(raw: bytes, type_hint: str | None = None) -> tuple[Envelope, Payload]
 def _short(exc: Exception) -> str:
     text = str(exc).replace("\n", " ")
     return text[:500]
+
+
+# --- the rebuild's fast path for ballots (docs/architecture.md, decision 43) ---------------
+class _AnswerFields(TypedDict):
+    """Answer's fields and rules as a TypedDict: validated into a dict, no model built."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]  # pydantic's TypedDict config
+    unit_code: Code
+    question_id: Code
+    option_code: Code
+
+
+class _BallotFields(TypedDict):
+    """BallotSubmitted's fields and rules (same annotated types, same bounds, extra forbidden)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]  # pydantic's TypedDict config
+    ballot_id: Id
+    form_code: Code
+    unit_code: Code | None
+    submitted_on: date
+    answers: Annotated[list[_AnswerFields], Field(min_length=1, max_length=2000)]
+
+
+class BallotFields(NamedTuple):
+    """A validated BallotSubmitted as plain values: what counting reads, without 2 + n models.
+
+    `answers` are dicts with `unit_code`, `question_id` and `option_code`.
+    """
+
+    ballot_id: str
+    form_code: str
+    unit_code: str | None
+    answers: list[dict[str, str]]
+
+
+_slim_ballot: TypeAdapter[Any] = TypeAdapter(
+    create_model("BallotSubmittedFieldsEnvelope", __base__=Envelope, data=(_BallotFields, ...))
+)
+_BALLOT = "BallotSubmitted"
+
+
+def decode_ballot(raw: bytes) -> tuple[Envelope, BallotFields] | None:
+    """A current-version BallotSubmitted in one pass of pydantic's Rust parser, without models.
+
+    The envelope is Envelope's own fields and validators; the payload schema repeats
+    BallotSubmitted's and Answer's annotated types, so anything it accepts `decode` accepts with
+    the same values (a unit test holds the two together). None for anything else, including
+    every refusal: the caller then calls `decode`, which gives the event or the reason exactly
+    as it always has. The envelope's `data` holds the validated fields (`submitted_on` as a date).
+    """
+    try:
+        env = _slim_ballot.validate_json(raw)
+    except ValueError:  # pydantic's ValidationError: decode() says why
+        return None
+    if env.type != _BALLOT or env.schema_version != CURRENT_VERSION[_BALLOT]:
+        return None
+    d = env.data
+    return env, BallotFields(d["ballot_id"], d["form_code"], d["unit_code"], d["answers"])

@@ -34,7 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import subjects
-from contracts.events import Envelope, EventError, Payload, decode
+from contracts.events import BallotFields, Envelope, EventError, Payload, decode
 from parindex.bus.deadletter import dead_letter
 from parindex.bus.faults import is_event_fault
 from parindex.bus.pull import BatchPull
@@ -66,7 +66,8 @@ class Event:
     seq: int
     subject: str
     envelope: Envelope
-    payload: Payload
+    # BallotFields: a projection's own decode may give a ballot as plain values (decision 43)
+    payload: Payload | BallotFields
     headers: dict[str, str] | None = None
 
 
@@ -128,9 +129,12 @@ class Dispatching:
         # The runner holds the offset row's lock and passes only events past it (decision 12).
         await self.begin(session)
         for e in events:
-            handler = self.handlers.get(type(e.payload))
+            p = e.payload
+            if not isinstance(p, Payload):  # a projection that decodes BallotFields applies them
+                raise TypeError(f"{self.name} cannot apply {type(p).__name__}")
+            handler = self.handlers.get(type(p))
             if handler is not None:
-                await handler(self, session, e, e.payload)
+                await handler(self, session, e, p)
         await self.end(session)
 
 
@@ -142,6 +146,9 @@ class Projection(Protocol):
 
     async def reset(self, session: AsyncSession) -> None:
         """Delete every row this projection owns (rebuild from sequence 1)."""
+
+
+Decoder = Callable[[bytes, str | None], tuple[Envelope, Payload | BallotFields]]
 
 
 async def read_offset(session: AsyncSession, name: str) -> int:
@@ -234,6 +241,9 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.catch_up_batch = max(catch_up_batch, batch_size)
         self.on_batch = on_batch
+        # A projection may decode its hot events faster (scoring's ballots, decision 43): the
+        # same decoder on the live path, the rebuild and the audit; refusals are decode()'s.
+        self._decode: Decoder = getattr(projection, "decode", decode)
         self.applied_seq = 0
         self._stop = asyncio.Event()
         # True from finding the log behind the stored offset until the rebuild catches up;
@@ -404,7 +414,8 @@ class ProjectionRunner:
             subjects.EVENTS_STREAM,
             self.filter_subject,
             self.applied_seq + 1,
-            batch=min(self.catch_up_batch, 1000),
+            batch=self.catch_up_batch,
+            no_wait=True,
         )
         await pull.start()
         try:
@@ -466,7 +477,7 @@ class ProjectionRunner:
                 continue
             last = seq
             try:
-                env, payload = decode(m.data, (m.headers or {}).get("Parindex-Type"))
+                env, payload = self._decode(m.data, (m.headers or {}).get("Parindex-Type"))
             except EventError as exc:
                 await self._dead_letter(m, str(exc))
                 continue

@@ -25,7 +25,8 @@ HEARTBEAT = "100"
 
 
 class BatchPull:
-    """Ordered batches from `start_seq` on; `fetch` returns [] when the stream has no more."""
+    """Ordered batches from `start_seq` on; `fetch` returns [] when the stream has no more
+    (after `wait` idle, or at once with `no_wait`)."""
 
     def __init__(
         self,
@@ -35,6 +36,7 @@ class BatchPull:
         start_seq: int,
         batch: int,
         wait: float = 1.0,
+        no_wait: bool = False,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -43,6 +45,10 @@ class BatchPull:
         self.start_seq = start_seq
         self.batch = batch
         self.wait = wait
+        # A catch-up reads what the stream already holds: a request ends with what is there
+        # instead of waiting `wait` for messages that will not come (docs/architecture.md,
+        # decision 43: that wait was the last second of every rebuild and audit).
+        self.no_wait = no_wait
         self._msgs: list[Msg] = []
         self._owed = 0  # messages the outstanding request may still deliver
         self._done = asyncio.Event()  # the outstanding request is finished (all in, or a status)
@@ -81,7 +87,11 @@ class BatchPull:
     async def _request(self) -> None:
         self._owed = self.batch
         self._done.clear()
-        body = {"batch": self.batch, "expires": int(self.wait * 1_000_000_000)}
+        body: dict[str, int | bool] = {"batch": self.batch}
+        if self.no_wait:
+            body["no_wait"] = True
+        else:
+            body["expires"] = int(self.wait * 1_000_000_000)
         await self.nc.publish(self._next_subject, json.dumps(body).encode(), reply=self._inbox)
 
     async def fetch(self) -> list[Msg]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, Inexact, localcontext
 from fractions import Fraction
@@ -163,6 +163,7 @@ class BallotCounter:
         self.campaign = campaign
         self._forms: dict[str, tuple[Form, dict[str, dict[str, Decimal | None]]]] = {}
         self._units: dict[str, UnitKind] = {}
+        self._rated_units: dict[str, frozenset[str]] = {}
         self.options: dict[tuple[str, str, str, str], int] = {}  # unit, form, question, option
         self.ballots: dict[tuple[str, str], int] = {}
 
@@ -189,50 +190,68 @@ class BallotCounter:
 
     def add(self, ballot: BallotSubmitted) -> None:
         """Validate and count one ballot; ValueError (as Tally.of_ballot) leaves no trace."""
-        form, questions = self._form(ballot.form_code)
+        # A pydantic model's __dict__ holds its fields: the answers read as mappings.
+        self.add_fields(
+            ballot.ballot_id,
+            ballot.form_code,
+            ballot.unit_code,
+            [a.__dict__ for a in ballot.answers],
+        )
+
+    def add_fields(
+        self,
+        ballot_id: str,
+        form_code: str,
+        unit_code: str | None,
+        answers: Iterable[Mapping[str, str]],
+    ) -> None:
+        """`add` on a ballot's validated fields, answers as mappings with `unit_code`,
+        `question_id` and `option_code`: the decoded model and the rebuild's fast decode
+        (contracts.events.decode_ballot) count through these same rules and messages
+        (docs/architecture.md, decision 43)."""
+        form, questions = self._form(form_code)
         allowed: set[str] | frozenset[str]
         if form.rates == "own_unit":
-            if ballot.unit_code is None:
-                raise ValueError(f"ballot {ballot.ballot_id}: form {form.code} needs a unit_code")
-            unit = self._unit_kind(ballot.unit_code)
+            if unit_code is None:
+                raise ValueError(f"ballot {ballot_id}: form {form.code} needs a unit_code")
+            unit = self._unit_kind(unit_code)
             if form.respondent_unit_kinds and unit not in form.respondent_unit_kinds:
                 raise ValueError(
-                    f"ballot {ballot.ballot_id}: form {form.code} does not rate "
-                    f"{unit.value} unit {ballot.unit_code}"
+                    f"ballot {ballot_id}: form {form.code} does not rate "
+                    f"{unit.value} unit {unit_code}"
                 )
-            allowed = {ballot.unit_code}
+            allowed = {unit_code}
         else:
-            allowed = set(form.rated_units)
+            allowed = self._rated(form)
         seen: set[tuple[str, str]] = set()
         keys: list[tuple[str, str, str, str]] = []
-        for a in ballot.answers:
-            if a.unit_code not in allowed:
-                raise ValueError(
-                    f"ballot {ballot.ballot_id}: form {form.code} does not rate unit {a.unit_code}"
-                )
-            weights = questions.get(a.question_id)
+        fcode = form.code
+        for a in answers:
+            u, q, o = a["unit_code"], a["question_id"], a["option_code"]
+            if u not in allowed:
+                raise ValueError(f"ballot {ballot_id}: form {fcode} does not rate unit {u}")
+            weights = questions.get(q)
             if weights is None:
-                raise ValueError(
-                    f"ballot {ballot.ballot_id}: form {form.code} has no question {a.question_id}"
-                )
-            if a.option_code not in weights:
-                raise ValueError(
-                    f"ballot {ballot.ballot_id}: question {a.question_id} has no option "
-                    f"{a.option_code}"
-                )
-            if (a.unit_code, a.question_id) in seen:
-                raise ValueError(
-                    f"ballot {ballot.ballot_id}: question {a.question_id} answered twice "
-                    f"for unit {a.unit_code}"
-                )
-            seen.add((a.unit_code, a.question_id))
-            keys.append((a.unit_code, form.code, a.question_id, a.option_code))
+                raise ValueError(f"ballot {ballot_id}: form {fcode} has no question {q}")
+            if o not in weights:
+                raise ValueError(f"ballot {ballot_id}: question {q} has no option {o}")
+            uq = (u, q)
+            if uq in seen:
+                raise ValueError(f"ballot {ballot_id}: question {q} answered twice for unit {u}")
+            seen.add(uq)
+            keys.append((u, fcode, q, o))
         options = self.options
         for key in keys:
             options[key] = options.get(key, 0) + 1
-        for unit_code in {u for u, _ in seen}:
-            bkey = (unit_code, form.code)
-            self.ballots[bkey] = self.ballots.get(bkey, 0) + 1
+        ballots = self.ballots
+        for bkey in {(u, fcode) for u, _ in seen}:
+            ballots[bkey] = ballots.get(bkey, 0) + 1
+
+    def _rated(self, form: Form) -> frozenset[str]:
+        rated = self._rated_units.get(form.code)
+        if rated is None:
+            rated = self._rated_units[form.code] = frozenset(form.rated_units)
+        return rated
 
     def tally(self) -> Tally:
         """The counts so far as a Tally: weight sums are count x weight, exact."""
