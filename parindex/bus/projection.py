@@ -99,6 +99,10 @@ class Dispatching:
 
     name: str
     handlers: ClassVar[dict[type[Payload], Callable[..., Awaitable[None]]]] = {}
+    # Set by the runner: a catch-up batch with more batches to follow. A projection may leave
+    # rows derived from all its data to a later batch, if it records that in the same
+    # transaction (scoring's results; docs/architecture.md, decision 43).
+    more_follows: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -245,6 +249,7 @@ class ProjectionRunner:
         # same decoder on the live path, the rebuild and the audit; refusals are decode()'s.
         self._decode: Decoder = getattr(projection, "decode", decode)
         self.applied_seq = 0
+        self._owes_settle = False  # a catch-up batch left derived rows to a later one
         self._stop = asyncio.Event()
         # True from finding the log behind the stored offset until the rebuild catches up;
         # /readyz reports not ready meanwhile (docs/architecture.md, decision 24).
@@ -422,7 +427,19 @@ class ProjectionRunner:
             with _young_collections_only():
                 await self._catch_up_loop(pull, until_seq)
         finally:
+            if isinstance(self.projection, Dispatching):
+                self.projection.more_follows = False  # the live path never defers
             await pull.stop()
+        if self._owes_settle:  # the last batch left work for one that never came
+            async with self.sessions.begin() as session:
+                await _lock_offset(session, self.projection.name)
+                await self.projection.apply(session, [])
+            self._owes_settle = False
+
+    def _more_follows(self, value: bool) -> None:
+        if isinstance(self.projection, Dispatching):
+            self.projection.more_follows = value
+            self._owes_settle = value
 
     async def _catch_up_loop(self, pull: BatchPull, until_seq: int) -> None:
         reconnects = self.nc.stats["reconnects"]
@@ -437,6 +454,7 @@ class ProjectionRunner:
             reached = bool(pending) and pending[-1].metadata.sequence.stream >= until_seq
             if pending and (not msgs or reached or len(pending) >= self.catch_up_batch):
                 batch, pending = pending, []
+                self._more_follows(bool(msgs) and not reached)
                 await self._apply_batch(batch)
                 del batch
                 batches += 1

@@ -39,6 +39,7 @@ TABLES = (
     "scoring_campaigns",
     "scoring_published",
     "scoring_released",
+    "scoring_stale_results",
 )
 
 
@@ -50,6 +51,7 @@ class ScoringProjection(Dispatching):
         self._deadlines: dict[str, int | None] = {}
         self._counters: dict[str, BallotCounter] = {}  # one batch's ballots, flushed at its end
         self._touched: set[str] = set()
+        self._settled: set[str] = set()  # defined or past its deadline in this batch
 
     def decode(self, raw: bytes, type_hint: str | None) -> tuple[Envelope, Payload | BallotFields]:
         """Ballots as plain validated values, everything else (and every refusal) as decode()
@@ -103,10 +105,44 @@ class ScoringProjection(Dispatching):
         self._deadlines.clear()
         self._counters = {}
         self._touched = set()
+        self._settled = set()
 
     async def end(self, session: AsyncSession) -> None:
+        """Write the batch's counters, then the results of the campaigns it touched.
+
+        In a catch-up batch with more to follow (`more_follows`), results that only ballots
+        changed are left to a later batch: the campaign is marked in scoring_stale_results in
+        this same transaction, and the next batch without more to follow (the catch-up's last,
+        or any live batch, of any instance) recomputes every marked campaign. A campaign
+        defined or past its deadline in the batch is recomputed at once, so results are never
+        frozen or published (decision 16) from stale rows (docs/architecture.md, decision 43).
+        """
         await self._flush(session)
-        for cid in sorted(self._touched):
+        todo = set(self._settled)
+        if self.more_follows:
+            deferred = sorted(self._touched - todo)
+            if deferred:
+                await session.execute(
+                    text(
+                        "INSERT INTO scoring_stale_results (campaign_id) "
+                        "SELECT unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING"
+                    ),
+                    {"ids": deferred},
+                )
+            if todo:
+                await session.execute(
+                    text(
+                        "DELETE FROM scoring_stale_results "
+                        "WHERE campaign_id = ANY(CAST(:ids AS text[]))"
+                    ),
+                    {"ids": sorted(todo)},
+                )
+        else:
+            stale = await session.scalars(
+                text("DELETE FROM scoring_stale_results RETURNING campaign_id")
+            )
+            todo |= self._touched | set(stale)
+        for cid in sorted(todo):
             await self._recompute(session, cid)
 
     @on(CampaignDefined)
@@ -124,6 +160,7 @@ class ScoringProjection(Dispatching):
         )
         self._campaigns.pop(cid, None)
         self._touched.add(cid)
+        self._settled.add(cid)
 
     @on(DeadlineReached)
     async def deadline_reached(self, session: AsyncSession, e: Event, p: DeadlineReached) -> None:
@@ -135,6 +172,7 @@ class ScoringProjection(Dispatching):
             )
             self._deadlines[cid] = e.seq
         self._touched.add(cid)
+        self._settled.add(cid)
 
     @on(BallotSubmitted)
     async def ballot(self, session: AsyncSession, e: Event, p: BallotSubmitted) -> None:
