@@ -37,7 +37,7 @@ from contracts import subjects
 from contracts.events import BallotFields, Envelope, EventError, Payload, decode
 from parindex.bus.deadletter import dead_letter
 from parindex.bus.faults import is_event_fault
-from parindex.bus.pull import BatchPull
+from parindex.bus.pull import BatchPull, stream_seq
 from parindex.db import offsets
 from parindex.telemetry import metrics
 
@@ -449,9 +449,9 @@ class ProjectionRunner:
             if self.nc.stats["reconnects"] != reconnects:
                 log.info("projection %s: reconnected; verifying the log", self.projection.name)
                 return
-            msgs = [m for m in await pull.fetch() if m.metadata.sequence.stream <= until_seq]
+            msgs = [m for m in await pull.fetch() if stream_seq(m) <= until_seq]
             pending += msgs
-            reached = bool(pending) and pending[-1].metadata.sequence.stream >= until_seq
+            reached = bool(pending) and stream_seq(pending[-1]) >= until_seq
             if pending and (not msgs or reached or len(pending) >= self.catch_up_batch):
                 batch, pending = pending, []
                 self._more_follows(bool(msgs) and not reached)
@@ -489,8 +489,10 @@ class ProjectionRunner:
     async def _apply_batch(self, msgs: list[Msg]) -> None:
         events: list[Event] = []
         last = self.applied_seq
+        raw: dict[int, Msg] = {}
         for m in msgs:
-            seq = m.metadata.sequence.stream
+            seq = stream_seq(m)
+            raw[seq] = m
             if seq <= self.applied_seq:
                 continue
             last = seq
@@ -502,7 +504,6 @@ class ProjectionRunner:
             events.append(Event(seq, m.subject, env, payload, m.headers))
         if last == self.applied_seq:
             return
-        raw = {m.metadata.sequence.stream: m for m in msgs}
         started = time.time_ns()
         try:
             new_seq, events = await self._commit(events, last, raw)

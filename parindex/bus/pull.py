@@ -22,6 +22,22 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 STATUS = "Status"
 HEARTBEAT = "100"
+_ACK_TOKENS = (
+    9  # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>
+)
+
+
+def stream_seq(msg: Msg) -> int:
+    """A JetStream message's stream sequence, read from its reply subject alone.
+
+    nats-py's `metadata` also builds a datetime and three dataclasses per message: a catch-up
+    reads millions (docs/architecture.md, decision 43). Other reply forms (with a domain) take
+    `metadata`.
+    """
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == _ACK_TOKENS and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[5])
+    return msg.metadata.sequence.stream
 
 
 class BatchPull:
