@@ -427,8 +427,9 @@ class ProjectionRunner:
             with _young_collections_only():
                 await self._catch_up_loop(pull, until_seq)
         finally:
-            if isinstance(self.projection, Dispatching):
-                self.projection.more_follows = False  # the live path never defers
+            deferring = self._deferring()
+            if deferring is not None:
+                deferring.more_follows = False  # the live path never defers
             await pull.stop()
         if self._owes_settle:  # the last batch left work for one that never came
             async with self.sessions.begin() as session:
@@ -436,9 +437,16 @@ class ProjectionRunner:
                 await self.projection.apply(session, [])
             self._owes_settle = False
 
+    def _deferring(self) -> Dispatching | None:
+        """The projection that may defer work to a later batch, also behind a wrapper that
+        names it `inner` (parindex rebuild's reset guard)."""
+        p = getattr(self.projection, "inner", self.projection)
+        return p if isinstance(p, Dispatching) else None
+
     def _more_follows(self, value: bool) -> None:
-        if isinstance(self.projection, Dispatching):
-            self.projection.more_follows = value
+        deferring = self._deferring()
+        if deferring is not None:
+            deferring.more_follows = value
             self._owes_settle = value
 
     async def _catch_up_loop(self, pull: BatchPull, until_seq: int) -> None:

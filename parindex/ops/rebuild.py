@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import subjects
+from contracts.events import decode
 from parindex.bus.connection import connect, wait_for_streams
 from parindex.bus.credentials import settings_as
 from parindex.bus.projection import Event, Projection, ProjectionRunner
@@ -75,6 +76,8 @@ class _Resetting:
         self.name = inner.name
         self.service = service
         self.keep = keep
+        # The projection's own fast decode, as the service and the audit use it (decision 43).
+        self.decode = getattr(inner, "decode", decode)
 
     async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
         await self.inner.apply(session, events)
