@@ -56,7 +56,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--via", choices=("gateway", "direct"), default="gateway", help="front door or survey"
     )
-    p.add_argument("--workers", type=int, default=1, help="PARINDEX_SURVEY_WORKERS")
+    p.add_argument("--survey-workers", type=int, default=1, help="PARINDEX_SURVEY_WORKERS")
 
 
 def defaults(args: argparse.Namespace, quick: bool) -> None:
@@ -96,7 +96,7 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
     c = bench_campaign("bench-ballots")
     log(f"ballots: registering {n} respondents")
     await publish_many(js, [campaign_event(c)] + [respondent_event(c, i) for i in range(n)])
-    env = {**service_env(s), "PARINDEX_SURVEY_WORKERS": str(args.workers)}
+    env = {**service_env(s), "PARINDEX_SURVEY_WORKERS": str(args.survey_workers)}
     svc = await start_service("survey", s, env)
     door = await _gateway(s, svc.url) if args.via == "gateway" else None
     base_url = door[1] if door else svc.url
@@ -197,7 +197,7 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
     p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
     return [
         Figure(
-            f"ballots/s via HTTP, {args.via}, {args.workers} survey process(es) "
+            f"ballots/s via HTTP, {args.via}, {args.survey_workers} survey process(es) "
             f"(c={args.concurrency}, n={args.ballots})",
             f"{rate:,.0f}",
             "≥ 1,500",

@@ -182,7 +182,8 @@ async def start_service(name: str, s: Servers, env: dict[str, str]) -> Service:
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited; see {logs / (name + '.log')}")
+                tail = (logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited; its log ends:\n{tail}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(f"{svc.url}/readyz", timeout=1)).status_code == 200:
                     return svc

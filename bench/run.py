@@ -27,6 +27,8 @@ from bench.common import ROOT, Figure, load_average, log, machine, table  # noqa
 
 MODULES = {"ballots": ballots, "rebuild": rebuild, "logins": logins, "invitations": invitations}
 
+KEEP = "<!-- Kept by bench/run.py: hand-written history below this line. -->"
+
 NOTES = """\
 ## Reading the figures
 
@@ -43,22 +45,22 @@ NOTES = """\
   load from run to run; the ratios, taken in the same run under roughly the same load, move
   less. Compare runs by the ratios.
 - **Ballots.** Each POST /api/ballots goes through the front door (`--via gateway`, the
-  default; `--via direct` skips it) to survey, which verifies the session token (once per token,
-  then remembered until it expires), reads the respondent, the campaign's row version, the waves
-  opened and the deadline in one query (the parsed campaign is kept per row version), publishes
-  the ballot and waits for the JetStream ack, reads the deadline subject's last sequence (the log
-  decides, decision 15) and queues the draft's deletion for a background task
-  (docs/architecture.md, decision 41). The CPU row shows which process is busy. Two Python
-  processes per request (the door and survey) on two cores shared with nats-server, PostgreSQL
-  and the load generator: survey's per-request Python work, then the door's, are the limits.
+  default; `--via direct` skips it; the door's own HTTP/1.1 client, decision 44) to survey,
+  which verifies the session token (once per token), reads the respondent, the campaign's row
+  version, the waves opened and the deadline in one asyncpg statement, publishes the ballot and
+  waits for the JetStream ack, reads the deadline subject's last sequence (the log decides,
+  decision 15) and queues the draft's deletion. The load generator (bench/http_load.py) sends
+  requests encoded before the clock starts on keep-alive connections. "Lag during the burst":
+  for each accepted ballot, the time until GET /api/progress (polled every 50 ms) first showed
+  that many ballots. `--survey-workers N` runs survey as N processes (PARINDEX_SURVEY_WORKERS).
   Ballots, one durable publish-and-wait each, also cannot exceed the log's ceiling row.
 - **Rebuild.** A plain ordered-consumer read does little more than parse each message. The
-  scoring rebuild also decodes and validates every event (pydantic, the one-pass typed path),
-  checks each ballot against the campaign and counts it, reading in batches of 5,000 through one
-  callback subscription with the next batch requested while this one applies, and writes the
-  counters and recomputes the results once per batch (decision 41). When the rebuild is cut off
-  by its time limit the table says how many events it applied and extrapolates the time for the
-  whole log.
+  scoring rebuild also decodes and validates every event (ballots through the one-pass decode
+  of decision 43), checks each ballot against the campaign and counts it, reading in batches of
+  5,000 through one callback subscription with the next batch requested while this one
+  applies, writes the counters per batch and recomputes the results once, at the last batch.
+  When the rebuild is cut off by its time limit the table says how many events it applied and
+  extrapolates the time for the whole log.
 - **Logins.** argon2id (m=19456 KiB, t=2, p=1, OWASP's minimum) is deliberately slow: one
   verification is tens of milliseconds of a core. identity verifies in a process pool of one
   worker per core (docs/architecture.md, decision 29), so a wave uses both cores while the
@@ -146,6 +148,10 @@ Written by `bench/run.py`; run it again to refresh this page.
 
 {NOTES}"""
     path = ROOT / "docs" / "benchmarks.md"
+    if path.exists():  # the hand-written history below the marker stays
+        old = path.read_text()
+        if KEEP in old:
+            text += "\n" + old[old.index(KEEP) :]
     path.write_text(text)
     log(f"wrote {path}")
 
