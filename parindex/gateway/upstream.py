@@ -27,6 +27,7 @@ import httptools
 
 IDLE_S = 4.0  # below uvicorn's keep-alive timeout (5 s)
 KEEP_IDLE = 64  # idle connections kept per service
+MAX_IN_FLIGHT = 1000  # requests holding a connection to one service at once
 READ_SIZE = 65536
 
 
@@ -125,6 +126,7 @@ class Upstream:
         self.source_address = source_address
         self.timeouts = timeouts
         self._idle: list[_Conn] = []
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def _connect(self) -> _Conn:
         local = (self.source_address, 0) if self.source_address else None
@@ -164,7 +166,39 @@ class Upstream:
         headers: list[tuple[bytes, bytes]],
         body: AsyncIterator[bytes] | None,
     ) -> Answer:
-        """Send the request; the answer's headers arrive before its body is read."""
+        """Send the request; the answer's headers arrive before its body is read.
+
+        At most MAX_IN_FLIGHT requests per service hold a connection: a flood of clients
+        waits here for up to the connect timeout and then gets the door's 503, instead of
+        opening a connection each to the service."""
+        try:
+            async with asyncio.timeout(self.timeouts.connect):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ConnectFailed("too many requests in flight") from None
+        try:
+            answer = await self._request(method, target, headers, body)
+        except BaseException:
+            self._slots.release()
+            raise
+        close = answer.close
+
+        async def close_and_release() -> None:
+            try:
+                await close()
+            finally:
+                self._slots.release()
+
+        answer.close = close_and_release
+        return answer
+
+    async def _request(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        body: AsyncIterator[bytes] | None,
+    ) -> Answer:
         conn = self._reuse()
         if conn is not None:
             try:

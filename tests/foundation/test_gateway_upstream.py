@@ -17,6 +17,7 @@ from parindex.gateway.upstream import (
     UpstreamTimeout,
 )
 from parindex.runtime.embedded import free_port
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -149,3 +150,38 @@ async def test_garbage_silence_and_nobody_are_told_apart() -> None:
     finally:
         g_server.close()
         s_server.close()
+
+
+async def test_a_flood_waits_for_a_slot_then_is_told_the_service_is_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from parindex.gateway import upstream
+
+    monkeypatch.setattr(upstream, "MAX_IN_FLIGHT", 2)
+    release = asyncio.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        await release.wait()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+
+    server, url, connections = await _serve(slow)
+    client = Upstream(url, None, Timeouts(connect=0.5, read=10, write=10))
+    try:
+        held = [asyncio.create_task(client.request("GET", "/", [], None)) for _ in range(2)]
+        await eventually(client._slots.locked, timeout=5)  # both hold their slot
+        with pytest.raises(ConnectFailed, match="in flight"):
+            await client.request("GET", "/", [], None)
+        assert len(connections) <= 2  # the third never opened a connection
+        release.set()
+        for task in held:
+            answer = await task
+            assert await _body(answer.body) == b"ok"
+            await answer.close()
+        answer = await client.request("GET", "/", [], None)  # slots are given back
+        assert answer.status == 200
+        await answer.close()
+    finally:
+        await client.aclose()
+        server.close()
