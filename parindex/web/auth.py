@@ -120,9 +120,6 @@ def _issued_at(claims: dict) -> float:
     return float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else 0.0
 
 
-STAFF_WAIT_S = 10.0  # a staff request waits this long for the revocation watch (decision 42)
-
-
 class PublicKeyCache:
     """Fetches identity's public key once over NATS; retried until identity answers.
 
@@ -179,11 +176,12 @@ async def current_principal(request: Request) -> Principal | None:
     if p.role in STAFF_ROLES:
         # A disabled account or a reset password ends its sessions everywhere (decision 42).
         revocations = request.app.state.rt.revocations
-        if not revocations.caught_up.is_set():
-            # Just after a start the watch may still be reading: wait a little rather than
-            # send staff to the login page; still fail closed if it cannot catch up.
+        patience = revocations.patience_until - time.monotonic()
+        if not revocations.caught_up.is_set() and patience > 0:
+            # Just after a start the watch may still be reading: wait (within the start's
+            # grace) rather than send staff to the login page; fail closed after it.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(revocations.caught_up.wait(), STAFF_WAIT_S)
+                await asyncio.wait_for(revocations.caught_up.wait(), patience)
         if not revocations.caught_up.is_set() or revocations.revoked(p.subject, p.issued_at):
             return None
     return p

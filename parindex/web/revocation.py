@@ -31,6 +31,9 @@ class Revocations(LogFollower):
     def __init__(self) -> None:
         super().__init__()
         self.after: dict[str, float] = {}
+        # Until this moment (monotonic) a staff request waits for the watch to catch up
+        # instead of failing closed at once: the start's grace, not a wait on every request.
+        self.patience_until = 0.0
 
     def apply(self, raw: bytes, seq: int = 0) -> None:
         try:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ from parindex.web.measure import Measure
 from parindex.web.revocation import Revocations
 
 log = logging.getLogger(__name__)
+# After a start, staff requests wait this long in all for the revocation watch (decision 42).
+STAFF_GRACE_S = 20.0
 
 
 @dataclass
@@ -86,6 +89,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         app.state.rt = rt
         follow_stop = asyncio.Event()
         rt.stopping.append(follow_stop.set)
+        rt.revocations.patience_until = time.monotonic() + STAFF_GRACE_S
         rt.spawn(rt.revocations.run(nc, follow_stop), "revocations")
         if spec.start is not None:
             await spec.start(rt)
