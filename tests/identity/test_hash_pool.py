@@ -179,7 +179,8 @@ async def test_release_stops_the_workers_and_a_dead_worker_is_replaced() -> None
         assert not await hashing.verify_password(hashed, "wrong horse 1")
         assert not await hashing.verify_password(None, "correct horse 1")
         os.kill(first[0], signal.SIGKILL)  # an OOM kill: logins go on with a new pool
-        await asyncio.to_thread(psutil.Process(first[0]).wait, 10)
+        # Gone, or already reaped by the pool: psutil.Process(pid) would raise for the latter.
+        await eventually(lambda: _gone(first[:1]), timeout=10, interval=0.05)
         assert await hashing.verify_password(hashed, "correct horse 1")
         second = pool.pids()
         assert second and not set(second) & set(first)
