@@ -420,7 +420,9 @@ class ProjectionRunner:
             self.filter_subject,
             self.applied_seq + 1,
             batch=self.catch_up_batch,
-            no_wait=True,
+            # Not no_wait: it answers with what the consumer's server holds at that instant, and
+            # after cluster faults a rebuild once ended short of the live projection (cause not
+            # proven). An empty answer after `wait` (1 s) is the end, as before decision 43.
         )
         await pull.start()
         try:
