@@ -10,24 +10,10 @@ import json
 from typing import Any
 
 from asyncpg import Record
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parindex.db.reads import ReadPool
-
-
-async def respondent(s: AsyncSession, campaign_id: str, respondent_id: str) -> Row[Any] | None:
-    """The registration row (unit_code, form_code, withdrawn), or None."""
-    return (
-        await s.execute(
-            text(
-                "SELECT unit_code, form_code, withdrawn FROM survey_respondents "
-                "WHERE campaign = :c AND respondent_id = :r"
-            ),
-            {"c": campaign_id, "r": respondent_id},
-        )
-    ).first()
-
 
 INTAKE = (
     "SELECT c.xmin::text AS row_version, r.unit_code, r.form_code, r.withdrawn, "
@@ -55,15 +41,6 @@ async def delete_drafts(s: AsyncSession, keys: list[tuple[str, str]]) -> None:
             "(SELECT * FROM unnest(CAST(:c AS text[]), CAST(:p AS text[])))"
         ),
         {"c": [c for c, _ in keys], "p": [p for _, p in keys]},
-    )
-
-
-async def wave_opened(s: AsyncSession, campaign_id: str, wave_id: str) -> bool:
-    return bool(
-        await s.scalar(
-            text("SELECT 1 FROM survey_waves_opened WHERE campaign = :c AND wave_id = :w"),
-            {"c": campaign_id, "w": wave_id},
-        )
     )
 
 
