@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import ServiceUnavailableError
 from sqlalchemy import text
 
 from contracts import subjects
@@ -221,6 +223,19 @@ async def subject_count(js, subject: str) -> int:
 
 
 async def read_all(js, subject: str) -> list:
+    """Every message on `subject`, in order. On a cluster a new consumer answers 503 until its
+    leader is elected; the read then starts over, so no batch is half-read."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return await _read_all_once(js, subject)
+        except ServiceUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _read_all_once(js, subject: str) -> list:
     sub = await js.pull_subscribe(
         subject,
         None,
