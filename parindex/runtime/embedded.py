@@ -6,6 +6,7 @@ and the fault tests can stop, kill and restart them like any real server.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import random
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +232,61 @@ def _reachable(path: Path, user: str | None, fds: list[int]) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+STAGED_BINARIES = Path("/var/cache/parindex")
+
+
+def _root_only(d: Path) -> bool:
+    """Owned by root and writable by nobody else: nothing in it was planted by a user."""
+    st = d.lstat()
+    return st.st_uid == 0 and not st.st_mode & 0o022 and not d.is_symlink()
+
+
+def _staged_install(install: Path, user: str) -> Path:
+    """pgserver's installation where `user` can run it: in place, or a copy root keeps.
+
+    The executables find their libraries and each other through their own real path
+    (`$ORIGIN`, /proc/self/exe), so a descriptor path cannot stand in for the binaries as it
+    does for the data directory: behind a private home initdb exits 127. The copy (hard links
+    when on the same filesystem) lives under /var/cache/parindex, which only root can write,
+    and is keyed by the source's path and mtime, so it is made once per installation.
+    """
+    pw = pwd.getpwnam(user)
+    if _untraversable(install / "bin", pw.pw_uid, pw.pw_gid) is None:
+        return install
+    STAGED_BINARIES.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not _root_only(STAGED_BINARIES):
+        raise RuntimeError(f"{STAGED_BINARIES} is writable by others than root; not using it")
+    stamp = f"{install}:{install.stat().st_mtime_ns}".encode()
+    target = STAGED_BINARIES / f"pginstall-{hashlib.sha256(stamp).hexdigest()[:16]}"
+    staged = target / install.parent.name / install.name
+    if target.is_dir() and _root_only(target):
+        return staged
+    work = Path(tempfile.mkdtemp(dir=STAGED_BINARIES, prefix=".staging-"))
+    tree = work / "tree"
+    try:
+        # The wheel's layout: its RPATH is $ORIGIN/../../../pgserver.libs.
+        for src in (install, install.parent.parent / "pgserver.libs"):
+            if src.is_dir():
+                dst = tree / src.relative_to(install.parent.parent)
+                shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+        for d in (tree, *(p for p in tree.rglob("*") if p.is_dir())):
+            d.chmod(0o755)
+        tree.rename(target)  # atomic: a half-made copy is never used
+    except OSError:
+        if not target.is_dir():
+            raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return staged
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _pg_user() -> str | None:
     """PostgreSQL refuses to run as root; as root we run it as the unprivileged 'pgserver'."""
     if os.geteuid() != 0:
@@ -268,14 +325,14 @@ class PostgresServer:
             from pgserver._commands import POSTGRES_BIN_PATH
 
             self._close_fds()
-            self.bin_dir = Path(_reachable(POSTGRES_BIN_PATH.parent, user, self._fds)) / "bin"
+            self.bin_dir = _staged_install(POSTGRES_BIN_PATH.parent, user) / "bin"
         if not (self.data_dir / "PG_VERSION").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             if user:
                 pw = pwd.getpwnam(user)
                 os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
             data = _reachable(self.data_dir, user, self._fds)
-            subprocess.run(
+            done = subprocess.run(
                 [
                     _pg_bin("initdb", self.bin_dir),
                     "--auth=trust",
@@ -286,11 +343,13 @@ class PostgresServer:
                     "-D",
                     data,
                 ],
-                check=True,
                 capture_output=True,
                 user=user,
                 pass_fds=self._fds,
             )
+            if done.returncode != 0:
+                said = (done.stderr or done.stdout).decode(errors="replace").strip()
+                raise RuntimeError(f"initdb exited {done.returncode}: {said[-800:]}")
         return user
 
     def start(self, timeout: float = 60.0) -> PostgresServer:

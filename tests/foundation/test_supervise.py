@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -163,6 +165,50 @@ def test_postgres_starts_under_a_private_directory_without_widening_it(tmp_path:
         server.stop()
     assert {p: stat.S_IMODE(p.stat().st_mode) for p in parents} == before
     assert (private / "state" / "postgres" / "data" / "PG_VERSION").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+@pytest.mark.timeout(90)
+def test_postgres_runs_from_a_virtualenv_behind_a_private_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The binaries find their libraries through their real path: behind a 700 directory the
+    unprivileged user cannot run them in place (initdb exited 127), so root stages a copy."""
+    import pgserver._commands
+
+    from parindex.runtime import embedded
+
+    real = Path(pgserver._commands.POSTGRES_BIN_PATH).parent  # site-packages/pgserver/pginstall
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    site = private / "venv" / "site-packages"
+    for src in (real, real.parent.parent / "pgserver.libs"):
+        shutil.copytree(src, site / src.relative_to(real.parent.parent), symlinks=True)
+    monkeypatch.setattr(pgserver._commands, "POSTGRES_BIN_PATH", site / "pgserver/pginstall/bin")
+    cache = Path(tempfile.mkdtemp(prefix="parindex-staged-"))  # /tmp: reachable by anyone
+    cache.chmod(0o755)
+    monkeypatch.setattr(embedded, "STAGED_BINARIES", cache / "parindex")
+    before = stat.S_IMODE(private.stat().st_mode)
+    server = PostgresServer(private / "state" / "postgres" / "data")
+    try:
+        server.start()
+        exe = Path(os.readlink(f"/proc/{server.proc.pid}/exe"))
+        assert exe.is_relative_to(cache / "parindex"), exe
+        staged = exe.parents[3]  # <cache>/parindex/pginstall-<key>
+        assert staged.stat().st_uid == 0 and not staged.stat().st_mode & 0o022
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import socket; socket.create_connection(('127.0.0.1', {server.port}))",
+            ],
+            capture_output=True,
+        )
+        assert res.returncode == 0
+    finally:
+        server.stop()
+        shutil.rmtree(cache, ignore_errors=True)
+    assert stat.S_IMODE(private.stat().st_mode) == before == 0o700
 
 
 @pytest.mark.timeout(110)
