@@ -57,6 +57,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
         "--via", choices=("gateway", "direct"), default="gateway", help="front door or survey"
     )
     p.add_argument("--survey-workers", type=int, default=1, help="PARINDEX_SURVEY_WORKERS")
+    p.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the stack's own ceiling (the same burst to an endpoint that does nothing)",
+    )
 
 
 def defaults(args: argparse.Namespace, quick: bool) -> None:
@@ -192,6 +197,7 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
             door[0].wait(10)
         svc.stop()
         await nc.drain()
+    floor = None if args.no_floor else await _floor(s, args, requests[: args.ballots])
 
     rate = args.ballots / elapsed
     p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
@@ -218,7 +224,46 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
         ),
         Figure("submit→progress lag, after the burst", f"{burst_lag * 1000:.0f} ms"),
         Figure("CPU cores busy during the burst", cpu),
-    ]
+    ] + ([] if floor is None else [floor])
+
+
+async def _floor(s: Servers, args: argparse.Namespace, requests: list[bytes]) -> Figure:
+    """The same burst, through the same door, to bench/floor_app.py: what the stack itself
+    allows on this machine before a ballot does any work (after survey has stopped)."""
+    port = free_port()
+    app = _spawn_floor(s, port)
+    url = f"http://127.0.0.1:{port}"
+    door = await _gateway(s, url) if args.via == "gateway" else None
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                probe = await Connection.open(url)
+                probe.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or app.poll() is not None:
+                    raise RuntimeError("bench/floor_app.py did not start") from None
+                await asyncio.sleep(0.1)
+        base = door[1] if door else url
+        pids = {"endpoint": app.pid} | ({"gateway": door[0].pid} if door else {})
+        meter = CpuMeter(pids)
+        meter.start()
+        latencies, elapsed = await burst(base, requests, args.concurrency, 201)
+        cpu = meter.stop()
+    finally:
+        if door:
+            door[0].terminate()
+            door[0].wait(10)
+        app.terminate()
+        app.wait(10)
+    rate = len(requests) / elapsed
+    return Figure(
+        f"the stack's own ceiling: same burst, {args.via}, to an endpoint that only parses "
+        "the body (bench/floor_app.py)",
+        f"{rate:,.0f}/s, p99 {percentile(latencies, 99) * 1000:.1f} ms; CPU {cpu}",
+        rate=rate,
+    )
 
 
 def _lags(accepted_at: list[float], seen: list[tuple[float, int]]) -> list[float]:
@@ -233,6 +278,18 @@ def _lags(accepted_at: list[float], seen: list[tuple[float, int]]) -> list[float
             break
         lags.append(seen[j][0] - t)
     return lags
+
+
+def _spawn_floor(s: Servers, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port", str(port)]
+        + ["--log-level", "warning", "--no-access-log"],
+        cwd=ROOT,
+        env=service_env(s),
+        stdout=open(s.tmp / "logs" / "floor.log", "ab"),  # noqa: SIM115 - handed to the child
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _spawn_gateway(s: Servers, survey_url: str, port: int) -> subprocess.Popen:

@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RawStreamMsg
 from nats.js.errors import NotFoundError
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,6 +40,7 @@ from parindex.bus.faults import is_event_fault
 from parindex.bus.pull import BatchPull, stream_seq
 from parindex.db import offsets
 from parindex.telemetry import metrics
+from parindex.telemetry.tracing import extract_trace
 
 log = logging.getLogger(__name__)
 LIVE_GATHER_S = 0.05  # how long a busy live batch gathers events (decision 44)
@@ -482,7 +483,7 @@ class ProjectionRunner:
         for e in events:
             if not e.headers or "traceparent" not in e.headers:
                 continue
-            parent = propagate.extract(e.headers)
+            parent = extract_trace(e.headers)
             span = tracer.start_span(
                 f"{self.projection.name} apply {e.envelope.type}",
                 context=parent,

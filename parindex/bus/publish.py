@@ -16,10 +16,11 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from contracts import subjects
 from contracts.events import Envelope, encode
+from parindex.telemetry.tracing import inject_trace
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parindex.bus")
@@ -83,7 +84,7 @@ async def publish_event(
         span.set_attribute("parindex.event_id", envelope.event_id)
         carrier: dict[str, str] = {}
         # Consumers continue this trace (docs/architecture.md, decision 11).
-        propagate.inject(carrier)
+        inject_trace(carrier)
         merged = dict(headers or {}) | carrier
         published = await _publish(
             js, subject, envelope, expected_last_subject_seq, merged, budget, timeout

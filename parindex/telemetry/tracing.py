@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _configured = False
+
+# Only the W3C trace context travels in NATS headers, and only as the services made it: never
+# baggage, never what a client sent. A client's traceparent, tracestate or baggage carried
+# onto a ballot event would let a vote buyer mark a ballot on the log (decision 45).
+_BUS = TraceContextTextMapPropagator()
+
+
+def inject_trace(carrier: MutableMapping[str, str]) -> None:
+    """The current span's traceparent (and the services' own tracestate) into `carrier`."""
+    _BUS.inject(carrier)
+
+
+def extract_trace(carrier: Mapping[str, str]) -> Context:
+    """The context a NATS message's headers carry, for a consumer's span."""
+    return _BUS.extract(carrier)
 
 
 def _processor(exporter: SpanExporter, simple: bool) -> SpanProcessor:
