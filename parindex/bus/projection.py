@@ -34,7 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import subjects
-from contracts.events import BallotFields, Envelope, EventError, Payload, decode
+from contracts.events import BallotFields, Envelope, EventError, Payload, decode, decode_ballot
 from parindex.bus.deadletter import dead_letter
 from parindex.bus.faults import is_event_fault
 from parindex.bus.pull import BatchPull, stream_seq
@@ -133,14 +133,33 @@ class Dispatching:
     async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
         # The runner holds the offset row's lock and passes only events past it (decision 12).
         await self.begin(session)
+        handlers = self.handlers
         for e in events:
             p = e.payload
-            if not isinstance(p, Payload):  # a projection that decodes BallotFields applies them
-                raise TypeError(f"{self.name} cannot apply {type(p).__name__}")
-            handler = self.handlers.get(type(p))
+            if isinstance(p, BallotFields):
+                await self.ballot_fields(session, e, p)
+                continue
+            handler = handlers.get(type(p))
             if handler is not None:
                 await handler(self, session, e, p)
         await self.end(session)
+
+    async def ballot_fields(self, session: AsyncSession, e: Event, p: BallotFields) -> None:
+        """A ballot as plain values; only a projection that decodes them (FastBallots) gets one."""
+        raise TypeError(f"{self.name} cannot apply BallotFields")
+
+
+class FastBallots(Dispatching):
+    """A projection that reads ballots as plain validated values (decision 43): the runner
+    decodes BallotSubmitted in one pass of pydantic's Rust parser, without models, and falls
+    back to `decode` for anything else and every refusal, so dead letters are unchanged."""
+
+    def decode(self, raw: bytes, type_hint: str | None) -> tuple[Envelope, Payload | BallotFields]:
+        if type_hint == "BallotSubmitted":
+            fast = decode_ballot(raw)
+            if fast is not None:
+                return fast
+        return decode(raw, type_hint)
 
 
 class Projection(Protocol):

@@ -83,9 +83,8 @@ async def campaign_scope(request: Request) -> None:
     """Router dependency of every service route: 403 for a campaign outside the caller's scope."""
     if COOKIE not in request.cookies:
         return  # anonymous: no scope to enforce, and no token to verify
-    named = await named_campaigns(request)
-    if not named:
-        return
-    p = await principal(request)
-    for campaign in named:
+    p = await principal(request)  # verified once per request; the route reads it too
+    if scoped_to(p) is None:
+        return  # a respondent or unscoped staff: no need to parse a ballot's body twice
+    for campaign in await named_campaigns(request):
         check(p, campaign)

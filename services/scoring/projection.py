@@ -7,7 +7,7 @@ later ballot is skipped. The same class fills the live database and the auditor'
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,15 +18,11 @@ from contracts.events import (
     BallotSubmitted,
     CampaignDefined,
     DeadlineReached,
-    Envelope,
-    Payload,
     ResultRow,
     ResultsPublished,
     ResultsReleased,
-    decode,
-    decode_ballot,
 )
-from parindex.bus.projection import Dispatching, Event, Rejected, on
+from parindex.bus.projection import Event, FastBallots, Rejected, on
 from parindex.db import campaigns
 from parindex.db.campaigns import CampaignTable
 from services.scoring.method import BallotCounter, Tally, compute_results, result_rows
@@ -43,7 +39,7 @@ TABLES = (
 )
 
 
-class ScoringProjection(Dispatching):
+class ScoringProjection(FastBallots):
     name = "scoring"
 
     def __init__(self) -> None:
@@ -53,28 +49,8 @@ class ScoringProjection(Dispatching):
         self._touched: set[str] = set()
         self._settled: set[str] = set()  # defined or past its deadline in this batch
 
-    def decode(self, raw: bytes, type_hint: str | None) -> tuple[Envelope, Payload | BallotFields]:
-        """Ballots as plain validated values, everything else (and every refusal) as decode()
-        gives it: the live path, the rebuild and the audit's replay all read through here
-        (docs/architecture.md, decision 43)."""
-        if type_hint == "BallotSubmitted":
-            fast = decode_ballot(raw)
-            if fast is not None:
-                return fast
-        return decode(raw, type_hint)
-
-    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        await self.begin(session)
-        handlers = self.handlers
-        for e in events:
-            p = e.payload
-            if isinstance(p, BallotFields):
-                await self._count(session, e, p.ballot_id, p.form_code, p.unit_code, p.answers)
-                continue
-            handler = handlers.get(type(p))
-            if handler is not None:
-                await handler(self, session, e, p)
-        await self.end(session)
+    async def ballot_fields(self, session: AsyncSession, e: Event, p: BallotFields) -> None:
+        await self._count(session, e, p.ballot_id, p.form_code, p.unit_code, p.answers)
 
     async def reset(self, session: AsyncSession) -> None:
         for table in TABLES:

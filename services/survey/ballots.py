@@ -25,7 +25,7 @@ from parindex.clock import Clock
 from parindex.db.reads import ReadPool
 from services.survey import participation
 from services.survey import receipt as receipts
-from services.survey.ballot import ballot_envelope, problems
+from services.survey.ballot import ballot_envelope, local_day, problems
 from services.survey.drafts import DraftCleaner
 from services.survey.errors import (
     AlreadySubmitted,
@@ -180,7 +180,8 @@ async def submit_ballot(
     """
     campaign = who.campaign
     st = await status(d, who)
-    if st.deadline_passed or d.clock.now() >= campaign.deadline:
+    now = d.clock.now()
+    if st.deadline_passed or now >= campaign.deadline:
         raise DeadlinePassed()
     if not st.open:
         raise NotOpen(st.wave_id)
@@ -194,9 +195,10 @@ async def submit_ballot(
         form_code=who.form_code,
         unit_code=who.unit_code,
         answers=answers,
-        now=d.clock.now(),
+        now=now,
         client_submission_id=client_submission_id,
     )
+    day = local_day(campaign, now)  # the event's submitted_on, as ballot_envelope made it
     try:
         published = await publish_event(
             d.js, subjects.ballot(campaign.id, pseudo), envelope, expected_last_subject_seq=0
@@ -213,10 +215,9 @@ async def submit_ballot(
             # error (docs/architecture.md, decision 23).
             return Accepted(issue_receipt(d, campaign.id, day, client_submission_id), day)
         raise AlreadySubmitted(day) from None
-    ballot = BallotSubmitted.model_validate(envelope.data)
     if published.duplicate:  # a retry: answer with what the log holds
         again = await submitted(d, campaign.id, pseudo)
-        ballot = again.ballot if again is not None else ballot
+        day = again.ballot.submitted_on if again is not None else day
     if d.drafts is not None:
         d.drafts.discard(campaign.id, pseudo)  # deleted off the request path (decision 41)
     else:
@@ -224,7 +225,6 @@ async def submit_ballot(
             await queries.delete_draft(s, campaign.id, pseudo)
     if not await participation.counted(d.js, campaign.id, published.seq):
         raise DeadlinePassed()  # sequenced after DeadlineReached: never counted
-    day = ballot.submitted_on
     return Accepted(issue_receipt(d, campaign.id, day, client_submission_id), day)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.campaign import Campaign
 from contracts.events import (
+    BallotFields,
     BallotSubmitted,
     CampaignClosed,
     CampaignDefined,
@@ -29,14 +30,14 @@ from contracts.events import (
     RespondentWithdrawn,
     WaveOpened,
 )
-from parindex.bus.projection import Dispatching, Event, on
+from parindex.bus.projection import Event, FastBallots, on
 from parindex.db import campaigns
 from parindex.db.campaigns import CampaignTable
 
 NAME = "survey"
 
 
-class SurveyProjection(Dispatching):
+class SurveyProjection(FastBallots):
     name = NAME
 
     def __init__(self) -> None:
@@ -141,13 +142,20 @@ class SurveyProjection(Dispatching):
 
     @on(BallotSubmitted)
     async def ballot(self, s: AsyncSession, e: Event, p: BallotSubmitted) -> None:
+        # A ballot decode_ballot left to decode(): counted by the same rules.
+        await self._count(s, e, p.form_code, {a.unit_code for a in p.answers})
+
+    async def ballot_fields(self, session: AsyncSession, e: Event, p: BallotFields) -> None:
+        await self._count(session, e, p.form_code, {a["unit_code"] for a in p.answers})
+
+    async def _count(self, s: AsyncSession, e: Event, form_code: str, units: set[str]) -> None:
         c = e.envelope.campaign_id
         closed_at = await self._deadline(s, c)
         if closed_at is not None and closed_at < e.seq:
             return  # sequenced after the deadline: not counted, as in scoring
         # Once per unit the ballot answers, as services/scoring/method.py Tally.of_ballot.
-        for unit_code in {a.unit_code for a in p.answers}:
-            self._counts[(c, unit_code, p.form_code)] += 1
+        for unit_code in units:
+            self._counts[(c, unit_code, form_code)] += 1
 
     async def _deadline(self, s: AsyncSession, campaign_id: str) -> int | None:
         """The sequence of the campaign's DeadlineReached, read once per batch."""
