@@ -64,6 +64,29 @@ def problems(
     return out
 
 
+def in_form_order(
+    campaign: Campaign, form_code: str, unit_code: str | None, answers: list[Answer]
+) -> list[Answer]:
+    """The answers in the form's order (rated units, then questions), whatever order they came in.
+
+    The order a client sends is not part of a vote; kept on the log, a permutation chosen by a
+    vote buyer would mark the ballot for anyone reading it (docs/architecture.md, decision 45).
+    """
+    units = {u: i for i, u in enumerate(campaign.units_rated_by(form_code, unit_code))}
+    questions = {q.id: i for i, q in enumerate(campaign.form(form_code).questions())}
+    last_unit, last_question = len(units), len(questions)
+    return sorted(
+        answers,
+        key=lambda a: (
+            units.get(a.unit_code, last_unit),
+            questions.get(a.question_id, last_question),
+            a.unit_code,
+            a.question_id,
+            a.option_code,
+        ),
+    )
+
+
 def local_day(campaign: Campaign, now: datetime) -> date:
     return now.astimezone(ZoneInfo(campaign.timezone)).date()
 
@@ -91,7 +114,7 @@ def ballot_envelope(
         form_code=form_code,
         unit_code=unit_code if form.rates == "own_unit" else None,
         submitted_on=day,
-        answers=answers,
+        answers=in_form_order(campaign, form_code, unit_code, answers),
     )
     return make(
         payload,
