@@ -142,6 +142,14 @@ def test_survey_answers_503_not_500_while_the_database_is_down() -> None:
     assert client.get("/bug").status_code == 500
 
 
+def _another_process_connects(port: int) -> bool:
+    res = subprocess.run(
+        [sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}))"],
+        capture_output=True,
+    )
+    return res.returncode == 0
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
 @pytest.mark.timeout(90)
 def test_postgres_starts_under_a_private_directory_without_widening_it(tmp_path: Path) -> None:
@@ -152,15 +160,7 @@ def test_postgres_starts_under_a_private_directory_without_widening_it(tmp_path:
     before = {p: stat.S_IMODE(p.stat().st_mode) for p in parents}
     server = PostgresServer(private / "state" / "postgres" / "data").start()
     try:
-        res = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"import socket; socket.create_connection(('127.0.0.1', {server.port}))",
-            ],
-            capture_output=True,
-        )
-        assert res.returncode == 0
+        assert _another_process_connects(server.port)
     finally:
         server.stop()
     assert {p: stat.S_IMODE(p.stat().st_mode) for p in parents} == before
@@ -196,15 +196,7 @@ def test_postgres_runs_from_a_virtualenv_behind_a_private_home(
         assert exe.is_relative_to(cache / "parindex"), exe
         staged = exe.parents[3]  # <cache>/parindex/pginstall-<key>
         assert staged.stat().st_uid == 0 and not staged.stat().st_mode & 0o022
-        res = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"import socket; socket.create_connection(('127.0.0.1', {server.port}))",
-            ],
-            capture_output=True,
-        )
-        assert res.returncode == 0
+        assert _another_process_connects(server.port)
     finally:
         server.stop()
         shutil.rmtree(cache, ignore_errors=True)
