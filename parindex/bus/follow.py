@@ -17,6 +17,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from contracts import subjects
+from parindex.bus.pull import live_fetch
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,15 @@ class LogFollower:
         try:
             if (await sub.consumer_info()).num_pending == 0:
                 self.caught_up.set()
+            busy = False
             while (stop is None or not stop.is_set()) and nc.stats["reconnects"] == reconnects:
                 try:
-                    msgs = await sub.fetch(100, timeout=1.0)
+                    msgs = await live_fetch(sub, 100, busy)
                 except (NatsTimeout, TimeoutError):
+                    busy = False
                     self.caught_up.set()  # nothing left to read
                     continue
+                busy = bool(msgs)
                 for m in msgs:
                     self.apply(m.data, m.metadata.sequence.stream)
                     self.seen = max(self.seen, m.metadata.sequence.stream)

@@ -37,13 +37,12 @@ from contracts import subjects
 from contracts.events import BallotFields, Envelope, EventError, Payload, decode, decode_ballot
 from parindex.bus.deadletter import dead_letter
 from parindex.bus.faults import is_event_fault
-from parindex.bus.pull import BatchPull, stream_seq
+from parindex.bus.pull import BatchPull, live_fetch, stream_seq
 from parindex.db import offsets
 from parindex.telemetry import metrics
 from parindex.telemetry.tracing import extract_trace
 
 log = logging.getLogger(__name__)
-LIVE_GATHER_S = 0.05  # how long a busy live batch gathers events (decision 44)
 tracer = trace.get_tracer("parindex.projection")
 
 
@@ -406,14 +405,7 @@ class ProjectionRunner:
                     log.info("projection %s: reconnected; verifying the log", self.projection.name)
                     return
                 try:
-                    # nats-py's fetch of a batch waits until the batch is full or the request
-                    # expires: with events arriving steadily every batch took the whole second
-                    # (issue #18). Idle, wait for one event; busy, gather for LIVE_GATHER_S
-                    # (docs/architecture.md, decision 44).
-                    if busy:
-                        msgs = await sub.fetch(self.batch_size, timeout=LIVE_GATHER_S)
-                    else:
-                        msgs = await sub.fetch(1, timeout=1.0)
+                    msgs = await live_fetch(sub, self.batch_size, busy)
                 except (NatsTimeout, TimeoutError):
                     busy = False
                     self._clear_alarm()  # nothing left to fetch: the rebuild has caught up
