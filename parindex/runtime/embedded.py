@@ -13,6 +13,7 @@ import random
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -281,10 +282,17 @@ def _staged_install(install: Path, user: str) -> Path:
 
 
 def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    """A hard link when the file is already readable by all (a link shares the mode, so
+    linking never widens the virtualenv's own files); otherwise a copy made readable."""
+    mode = os.stat(src).st_mode
+    if mode & 0o004:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+    os.chmod(dst, stat.S_IMODE(mode) | 0o444 | (0o111 if mode & 0o100 else 0))
 
 
 def _pg_user() -> str | None:

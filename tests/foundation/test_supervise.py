@@ -185,6 +185,8 @@ def test_postgres_runs_from_a_virtualenv_behind_a_private_home(
     for src in (real, real.parent.parent / "pgserver.libs"):
         shutil.copytree(src, site / src.relative_to(real.parent.parent), symlinks=True)
     monkeypatch.setattr(pgserver._commands, "POSTGRES_BIN_PATH", site / "pgserver/pginstall/bin")
+    private_lib = next((site / "pgserver.libs").glob("libpq*"))  # as a umask of 077 leaves it
+    private_lib.chmod(0o700)
     cache = Path(tempfile.mkdtemp(prefix="parindex-staged-"))  # /tmp: reachable by anyone
     cache.chmod(0o755)
     if os.statvfs(cache).f_flag & os.ST_NOEXEC or os.statvfs(tmp_path).f_flag & os.ST_NOEXEC:
@@ -204,6 +206,7 @@ def test_postgres_runs_from_a_virtualenv_behind_a_private_home(
         server.stop()
         shutil.rmtree(cache, ignore_errors=True)
     assert stat.S_IMODE(private.stat().st_mode) == before == 0o700
+    assert stat.S_IMODE(private_lib.stat().st_mode) == 0o700  # copied, not linked and widened
 
 
 @pytest.mark.timeout(110)
