@@ -8,11 +8,15 @@ import io
 import re
 
 import openpyxl
+import pytest
+from sqlalchemy import text
 
 from contracts import subjects
 from contracts.campaign import Campaign
 from contracts.events import CampaignDefined, decode
 from parindex.web.auth import Principal
+from services.survey import campaign_drafts
+from services.survey.storage.drafts import KEEP
 from services.survey.workbook.export import build
 from services.survey.workbook.read import read_workbook
 from tests.survey.test_service import ADMIN, Survey, read_all, small_campaign, subject_count
@@ -126,15 +130,21 @@ async def test_a_faulty_workbook_is_a_page_of_located_problems(
 async def test_clone_makes_a_draft_for_the_new_year(survey: Survey, nc, campaign_id: str) -> None:
     admin = page_headers(survey, ADMIN)
     r = await upload(survey, ADMIN, build(small_campaign(campaign_id)))
+    assert r.status_code == 303 and "/drafts/" in r.headers["location"], (r, r.headers, r.text)
     r = await survey.client.post(
         r.headers["location"] + "/publish", headers=admin, data={"csrf": token(survey, ADMIN)}
     )
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
 
-    async def listed() -> bool:
-        return campaign_id in (await survey.client.get("/admin/campaigns", headers=admin)).text
+    async def on_the_projection() -> bool:
+        # What clone reads: the campaign as survey's projection holds it. The campaigns page
+        # lists the published draft at once, before the projection has applied the event.
+        r = await survey.client.get(
+            "/admin/campaigns/workbook.xlsx", params={"campaign": campaign_id}, headers=admin
+        )
+        return r.status_code == 200
 
-    await eventually(listed)
+    await eventually(on_the_projection)
     new_id = f"{campaign_id}-next"[:64]
     r = await survey.client.post(
         "/admin/campaigns/clone",
@@ -200,3 +210,21 @@ async def test_publishing_after_the_first_wave_is_refused(
     assert r.status_code == 409
     assert "không sửa được nữa" in r.text
     assert await subject_count(nc.jetstream(), subjects.campaign(campaign_id)) == before
+
+
+async def test_past_200_drafts_in_a_day_the_oldest_go_never_the_new_one(
+    survey: Survey, campaign_id: str
+) -> None:
+    """Drafts hold the day only; pruning once broke the day's tie by random id and could
+    delete a draft the moment it was uploaded (its preview then answered 404)."""
+    campaign = small_campaign(campaign_id)
+    made = [
+        await campaign_drafts.keep(survey.rt.sessions, campaign, "workbook", "admin")
+        for _ in range(KEEP + 5)
+    ]
+    for draft_id in made[-5:]:
+        assert (await campaign_drafts.get(survey.rt.sessions, draft_id)).id == draft_id
+    with pytest.raises(campaign_drafts.UnknownDraft):
+        await campaign_drafts.get(survey.rt.sessions, made[0])
+    async with survey.rt.sessions() as s:
+        assert await s.scalar(text("SELECT count(*) FROM survey_campaign_drafts")) == KEEP

@@ -23,7 +23,7 @@ async def save(
     await s.execute(
         text(
             "DELETE FROM survey_campaign_drafts WHERE id IN (SELECT id FROM "
-            "survey_campaign_drafts ORDER BY created_on DESC, id OFFSET :k)"
+            "survey_campaign_drafts ORDER BY made DESC OFFSET :k)"
         ),
         {"k": KEEP},
     )
@@ -58,7 +58,7 @@ async def listed(s: AsyncSession) -> list[dict[str, Any]]:
         text(
             "SELECT id, campaign_id, definition->>'name' AS name, source, created_on "
             "FROM survey_campaign_drafts WHERE published_version IS NULL "
-            "ORDER BY created_on DESC, campaign_id LIMIT 50"
+            "ORDER BY made DESC LIMIT 50"
         )
     )
     return [dict(r) for r in rows.mappings()]
