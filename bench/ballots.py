@@ -56,7 +56,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--via", choices=("gateway", "direct"), default="gateway", help="front door or survey"
     )
-    p.add_argument("--survey-workers", type=int, default=1, help="PARINDEX_SURVEY_WORKERS")
+    p.add_argument(
+        "--survey-workers",
+        type=int,
+        default=2,
+        help="PARINDEX_SURVEY_WORKERS: survey processes (2, one per core, as for a rush)",
+    )
     p.add_argument(
         "--no-floor",
         action="store_true",
@@ -66,7 +71,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 def defaults(args: argparse.Namespace, quick: bool) -> None:
     if args.ballots is None:
-        args.ballots = 2000 if quick else 10000
+        args.ballots = 6000 if quick else 20000  # a burst of seconds, past the warm-up
 
 
 async def run(args: argparse.Namespace) -> list[Figure]:

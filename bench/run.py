@@ -52,7 +52,9 @@ NOTES = """\
   decision 15) and queues the draft's deletion. The load generator (bench/http_load.py) sends
   requests encoded before the clock starts on keep-alive connections. "Lag during the burst":
   for each accepted ballot, the time until GET /api/progress (polled every 50 ms) first showed
-  that many ballots. `--survey-workers N` runs survey as N processes (PARINDEX_SURVEY_WORKERS).
+  that many ballots. Survey runs as two processes (`--survey-workers 2`, one per core, as an
+  operator would set PARINDEX_SURVEY_WORKERS for the deadline-day rush; `--survey-workers 1`
+  measures one).
   Ballots, one durable publish-and-wait each, also cannot exceed the log's ceiling row.
 - **Rebuild.** A plain ordered-consumer read does little more than parse each message. The
   scoring rebuild also decodes and validates every event (ballots through the one-pass decode
