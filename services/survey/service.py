@@ -15,7 +15,7 @@ from parindex.clock import clock_from_settings
 from parindex.db.reads import ReadPool
 from parindex.web.service import Runtime, ServiceSpec
 from services.survey import rpc
-from services.survey.api import router
+from services.survey.api import FAST_BALLOTS, router
 from services.survey.drafts import DraftCleaner, sweep
 from services.survey.projection import SurveyProjection
 from services.survey.scheduler import Scheduler
@@ -63,4 +63,5 @@ SERVICE = ServiceSpec(
     routers=[router, web_router, workbook_router],
     start=start,
     title="parindex survey",
+    fast_writes=[FAST_BALLOTS],
 )
