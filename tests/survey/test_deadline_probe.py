@@ -39,19 +39,29 @@ class Stream:
             raise NotFoundError()
         return SimpleNamespace(seq=seen)
 
-    async def release(self, n: int) -> None:
-        """Let the n-th lookup answer, once it is out."""
+    async def out(self, n: int) -> None:
+        """Until the n-th lookup has reached the server."""
         async with asyncio.timeout(5), self.sent:
             await self.sent.wait_for(lambda: len(self.gates) >= n)
+
+    async def release(self, n: int) -> None:
+        """Let the n-th lookup answer, once it is out."""
+        await self.out(n)
         self.gates[n - 1].set()
+
+
+async def lookup_out(campaign: str = "c", seq: int = 1) -> tuple[Stream, DeadlineProbe, Any]:
+    """A probe over a fresh stream, and a first ballot whose lookup is out and unanswered."""
+    stream = Stream()
+    probe = DeadlineProbe(cast(Any, stream))  # the probe only calls get_last_msg
+    first = asyncio.create_task(probe.counted(campaign, seq))
+    await stream.out(1)
+    return stream, probe, first
 
 
 @pytest.mark.timeout(10)
 async def test_ballots_acked_while_a_lookup_is_out_share_the_next_one() -> None:
-    stream = Stream()
-    probe = DeadlineProbe(cast(Any, stream))  # the probe only calls get_last_msg
-    first = asyncio.create_task(probe.counted("c", 10))
-    await asyncio.sleep(0)
+    stream, probe, first = await lookup_out(seq=10)
     # The deadline is sequenced at 15 while the first lookup is out: ballots acked from now
     # on must not be answered by that lookup, which read the subject before.
     stream.deadline = 15
@@ -65,11 +75,8 @@ async def test_ballots_acked_while_a_lookup_is_out_share_the_next_one() -> None:
 
 @pytest.mark.timeout(10)
 async def test_a_failed_lookup_fails_its_waiters_and_the_next_one_starts_afresh() -> None:
-    stream = Stream()
-    probe = DeadlineProbe(cast(Any, stream))  # the probe only calls get_last_msg
+    stream, probe, first = await lookup_out()
     stream.fail = TimeoutError("bus slow")
-    first = asyncio.create_task(probe.counted("c", 1))
-    await asyncio.sleep(0)
     second = asyncio.create_task(probe.counted("c", 2))
     await stream.release(1)
     with pytest.raises(TimeoutError):
@@ -86,12 +93,8 @@ async def test_a_failed_lookup_fails_its_waiters_and_the_next_one_starts_afresh(
 
 @pytest.mark.timeout(10)
 async def test_a_caller_that_gives_up_does_not_cancel_the_lookup_others_wait_on() -> None:
-    stream = Stream()
-    probe = DeadlineProbe(cast(Any, stream))  # the probe only calls get_last_msg
-    impatient = asyncio.create_task(probe.counted("c", 1))
-    await asyncio.sleep(0)
+    stream, probe, impatient = await lookup_out()
     patient = asyncio.create_task(probe.counted("c", 2))
-    await asyncio.sleep(0)
     impatient.cancel()
     await stream.release(1)
     await stream.release(2)
@@ -102,9 +105,7 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_lookup_others_wait_on(
 
 @pytest.mark.timeout(10)
 async def test_campaigns_are_looked_up_apart() -> None:
-    stream = Stream()
-    probe = DeadlineProbe(cast(Any, stream))  # the probe only calls get_last_msg
-    a = asyncio.create_task(probe.counted("a", 1))
+    stream, probe, a = await lookup_out("a")
     b = asyncio.create_task(probe.counted("b", 1))
     await stream.release(1)
     await stream.release(2)
