@@ -70,9 +70,9 @@ class Deps:
     reads: ReadPool  # the hot path's one read, straight on asyncpg (decision 44)
     ballot_key: str
     clock: Clock
+    deadlines: participation.DeadlineProbe  # one per instance, shared by the ballots in flight
     campaigns: Campaigns = field(default_factory=Campaigns)
     drafts: DraftCleaner | None = None  # None: a submitted ballot's draft is deleted at once
-    deadlines: participation.DeadlineProbe | None = None  # None: one lookup per ballot
 
 
 @dataclass(frozen=True)
@@ -157,14 +157,7 @@ async def submitted(d: Deps, campaign_id: str, pseudo: str) -> Logged | None:
         return None
     _, payload = decode(msg.data or b"")
     assert isinstance(payload, BallotSubmitted)
-    return Logged(payload, await _counted(d, campaign_id, int(msg.seq or 0)))
-
-
-async def _counted(d: Deps, campaign_id: str, ballot_seq: int) -> bool:
-    """Whether the ballot at this sequence counts, asked of the log after its ack (decision 15)."""
-    if d.deadlines is not None:
-        return await d.deadlines.counted(campaign_id, ballot_seq)
-    return await participation.counted(d.js, campaign_id, ballot_seq)
+    return Logged(payload, await d.deadlines.counted(campaign_id, int(msg.seq or 0)))
 
 
 def issue_receipt(d: Deps, campaign_id: str, day: date, submission_id: str | None) -> str:
@@ -231,7 +224,7 @@ async def submit_ballot(
     else:
         async with d.sessions.begin() as s:
             await queries.delete_draft(s, campaign.id, pseudo)
-    if not await _counted(d, campaign.id, published.seq):
+    if not await d.deadlines.counted(campaign.id, published.seq):
         raise DeadlinePassed()  # sequenced after DeadlineReached: never counted
     return Accepted(issue_receipt(d, campaign.id, day, client_submission_id), day)
 

@@ -28,12 +28,6 @@ async def deadline_seq(js: JetStreamContext, campaign_id: str) -> int | None:
     return int(msg.seq or 0)
 
 
-async def counted(js: JetStreamContext, campaign_id: str, ballot_seq: int) -> bool:
-    """True when a ballot at this stream sequence counts: no deadline on the log before it."""
-    closed_at = await deadline_seq(js, campaign_id)
-    return closed_at is None or ballot_seq < closed_at
-
-
 class DeadlineProbe:
     """`counted` for many ballots at once: one lookup answers every ballot acked before it.
 

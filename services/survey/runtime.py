@@ -9,15 +9,11 @@ from __future__ import annotations
 from parindex.clock import clock_from_settings
 from parindex.web.service import Runtime
 from services.survey.ballots import Campaigns, Deps
-from services.survey.participation import DeadlineProbe
 
 
 def deps(rt: Runtime) -> Deps:
     clock = rt.extras.setdefault("clock", clock_from_settings(rt.settings))
     campaigns = rt.extras.setdefault("campaigns", Campaigns())  # parsed once per instance
-    deadlines = rt.extras.get("deadlines")
-    if deadlines is None:  # one per instance: its lookups are shared by the ballots in flight
-        deadlines = rt.extras["deadlines"] = DeadlineProbe(rt.js)
     return Deps(
         js=rt.js,
         sessions=rt.sessions,
@@ -26,5 +22,5 @@ def deps(rt: Runtime) -> Deps:
         clock=clock,
         campaigns=campaigns,
         drafts=rt.extras.get("drafts"),
-        deadlines=deadlines,
+        deadlines=rt.extras["deadlines"],  # made once at start (service.py)
     )

@@ -17,6 +17,7 @@ from parindex.web.service import Runtime, ServiceSpec
 from services.survey import rpc
 from services.survey.api import FAST_BALLOTS, router
 from services.survey.drafts import DraftCleaner, sweep
+from services.survey.participation import DeadlineProbe
 from services.survey.projection import SurveyProjection
 from services.survey.scheduler import Scheduler
 from services.survey.web import router as web_router
@@ -31,6 +32,8 @@ async def start(rt: Runtime) -> None:
     rt.extras["reads"] = reads  # the ballot's one read (docs/architecture.md, decision 44)
     rt.stopping.append(reads.close)
     clock = rt.extras.setdefault("clock", clock_from_settings(rt.settings))
+    # One deadline lookup answers the ballots in flight (docs/architecture.md, decision 46).
+    rt.extras["deadlines"] = DeadlineProbe(rt.js)
     runner = ProjectionRunner(rt.nc, rt.sessions, SurveyProjection())
     rt.extras["projection"] = runner
     rt.stopping.append(runner.stop)
