@@ -32,27 +32,43 @@ def _ephemeral_low() -> int:
         return 49152
 
 
-def free_port() -> int:
-    """A free port below the ephemeral range.
+# Ports this process has handed out. A port is chosen here and bound later by a child; until
+# then it looks free, so without this a stack's NATS could be handed the port just chosen for
+# its scoring service, and scoring would fail to bind (uvicorn exits 3).
+_handed: set[int] = set()
+_rng = random.SystemRandom()  # a test seeding `random` must not make two choices collide
 
-    A port is chosen here and bound later by a child; a port the kernel itself picked (bind to
-    0) may meanwhile be handed to any outgoing connection on the machine (a client connecting
-    to NATS, say), and the child then fails with "address already in use". Below the
-    ephemeral range only a program that asks for that very port can take it.
+
+def free_port() -> int:
+    """A free port below the ephemeral range, never one this process handed out before.
+
+    A port the kernel itself picked (bind to 0) may meanwhile be handed to any outgoing
+    connection on the machine (a client connecting to NATS, say), and the child then fails
+    with "address already in use". Below the ephemeral range only a program that asks for that
+    very port can take it.
     """
     low = _ephemeral_low()
+    if len(_handed) > (low - 10000) // 2:
+        _handed.clear()  # a very long-lived process: the oldest children have long gone
     if low > 11000:
-        for _ in range(50):
-            port = random.randrange(10000, low)
+        for _ in range(200):
+            port = _rng.randrange(10000, low)
+            if port in _handed:
+                continue
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
                     continue
-                return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+            _handed.add(port)
+            return port
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed:
+            _handed.add(port)
+            return port
 
 
 def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:

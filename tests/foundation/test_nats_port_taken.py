@@ -34,3 +34,17 @@ def test_a_free_port_starts_and_is_ours(tmp_path: Path) -> None:
             assert c.recv(4) == b"INFO"
     finally:
         server.stop()
+
+
+@pytest.mark.unit
+@pytest.mark.timeout(30)
+def test_a_port_handed_out_is_not_handed_out_again_before_anything_binds_it() -> None:
+    """A stack picks its services' ports, then its nats-server's and PostgreSQL's, and binds
+    them only later; a second pick of a still-unbound port once stopped scoring starting."""
+    import random
+
+    first = []
+    for _ in range(300):
+        random.seed(7)  # a test seeding the shared generator must not make picks repeat
+        first.append(free_port())
+    assert len(set(first)) == len(first)
