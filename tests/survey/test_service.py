@@ -118,6 +118,8 @@ class Survey:
         self.app = app
         self.client = client
         self.key = key
+        # One session token per principal for this stack's life (tests/survey/test_web.py).
+        self.sessions: dict[Principal, str] = {}
 
     @property
     def rt(self):

@@ -30,12 +30,16 @@ from tests.survey.test_service import (
 from tests.waiting import eventually
 
 NONCE = "csrf-nonce-for-tests"  # an anonymous nonce cookie: ignored once there is a session
-_sessions: dict[tuple[int, Principal], str] = {}
 
 
 def session_of(survey: Survey, p: Principal) -> str:
-    """One session token per principal and stack, so its form token stays the same."""
-    return _sessions.setdefault((id(survey.key), p), issue_token(survey.key, p))
+    """One session token per principal and stack, so its form token stays the same.
+
+    Kept on the stack itself: a module-wide cache keyed by id(survey.key) once handed a later
+    test the token of an earlier, collected key whose id the new key reused (refused: 303)."""
+    if p not in survey.sessions:
+        survey.sessions[p] = issue_token(survey.key, p)
+    return survey.sessions[p]
 
 
 def page_headers(survey: Survey, p: Principal, csrf: bool = True) -> dict[str, str]:
