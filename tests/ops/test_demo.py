@@ -1,4 +1,4 @@
-"""`parindex up --demo --minutes 2 --exit` shows a campaign like a real province's (decision 40).
+"""`parindex up --demo --minutes 1 --exit` shows a campaign like a real province's (decision 40).
 
 The front door and the admin login are printed while the demo is still starting, before any
 ballot; by the end most units reached their quota and a few fell short, every form has ballots,
@@ -26,7 +26,7 @@ FORMS = {"01", "02", "03", "04", "05", "06"}
 def _start(state: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "parindex.cli", "up", "--demo", "--state-dir", str(state)]
-        + ["--minutes", "2", "--exit", "--port", str(free_port()), *extra],
+        + ["--minutes", "1", "--exit", "--port", str(free_port()), *extra],
         stdout=open(out, "ab"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
         env={k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")},
@@ -53,7 +53,7 @@ def _finish(proc: subprocess.Popen, out: Path, timeout: float) -> str:
     return text
 
 
-# Two minutes of voting on an idle two-core machine; the demo slows its campaign clock on a
+# A minute of voting on an idle two-core machine (the README's own first run); the demo slows its campaign clock on a
 # busy one (decision 40), so the bound is generous.
 @pytest.mark.timeout(1200)
 def test_two_minute_demo_looks_like_a_province(tmp_path: Path) -> None:
