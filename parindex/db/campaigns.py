@@ -46,11 +46,23 @@ async def load_campaign(
     key = (campaign_id, str(digest))
     parsed = _PARSED.get(key)
     if parsed is None:
-        raw = await session.scalar(text(where._select(where.definition_column)), {"c": campaign_id})
-        if raw is None:  # deleted since (a rebuild): as if never seen
+        # The definition with its own digest, from one snapshot: a redefinition committed
+        # between the two statements must not be remembered under the older digest.
+        row = (
+            await session.execute(
+                text(
+                    where._select(
+                        f"md5({where.definition_column}::text), {where.definition_column}"
+                    )
+                ),
+                {"c": campaign_id},
+            )
+        ).first()
+        if row is None:  # deleted since (a rebuild): as if never seen
             return None
+        digest, raw = row
         parsed = Campaign.model_validate(raw if isinstance(raw, dict) else json.loads(raw))
         while len(_PARSED) >= _KEEP:
             _PARSED.pop(next(iter(_PARSED)))
-        _PARSED[key] = parsed
+        _PARSED[(campaign_id, str(digest))] = parsed
     return parsed
