@@ -53,8 +53,8 @@ def _finish(proc: subprocess.Popen, out: Path, timeout: float) -> str:
     return text
 
 
-# A minute of voting on an idle two-core machine (the README's own first run); the demo slows its campaign clock on a
-# busy one (decision 40), so the bound is generous.
+# A minute of voting on an idle two-core machine (as the README's first run); the demo slows
+# its campaign clock on a busy one (decision 40), so the bound is generous.
 @pytest.mark.timeout(1200)
 def test_two_minute_demo_looks_like_a_province(tmp_path: Path) -> None:
     state, out = tmp_path / "state", tmp_path / "demo.out"
