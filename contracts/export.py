@@ -16,44 +16,6 @@ from contracts.rpc import ENDPOINTS, ErrorReply, Message
 
 HERE = Path(__file__).parent
 
-CHANNELS: dict[str, tuple[str, list[str]]] = {
-    # channel address: (description, event types published there)
-    "par.evt.{campaign}.campaign": (
-        "Campaign definition and closing",
-        ["CampaignDefined", "CampaignClosed"],
-    ),
-    "par.evt.{campaign}.respondent.{respondent}": (
-        "A respondent's registration and credentials (never the secret)",
-        ["RespondentRegistered", "RespondentUpdated", "RespondentWithdrawn", "CredentialsIssued"],
-    ),
-    "par.evt.{campaign}.respondent.{respondent}.reminder": (
-        "A reminder asked for now, at most one per person and day (decision 34)",
-        ["ReminderRequested"],
-    ),
-    "par.evt.staff.account.{username}": (
-        "Staff accounts made, disabled or reset in the pages (never a password)",
-        ["StaffAccountCreated", "StaffAccountDisabled", "StaffPasswordReset"],
-    ),
-    "par.evt.{campaign}.wave.{wave}": ("A wave opening, once", ["WaveOpened"]),
-    "par.evt.{campaign}.deadline": ("The deadline, once", ["DeadlineReached"]),
-    "par.evt.{campaign}.ballot.{pseudonym}": (
-        "One ballot per keyed pseudonym; no respondent identity",
-        ["BallotSubmitted"],
-    ),
-    "par.evt.{campaign}.delivery.{respondent}": (
-        "E-mail deliveries (no credential)",
-        ["InvitationSent", "ReminderSent", "DeliveryFailed"],
-    ),
-    "par.evt.{campaign}.results": (
-        "Results frozen at the deadline with their digest (not yet public)",
-        ["ResultsPublished"],
-    ),
-    "par.evt.{campaign}.release": (
-        "The frozen results published by an admin, once",
-        ["ResultsReleased"],
-    ),
-}
-
 
 def _schema_name(event_type: str, version: int) -> str:
     return f"{event_type}.v{version}.json"
@@ -131,7 +93,7 @@ def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    for address, (description, types) in CHANNELS.items():
+    for address, (description, types) in subjects.CHANNELS.items():
         cid = address.replace("par.evt.", "").replace(".", "_").replace("{", "").replace("}", "")
         params = {
             p.strip("{}"): {"description": p.strip("{}")}

@@ -69,6 +69,84 @@ def release(campaign_id: str) -> str:
     return f"par.evt.{campaign_id}.release"
 
 
+# Where each event lives: channel address → (description, the event types published there).
+# The published contract (contracts/asyncapi.json) is made from this table, and readers hold
+# every event to it: the bus lets each service publish only on its own subjects (decision 18)
+# but cannot see what a message says, so identity could put a BallotSubmitted on a respondent
+# subject and have it counted (docs/architecture.md, decision 47).
+CHANNELS: dict[str, tuple[str, list[str]]] = {
+    # channel address: (description, event types published there)
+    "par.evt.{campaign}.campaign": (
+        "Campaign definition and closing",
+        ["CampaignDefined", "CampaignClosed"],
+    ),
+    "par.evt.{campaign}.respondent.{respondent}": (
+        "A respondent's registration and credentials (never the secret)",
+        ["RespondentRegistered", "RespondentUpdated", "RespondentWithdrawn", "CredentialsIssued"],
+    ),
+    "par.evt.{campaign}.respondent.{respondent}.reminder": (
+        "A reminder asked for now, at most one per person and day (decision 34)",
+        ["ReminderRequested"],
+    ),
+    "par.evt.staff.account.{username}": (
+        "Staff accounts made, disabled or reset in the pages (never a password)",
+        ["StaffAccountCreated", "StaffAccountDisabled", "StaffPasswordReset"],
+    ),
+    "par.evt.{campaign}.wave.{wave}": ("A wave opening, once", ["WaveOpened"]),
+    "par.evt.{campaign}.deadline": ("The deadline, once", ["DeadlineReached"]),
+    "par.evt.{campaign}.ballot.{pseudonym}": (
+        "One ballot per keyed pseudonym; no respondent identity",
+        ["BallotSubmitted"],
+    ),
+    "par.evt.{campaign}.delivery.{respondent}": (
+        "E-mail deliveries (no credential)",
+        ["InvitationSent", "ReminderSent", "DeliveryFailed"],
+    ),
+    "par.evt.{campaign}.results": (
+        "Results frozen at the deadline with their digest (not yet public)",
+        ["ResultsPublished"],
+    ),
+    "par.evt.{campaign}.release": (
+        "The frozen results published by an admin, once",
+        ["ResultsReleased"],
+    ),
+}
+
+
+def _home() -> dict[str, list[str]]:
+    homes: dict[str, list[str]] = {}
+    for address, (_, types) in CHANNELS.items():
+        for t in types:
+            if t in homes:
+                raise ValueError(f"{t} has two channels")
+            homes[t] = address.split(".")
+    return homes
+
+
+_HOME = _home()
+
+
+def misplaced(subject: str, event_type: str, campaign_id: str) -> str | None:
+    """Why an event of `event_type` for `campaign_id` may not be read from `subject`, or None.
+
+    The subject must be the type's own channel, with the envelope's campaign in the channel's
+    `{campaign}` (staff accounts: the literal `staff`, which is their campaign id). A type with
+    no channel is the decoder's to refuse.
+    """
+    home = _HOME.get(event_type)
+    if home is None:
+        return None
+    tokens = subject.split(".")
+    fits = len(tokens) == len(home) and all(
+        t == h or (h.startswith("{") and t) for t, h in zip(tokens, home, strict=True)
+    )
+    if not fits:
+        return f"{event_type} on {subject}: it travels only on {'.'.join(home)}"
+    if tokens[2] != campaign_id:
+        return f"{event_type} for campaign {campaign_id} on {subject}: another campaign's subject"
+    return None
+
+
 def dead_letter(consumer: str) -> str:
     return f"par.dlq.{consumer}"
 

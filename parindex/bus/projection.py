@@ -523,6 +523,12 @@ class ProjectionRunner:
             except EventError as exc:
                 await self._dead_letter(m, str(exc))
                 continue
+            # Each type on its own subject only: the bus checks who publishes on a subject,
+            # not what (docs/architecture.md, decision 47).
+            wrong = subjects.misplaced(m.subject, env.type, env.campaign_id)
+            if wrong is not None:
+                await self._dead_letter(m, wrong)
+                continue
             events.append(Event(seq, m.subject, env, payload, m.headers))
         if last == self.applied_seq:
             return

@@ -49,8 +49,8 @@ def _defined(cid: str, **changes: Any) -> bytes:
     return encode(make(CampaignDefined(campaign=camp), campaign_id=cid, producer="t"))
 
 
-def poison(cid: str) -> dict[str, tuple[bytes, set[str]]]:
-    """name -> (raw message, consumers that must dead-letter it)."""
+def poison(cid: str) -> dict[str, tuple[bytes, set[str], str]]:
+    """name -> (raw message, consumers that must dead-letter it, the subject it is put on)."""
     everyone = set(SERVICES)
     good = _defined(cid)
     name = worked_campaign().name.encode()
@@ -61,22 +61,30 @@ def poison(cid: str) -> dict[str, tuple[bytes, set[str]]]:
     failed = DeliveryFailed.model_construct(
         respondent_id="r1", purpose="invitation", attempts=TOO_BIG, error="x"
     )
+    on = subjects.campaign(cid)
     return {
-        "nul in the campaign name": (good.replace(name, b"A\\u0000B", 1), everyone),
-        "escaped lone surrogate": (good.replace(name, b"A\\ud800B", 1), everyone),
-        "lone surrogate as raw bytes": (good.replace(name, b"A\xed\xa0\x80B", 1), everyone),
-        "control character": (good.replace(name, b"A\\u001bB", 1), everyone),
-        "undecodable json": (b'{"event_id": "x", "type": ', everyone),
-        "unknown type": (json.dumps(unknown).encode(), everyone),
-        "payload fails validation": (json.dumps(invalid).encode(), everyone),
+        "nul in the campaign name": (good.replace(name, b"A\\u0000B", 1), everyone, on),
+        "escaped lone surrogate": (good.replace(name, b"A\\ud800B", 1), everyone, on),
+        "lone surrogate as raw bytes": (good.replace(name, b"A\xed\xa0\x80B", 1), everyone, on),
+        "control character": (good.replace(name, b"A\\u001bB", 1), everyone, on),
+        "undecodable json": (b'{"event_id": "x", "type": ', everyone, on),
+        "unknown type": (json.dumps(unknown).encode(), everyone, on),
+        "payload fails validation": (json.dumps(invalid).encode(), everyone, on),
         # Out of the contracts' bounds: refused on decode by every consumer.
-        "version out of range": (_defined(f"{cid}-big", version=TOO_BIG), everyone),
+        "version out of range": (_defined(f"{cid}-big", version=TOO_BIG), everyone, on),
         "attempts out of range": (
             encode(make(failed, campaign_id=cid, producer="t")),
             everyone,
+            subjects.delivery(cid, "r1"),
         ),
+        # Valid, but on another type's subject (docs/architecture.md, decision 47).
+        "on another type's subject": (_defined(cid), everyone, subjects.delivery(cid, "r1")),
         # Valid for the contracts, refused by PostgreSQL: the apply fails, not the decode.
-        "refused by a table constraint": (_defined(cid + REFUSED), everyone),
+        "refused by a table constraint": (
+            _defined(cid + REFUSED),
+            everyone,
+            subjects.campaign(cid + REFUSED),
+        ),
     }
 
 
@@ -116,10 +124,10 @@ async def test_every_projection_dead_letters_poison_and_applies_what_follows(
     nc, nats_url, pg_url, campaign_id, tmp_path
 ) -> None:
     js = nc.jetstream()
-    published: dict[int, tuple[str, set[str]]] = {}
-    for what, (raw, consumers) in poison(campaign_id).items():
-        ack = await js.publish(subjects.campaign(campaign_id), raw, stream=subjects.EVENTS_STREAM)
-        published[ack.seq] = (what, consumers)
+    published: dict[int, tuple[str, set[str], str]] = {}
+    for what, (raw, consumers, subject) in poison(campaign_id).items():
+        ack = await js.publish(subject, raw, stream=subjects.EVENTS_STREAM)
+        published[ack.seq] = (what, consumers, subject)
     valid = await js.publish(
         subjects.campaign(campaign_id), _defined(campaign_id), stream=subjects.EVENTS_STREAM
     )
@@ -140,18 +148,19 @@ async def test_every_projection_dead_letters_poison_and_applies_what_follows(
             await eventually(applied, timeout=60)
 
     letters = await dead_letters(js, limit=10_000)
-    for seq, (what, consumers) in published.items():
+    for seq, (what, consumers, subject) in published.items():
         got = {d.consumer: d for d in letters if d.stream_seq == seq}
         assert set(got) >= consumers, f"{what}: dead-lettered only by {sorted(got)}"
         for consumer in consumers:
             letter = got[consumer]
             assert letter.reason, f"{what}: no reason"
-            assert letter.subject == subjects.campaign(campaign_id)
+            assert letter.subject == subject
     reasons = {d.reason for d in letters if d.stream_seq in published}
     assert any("U+0000" in r for r in reasons)
     assert any("unknown event type 'CampaignExploded'" in r for r in reasons)
     assert any("less than or equal" in r for r in reasons), reasons
     assert any("poison_refused" in r for r in reasons), reasons
+    assert any("CampaignDefined on par.evt." in r and "travels only on" in r for r in reasons)
     for service in SERVICES:  # the valid event was not dead-lettered by anyone
         assert not [d for d in letters if d.stream_seq == valid.seq]
         assert metrics.events_failed.labels(service)._value.get() > failed_before[service]
