@@ -76,3 +76,16 @@ def spawn(
         return subprocess.Popen(list(args), **popen)
     popen["preexec_fn"] = _die_with(os.getpid(), death_signal)
     return _in_forker(lambda: subprocess.Popen(list(args), **popen))
+
+
+def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send this process `sig` when its parent dies (Linux); exit at once if it
+    already has. For processes another library starts: uvicorn's workers of one service, which
+    otherwise kept serving on the service's socket after their parent was killed with SIGKILL,
+    so the service restarted by `parindex up` could not bind its port (decision 46)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
+from parindex.runtime.children import die_with_parent
 from parindex.settings import Settings, get_settings
 from parindex.web.service import create_app
 
 SERVICES = ("identity", "survey", "scoring", "notify")
+PARENT = "PARINDEX_WORKERS_PARENT"  # the pid of the uvicorn process whose workers these are
 
 
 def build(name: str) -> FastAPI:
@@ -32,6 +35,7 @@ def main(name: str) -> None:
     # service, which several instances may do (decisions 8 and 12); uvicorn's parent restarts
     # a worker that dies and stops them all on SIGTERM.
     workers = settings.survey_workers if name == "survey" else 1
+    os.environ[PARENT] = str(os.getpid())  # the workers inherit it (`_worker`)
     uvicorn.run(
         f"parindex.runtime.serve:app_{name}" if workers > 1 else build(name),
         factory=workers > 1,
@@ -48,8 +52,16 @@ def __getattr__(attr: str) -> Any:
     """`app_<service>`: the factory uvicorn's workers import (an import string, not an app)."""
     name = attr.removeprefix("app_")
     if attr.startswith("app_") and name in SERVICES:
-        return lambda: build(name)
+        return lambda: _worker(name)
     raise AttributeError(attr)
+
+
+def _worker(name: str) -> FastAPI:
+    """One of several processes of a service: it ends with the process that started it."""
+    parent = os.environ.get(PARENT)
+    if parent:
+        die_with_parent(int(parent))
+    return build(name)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

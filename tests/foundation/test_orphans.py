@@ -81,3 +81,78 @@ def test_a_server_started_from_a_worker_thread_outlives_that_thread(tmp_path: Pa
             server.proc.wait(1)
     finally:
         server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_a_service_of_several_processes_leaves_none_behind_and_frees_its_port(
+    tmp_path: Path, nats_url: str, pg_url: str
+) -> None:
+    """Survey with PARINDEX_SURVEY_WORKERS=2 (the deadline-day setting): uvicorn's workers held
+    the service's socket after a SIGKILL of their parent, so a restart could not bind it."""
+    import httpx
+
+    from parindex.runtime.embedded import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")} | {
+        "PARINDEX_NATS_URL": nats_url,
+        "PARINDEX_DATABASE_URL": pg_url,
+        "PARINDEX_BALLOT_KEY": "orphan-test-key",
+        "PARINDEX_STATE_DIR": str(tmp_path),
+        "PARINDEX_SURVEY_WORKERS": "2",
+    }
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "services.survey", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert parent.poll() is None, "survey exited"
+            workers = [c for c in _children(parent.pid) if "spawn_main" in _cmdline(c)]
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if ready and len(workers) == 2:
+                break
+            time.sleep(0.2)
+        assert len(workers) == 2, f"workers: {workers}"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 30
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [w for w in workers if _alive(w)], "orphaned survey workers"
+        import socket
+
+        with socket.socket() as s:  # as uvicorn binds: the port is free again
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(10)
+        for w in workers:  # what the check above found left behind
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
