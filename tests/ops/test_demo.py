@@ -56,7 +56,7 @@ def _finish(proc: subprocess.Popen, out: Path, timeout: float) -> str:
 # A minute of voting on an idle two-core machine (as the README's first run); the demo slows
 # its campaign clock on a busy one (decision 40), so the bound is generous.
 @pytest.mark.timeout(1200)
-def test_two_minute_demo_looks_like_a_province(tmp_path: Path) -> None:
+def test_one_minute_demo_looks_like_a_province(tmp_path: Path) -> None:
     state, out = tmp_path / "state", tmp_path / "demo.out"
     proc = _start(state, out)
     try:
