@@ -255,6 +255,7 @@ class ProjectionRunner:
         batch_size: int = 500,
         catch_up_batch: int = 5_000,
         on_batch: Callable[[int], Awaitable[None]] | None = None,
+        on_refused: Callable[[Msg, str], Awaitable[None]] | None = None,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -264,6 +265,9 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.catch_up_batch = max(catch_up_batch, batch_size)
         self.on_batch = on_batch
+        # Where a refused event goes: the dead-letter stream, unless the reader may not write
+        # there (the audit, as the read-only auditor, lists them in its report instead).
+        self.on_refused = on_refused
         # A projection may decode its hot events faster (scoring's ballots, decision 43): the
         # same decoder on the live path, the rebuild and the audit; refusals are decode()'s.
         self._decode: Decoder = getattr(projection, "decode", decode)
@@ -506,6 +510,9 @@ class ProjectionRunner:
             span.end()
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        if self.on_refused is not None:
+            await self.on_refused(msg, reason)
+            return
         await dead_letter(self.js, self.projection.name, msg, reason)  # counts events_failed
 
     async def _apply_batch(self, msgs: list[Msg]) -> None:

@@ -14,16 +14,22 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from contracts import subjects
-from contracts.events import ResultRow, ResultsPublished, ResultsReleased, decode
+from contracts.events import EventError, ResultRow, ResultsPublished, ResultsReleased, decode
 from parindex.bus.projection import ProjectionRunner
+from parindex.bus.pull import stream_seq
 from parindex.db.engine import _asyncpg_dsn, prepare, sessionmaker
 from parindex.settings import Settings, database_url_for
 from services.scoring.method import digest
 from services.scoring.projection import ScoringProjection, load_rows
 from services.scoring.service import VERSIONS
+
+SHOWN_REFUSED = 20  # refused events named in the text report
 
 
 @dataclass
@@ -36,6 +42,8 @@ class AuditReport:
     released_digest: str | None = None  # ResultsReleased: what an admin made public
     differences: list[str] = field(default_factory=list)
     rows: int = 0
+    # Events every projection refuses (dead letters): not counted here either, and named.
+    refused: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -60,6 +68,11 @@ class AuditReport:
                 lines.append("  MISMATCH: the released digest differs from the replay")
         for d in self.differences:
             lines.append(f"  MISMATCH: {d}")
+        if self.refused:
+            lines.append(f"  refused events, not counted (as by scoring): {len(self.refused)}")
+            lines += [f"    {r}" for r in self.refused[:SHOWN_REFUSED]]
+            if len(self.refused) > SHOWN_REFUSED:
+                lines.append(f"    … {len(self.refused) - SHOWN_REFUSED} more (--json lists all)")
         lines.append("VERDICT: " + ("OK — every number matches" if self.ok else "FAILED"))
         return "\n".join(lines)
 
@@ -91,22 +104,16 @@ async def audit(
     js = nc.jetstream()
     report = AuditReport(campaign_id)
     published_seq: int | None = None
-    try:
-        msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.results(campaign_id))
-        env, payload = decode(msg.data or b"")
-        assert isinstance(payload, ResultsPublished)  # the only event on the results subject
-        report.published_digest = payload.digest
-        report.published_last_sequence = payload.last_sequence
+    # Each is decided once (expected sequence 0), so the first event on the subject is the one
+    # that counts; anything else there is named, and fails the audit (decision 47).
+    msg, published = await _first(js, subjects.results(campaign_id), ResultsPublished, report)
+    if msg is not None and isinstance(published, ResultsPublished):
+        report.published_digest = published.digest
+        report.published_last_sequence = published.last_sequence
         published_seq = msg.seq
-    except NotFoundError:
-        pass
-    try:  # the admin's publication (docs/architecture.md, decision 16)
-        msg = await js.get_last_msg(subjects.EVENTS_STREAM, subjects.release(campaign_id))
-        released = decode(msg.data or b"")[1]
-        if isinstance(released, ResultsReleased):
-            report.released_digest = released.digest
-    except NotFoundError:
-        pass
+    _, released = await _first(js, subjects.release(campaign_id), ResultsReleased, report)
+    if isinstance(released, ResultsReleased):  # the admin's publication (decision 16)
+        report.released_digest = released.digest
     info = await js.stream_info(subjects.EVENTS_STREAM)
     until = published_seq or info.state.last_seq
 
@@ -115,8 +122,17 @@ async def audit(
     engine = await prepare(url, VERSIONS, pool_size=2)
     try:
         sessions = sessionmaker(engine)
+
+        async def refused(msg: Msg, reason: str) -> None:
+            # The auditor reads only: what scoring dead-letters is listed, not written again.
+            report.refused.append(f"seq {stream_seq(msg)} on {msg.subject}: {reason}")
+
         runner = ProjectionRunner(
-            nc, sessions, ScoringProjection(), filter_subject=subjects.all_events(campaign_id)
+            nc,
+            sessions,
+            ScoringProjection(),
+            filter_subject=subjects.all_events(campaign_id),
+            on_refused=refused,
         )
         report.replayed_to = await runner.catch_up(until_seq=until) if until else 0
         async with sessions() as session:
@@ -139,6 +155,30 @@ async def audit(
         finally:
             await conn.close()
     return report
+
+
+async def _first(
+    js: JetStreamContext, subject: str, kind: type, report: AuditReport
+) -> tuple[RawStreamMsg | None, object]:
+    """The first event on `subject` and its payload; (None, None) if there is none. One that
+    cannot be read, or is not a `kind`, is a difference in the report."""
+    try:
+        msg = await js.get_msg(subjects.EVENTS_STREAM, seq=1, subject=subject, next=True)
+    except NotFoundError:
+        return None, None
+    try:
+        payload: object = decode(msg.data or b"")[1]
+    except EventError as exc:
+        payload = None
+        what = f"an unreadable event ({exc})"
+    else:
+        what = type(payload).__name__
+    if not isinstance(payload, kind):
+        report.differences.append(
+            f"{subject} holds {what} at sequence {msg.seq}, where only {kind.__name__} belongs"
+        )
+        return None, None
+    return msg, payload
 
 
 def report_json(report: AuditReport) -> str:

@@ -18,11 +18,12 @@ import pytest
 from contracts import subjects
 from contracts.campaign import Quota
 from contracts.events import CampaignDefined, DeadlineReached, encode, make
-from parindex.bus.deadletter import dead_letters
+from parindex.bus.deadletter import dead_letter_count, dead_letters
 from parindex.bus.projection import ProjectionRunner
 from parindex.bus.publish import publish_event
 from parindex.db.engine import prepare, sessionmaker
-from parindex.settings import database_url_for
+from parindex.settings import Settings, database_url_for
+from services.scoring.audit import audit
 from services.scoring.method import digest
 from services.scoring.projection import ScoringProjection, load_rows
 from services.scoring.service import VERSIONS
@@ -34,12 +35,8 @@ async def _raw(js, subject: str, env) -> None:
     await js.publish(subject, encode(env), stream=subjects.EVENTS_STREAM)
 
 
-@pytest.mark.timeout(60)
-async def test_another_services_event_on_its_own_subject_is_not_applied(
-    nc, pg_url: str, campaign_id: str
-) -> None:
-    js = nc.jetstream()
-    cid = campaign_id
+async def _forge_and_vote(js, cid: str) -> dict[str, object]:
+    """The worked campaign, four forgeries and the worked ballots; the forgeries by subject."""
     camp = worked_campaign().model_copy(update={"id": cid})
     await publish_event(
         js,
@@ -79,6 +76,16 @@ async def test_another_services_event_on_its_own_subject_is_not_applied(
             js, subjects.ballot(cid, b.ballot_id), make(b, campaign_id=cid, producer="survey")
         )
 
+    return forged
+
+
+@pytest.mark.timeout(60)
+async def test_another_services_event_on_its_own_subject_is_not_applied(
+    nc, pg_url: str, campaign_id: str
+) -> None:
+    js = nc.jetstream()
+    cid = campaign_id
+    forged = await _forge_and_vote(js, cid)
     engine = await prepare(database_url_for(pg_url, f"t_{uuid.uuid4().hex[:10]}"), VERSIONS, 2)
     try:
         sessions = sessionmaker(engine)
@@ -104,3 +111,33 @@ async def test_another_services_event_on_its_own_subject_is_not_applied(
     )
     assert "travels only on par.evt.{campaign}.campaign" in letters[subjects.results(cid)]
     assert "another campaign's subject" in letters[subjects.ballot(cid, "p10")]
+
+
+@pytest.mark.timeout(60)
+async def test_the_audit_names_the_refused_events_and_writes_nothing(
+    nc, nats_url: str, pg_url: str, campaign_id: str, tmp_path
+) -> None:
+    """The auditor may only read the log: what scoring dead-letters, the audit lists."""
+    js = nc.jetstream()
+    forged = await _forge_and_vote(js, campaign_id)
+    letters_before = await dead_letter_count(js)
+    settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
+    report = await audit(nc, settings, campaign_id, compare_live=False)
+    assert report.digest == WORKED_DIGEST, report.render()
+    assert await dead_letter_count(js) == letters_before
+    assert len(report.refused) == len(forged), report.refused
+    for subject in forged:
+        assert any(f" on {subject}: " in r for r in report.refused), (subject, report.refused)
+    text = report.render()
+    assert f"refused events, not counted (as by scoring): {len(forged)}" in text
+    # The results subject holds a forgery where only the frozen results belong: named, FAILED.
+    results = subjects.results(campaign_id)
+    assert report.differences == [
+        f"{results} holds CampaignDefined at sequence {_seq_on(report, results)}, "
+        "where only ResultsPublished belongs"
+    ]
+    assert not report.ok and "FAILED" in text
+
+
+def _seq_on(report, subject: str) -> str:
+    return next(r.split()[1] for r in report.refused if f" on {subject}: " in r)
