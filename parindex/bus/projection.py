@@ -311,10 +311,23 @@ class ProjectionRunner:
         if until_seq is None:
             info = await self.js.stream_info(subjects.EVENTS_STREAM)
             until_seq = info.state.last_seq
+        until_seq = await self._last_of_filter(until_seq)
         while True:
             await self._consume(until_seq=until_seq)
             if self.applied_seq >= until_seq:
                 return self.applied_seq
+
+    async def _last_of_filter(self, until_seq: int) -> int:
+        """`until_seq`, or the filter's last event if that comes first. A reader of one
+        campaign's subjects (the audit) never sees another campaign's later events, so it
+        waited for ever to reach the stream's last sequence."""
+        if self.filter_subject == subjects.all_events():
+            return until_seq
+        try:
+            last = await self.js.get_last_msg(subjects.EVENTS_STREAM, self.filter_subject)
+        except NotFoundError:
+            return 0  # nothing matches: nothing to apply
+        return min(until_seq, int(last.seq or 0))
 
     async def verify_log(self) -> bool:
         """Check the log still holds the event at the stored offset; rebuild if not.

@@ -283,3 +283,32 @@ async def test_services_still_work_under_the_lockdown(bus: Bus) -> None:
             ack = await js.publish(subjects.dead_letter(f"{user}-test"), b"{}")
             assert ack.stream == subjects.DLQ_STREAM
         await nc.close()
+
+
+@pytest.mark.timeout(90)
+async def test_the_auditor_audits_a_log_holding_poison(
+    bus: Bus, pg_url: str, tmp_path: Path
+) -> None:
+    """The auditor may publish nothing, dead letters included: the replay names what it refuses
+    instead of failing on a refused publish (decision 47)."""
+    from parindex.settings import Settings
+    from services.scoring.audit import audit
+
+    survey = await bus.connect("survey")
+    await survey.jetstream().publish("par.evt.c2.ballot.p1", b"{}")
+    await survey.close()
+    settings = Settings(database_url=pg_url, state_dir=tmp_path)
+    nc = await bus.connect("auditor")
+    try:
+        clean = await audit(nc, settings, "c2", compare_live=False)
+        # c1's results subject holds each service's `{}` of the fixture: named, and FAILED
+        forged = await audit(nc, settings, "c1", compare_live=False)
+    finally:
+        await nc.close()
+    assert clean.ok, clean.render()
+    assert len(clean.refused) == 1 and " on par.evt.c2.ballot.p1: " in clean.refused[0]
+    refused = "\n".join(forged.refused)
+    for subject in OWN_EVENT.values():
+        assert f" on {subject}: " in refused, refused
+    assert "par.evt.c1.results holds an unreadable event" in forged.differences[0]
+    assert not forged.ok
