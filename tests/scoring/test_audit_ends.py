@@ -6,25 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import subjects
-from contracts.events import CampaignDefined, make
-from parindex.bus.publish import publish_event
 from parindex.settings import Settings
 from services.scoring.audit import audit
-from tests.scoring.test_method import WORKED_BALLOTS, WORKED_DIGEST, worked_campaign
-
-
-async def _define_and_vote(js, cid: str) -> None:
-    camp = worked_campaign().model_copy(update={"id": cid})
-    await publish_event(
-        js,
-        subjects.campaign(cid),
-        make(CampaignDefined(campaign=camp), campaign_id=cid, producer="t"),
-    )
-    for b in WORKED_BALLOTS:
-        await publish_event(
-            js, subjects.ballot(cid, b.ballot_id), make(b, campaign_id=cid, producer="survey")
-        )
+from tests.scoring.test_method import WORKED_DIGEST
+from tests.scoring.test_service import publish_worked
 
 
 @pytest.mark.timeout(60)
@@ -32,8 +17,8 @@ async def test_the_audit_of_an_open_campaign_ends_while_another_goes_on(
     nc, nats_url: str, pg_url: str, campaign_id: str, tmp_path
 ) -> None:
     js = nc.jetstream()
-    await _define_and_vote(js, campaign_id)
-    await _define_and_vote(js, f"{campaign_id}-practice")  # later on the log
+    await publish_worked(js, campaign_id)
+    await publish_worked(js, f"{campaign_id}-practice")  # later on the log
     settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
     report = await audit(nc, settings, campaign_id, compare_live=False)
     assert report.digest == WORKED_DIGEST and report.ok, report.render()

@@ -22,7 +22,7 @@ from PIL import Image
 from sqlalchemy import text as sql
 
 from contracts import subjects
-from contracts.events import CampaignDefined, DeadlineReached, make
+from contracts.events import DeadlineReached, make
 from parindex.bus.publish import publish_event
 from parindex.settings import Settings
 from parindex.web.auth import Principal
@@ -37,6 +37,7 @@ from services.scoring.report.pdf import render_pdf
 from services.scoring.service import SERVICE
 from tests.scoring.staff import client, csrf_of, serve_public_key
 from tests.scoring.test_method import WORKED_BALLOTS, WORKED_DIGEST, tally_of, worked_campaign
+from tests.scoring.test_service import publish_worked
 from tests.waiting import eventually
 
 NATION = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
@@ -159,16 +160,7 @@ async def test_report_over_http_staff_draft_then_public(
     js = nc.jetstream()
     cid = campaign_id
     key = await serve_public_key(nc)
-    camp = worked_campaign().model_copy(update={"id": cid})
-    await publish_event(
-        js,
-        subjects.campaign(cid),
-        make(CampaignDefined(campaign=camp), campaign_id=cid, producer="t"),
-    )
-    for b in WORKED_BALLOTS:
-        await publish_event(
-            js, subjects.ballot(cid, b.ballot_id), make(b, campaign_id=cid, producer="survey")
-        )
+    await publish_worked(js, cid)
     settings = Settings(nats_url=nats_url, database_url=pg_url, state_dir=tmp_path)
     app = create_app(SERVICE, settings)
     async with app.router.lifespan_context(app):

@@ -19,7 +19,8 @@ from tests.scoring.test_method import WORKED_BALLOTS, WORKED_DIGEST, ballot, wor
 from tests.waiting import eventually
 
 
-async def _publish_campaign_with_late_ballot(js, cid: str) -> None:
+async def publish_worked(js, cid: str) -> None:
+    """The worked example of docs/scoring-method.md on the log: its campaign and ballots."""
     camp = worked_campaign().model_copy(update={"id": cid})
     await publish_event(
         js,
@@ -30,6 +31,10 @@ async def _publish_campaign_with_late_ballot(js, cid: str) -> None:
         await publish_event(
             js, subjects.ballot(cid, b.ballot_id), make(b, campaign_id=cid, producer="survey")
         )
+
+
+async def _publish_campaign_with_late_ballot(js, cid: str) -> None:
+    await publish_worked(js, cid)
     await publish_event(
         js,
         subjects.deadline(cid),
