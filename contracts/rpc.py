@@ -40,9 +40,14 @@ class ErrorReply(Message):
 
 # --- identity ---------------------------------------------------------------------------------
 class CredentialRequest(Message):
+    """`email`: the address the requester will mail the credential to. identity refuses
+    (`address_changed`) when it holds another, and decides the credential's holder for that
+    address (docs/architecture.md, decision 48)."""
+
     campaign_id: CampaignId
     respondent_id: RespondentId
     purpose: Literal["invitation", "reminder", "reset", "admin"] = "invitation"
+    email: Email | None = None
 
 
 class CredentialReply(Message):

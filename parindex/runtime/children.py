@@ -30,12 +30,16 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with(parent_pid: int, sig: int) -> Callable[[], None]:
     def preexec() -> None:  # runs in the child between fork and exec: no allocation-heavy work
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
+        _ask_kernel(parent_pid, sig)
 
     return preexec
+
+
+def _ask_kernel(parent_pid: int, sig: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 _requests: queue.SimpleQueue[tuple[Callable[[], subprocess.Popen], Future]] = queue.SimpleQueue()
@@ -83,9 +87,5 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
     already has. For processes another library starts: uvicorn's workers of one service, which
     otherwise kept serving on the service's socket after their parent was killed with SIGKILL,
     so the service restarted by `parindex up` could not bind its port (decision 46)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+    if sys.platform.startswith("linux"):
+        _ask_kernel(parent_pid, sig)

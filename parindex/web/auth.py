@@ -39,6 +39,8 @@ class Principal:
     form_code: str | None = None
     name: str = ""
     issued_at: float = 0.0  # seconds, with milliseconds: a session before a reset is revoked
+    # A respondent's credential holder: the draft this session reads (decision 48).
+    holder: str = ""
 
 
 def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
@@ -81,6 +83,8 @@ def issue_token(key: Ed25519PrivateKey, p: Principal, ttl_s: int = 8 * 3600) -> 
         "iat_ms": int(now * 1000),  # `iat` is whole seconds; a reset must not spare its second
         "exp": int(now) + ttl_s,
     }
+    if p.holder:
+        claims["hold"] = p.holder
     return jwt.encode(claims, key, algorithm="EdDSA")
 
 
@@ -108,8 +112,16 @@ def _verify(public_key: str | Ed25519PublicKey, token: str) -> tuple[Principal, 
         form_code=claims.get("form"),
         name=claims.get("name", ""),
         issued_at=_issued_at(claims),
+        holder=_holder(claims),
     )
     return principal, expires
+
+
+def _holder(claims: dict) -> str:
+    held = claims.get("hold", "")
+    if not isinstance(held, str):
+        raise jwt.InvalidTokenError("bad hold")
+    return held
 
 
 def _issued_at(claims: dict) -> float:

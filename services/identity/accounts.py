@@ -153,9 +153,10 @@ async def _promote_pending(
         await s.execute(
             text(
                 "UPDATE identity_credentials SET password_hash = pending_hash, "
-                "purpose = COALESCE(pending_purpose, purpose), pending_hash = NULL, "
-                "pending_purpose = NULL WHERE campaign = :c AND respondent_id = :r "
-                "AND pending_hash = :h"
+                "purpose = COALESCE(pending_purpose, purpose), holder = pending_holder, "
+                "sent_to = pending_sent_to, pending_hash = NULL, pending_purpose = NULL, "
+                "pending_holder = NULL, pending_sent_to = NULL "
+                "WHERE campaign = :c AND respondent_id = :r AND pending_hash = :h"
             ),
             {"c": campaign, "r": respondent_id, "h": pending_hash},
         )
@@ -189,7 +190,7 @@ async def authenticate(
                 await s.execute(
                     text(
                         "SELECT r.campaign, r.respondent_id, r.full_name, r.unit_code, "
-                        "r.form_code, c.password_hash, c.pending_hash "
+                        "r.form_code, c.password_hash, c.pending_hash, c.holder, c.pending_holder "
                         "FROM identity_respondents r "
                         "JOIN identity_credentials c ON c.campaign = r.campaign "
                         "AND c.respondent_id = r.respondent_id "
@@ -216,8 +217,10 @@ async def authenticate(
     elif people:
         for p in people:  # the same username in two campaigns: the password decides
             matched = await verify_password(p["password_hash"], password)
+            holder = p["holder"]
             if not matched and p["pending_hash"]:
                 matched = await verify_password(p["pending_hash"], password)
+                holder = p["pending_holder"]
                 if matched:
                     await _promote_pending(
                         sessions, p["campaign"], p["respondent_id"], p["pending_hash"]
@@ -230,6 +233,7 @@ async def authenticate(
                     unit_code=p["unit_code"],
                     form_code=p["form_code"],
                     name=p["full_name"],
+                    holder=holder or "",  # whose drafts this session reads (decision 48)
                 )
                 break
     else:

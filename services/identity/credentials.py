@@ -15,6 +15,11 @@ used (docs/architecture.md, decision 19); a reminder to someone who already hold
 issues none at all, so it can never break the invitation's password (decision 37). Who may
 send requests on par.rpc.identity.* is a NATS permission matter (only notify should publish to
 the credential subject in production).
+
+Each credential names a holder, which the session carries and which a respondent's draft is
+kept under: a credential mailed to the address of the one it replaces keeps its holder, one
+mailed anywhere else gets a new one, so an admin who redirects someone's mail gets a working
+credential but not their unfinished answers (docs/architecture.md, decision 48).
 """
 
 from __future__ import annotations
@@ -41,18 +46,32 @@ PASSWORD_LENGTH = 12
 PURPOSES = ("invitation", "reminder", "reset", "admin")
 
 
+class AddressChanged(Exception):
+    """The requester would mail another address than identity holds: one of the two has not
+    applied the latest correction yet, and the holder is decided for the address mailed."""
+
+
 def generate_password(length: int = PASSWORD_LENGTH) -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 
+def _address(email: str | None) -> str:
+    return (email or "").strip().lower()
+
+
 async def issue_credential(
-    rt: Runtime, campaign_id: str, respondent_id: str, purpose: str = "invitation"
+    rt: Runtime,
+    campaign_id: str,
+    respondent_id: str,
+    purpose: str = "invitation",
+    address: str | None = None,
 ) -> dict[str, Any] | None:
     """A fresh password for a registered respondent, or None if not registered.
 
     An earlier credential works until the new one is used (decision 19). A reminder issues
     nothing when the person holds a credential: the reply has no password, and the mail says
-    the invitation's password still works (docs/architecture.md, decision 37).
+    the invitation's password still works (docs/architecture.md, decision 37). `address` is
+    where the requester will mail it; AddressChanged if identity holds another (decision 48).
     """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}")
@@ -76,6 +95,9 @@ async def issue_credential(
         )
     if person is None:
         return None
+    sent_to = _address(person["email"])
+    if address is not None and _address(address) != sent_to:
+        raise AddressChanged(f"identity holds another address for {respondent_id}")
     reply: dict[str, Any] = {
         "username": person["username"],
         "full_name": person["full_name"],
@@ -96,14 +118,25 @@ async def issue_credential(
             text(
                 # A respondent who already holds a credential keeps it until the new one is
                 # used (docs/architecture.md, decision 19): a reset request never silently
-                # breaks the password from the invitation.
+                # breaks the password from the invitation. The new one keeps the holder only
+                # if it goes to the address the held one went to (decision 48).
                 "INSERT INTO identity_credentials (campaign, respondent_id, password_hash, "
-                "purpose) VALUES (:c, :r, :h, :p) "
+                "purpose, holder, sent_to) VALUES (:c, :r, :h, :p, :holder, :to) "
                 "ON CONFLICT (campaign, respondent_id) DO UPDATE SET "
-                "pending_hash = EXCLUDED.password_hash, pending_purpose = EXCLUDED.purpose "
+                "pending_hash = EXCLUDED.password_hash, pending_purpose = EXCLUDED.purpose, "
+                "pending_holder = CASE WHEN identity_credentials.sent_to = EXCLUDED.sent_to "
+                "AND identity_credentials.holder IS NOT NULL THEN identity_credentials.holder "
+                "ELSE EXCLUDED.holder END, pending_sent_to = EXCLUDED.sent_to "
                 "RETURNING (xmax <> 0)"
             ),
-            {"c": campaign_id, "r": respondent_id, "h": hashed, "p": purpose},
+            {
+                "c": campaign_id,
+                "r": respondent_id,
+                "h": hashed,
+                "p": purpose,
+                "holder": secrets.token_hex(16),
+                "to": sent_to,
+            },
         )
     event = make(
         CredentialsIssued(

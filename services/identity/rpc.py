@@ -27,7 +27,7 @@ from parindex.bus import rpc
 from parindex.web.auth import public_pem
 from parindex.web.service import Runtime
 from services.identity import projection
-from services.identity.credentials import issue_credential
+from services.identity.credentials import AddressChanged, issue_credential
 from services.identity.imports import public_respondent
 
 # A wave's credential requests each wait for a hash, a commit and a publish; served one after
@@ -47,7 +47,12 @@ async def start(rt: Runtime) -> None:
     pem = public_pem(rt.extras["private_key"])
 
     async def credential(req: CredentialRequest) -> CredentialReply:
-        issued = await issue_credential(rt, req.campaign_id, req.respondent_id, req.purpose)
+        try:
+            issued = await issue_credential(
+                rt, req.campaign_id, req.respondent_id, req.purpose, req.email
+            )
+        except AddressChanged as exc:  # the requester retries once both have the address
+            raise rpc.RpcError("address_changed", str(exc)) from exc
         if issued is None:
             raise rpc.RpcError("unknown_respondent", "unknown respondent")
         return CredentialReply(**issued)

@@ -346,6 +346,8 @@ class Sender:
             campaign_id=row["campaign_id"],
             respondent_id=row["respondent_id"],
             purpose=purpose,
+            # the address this mail goes to: the credential's holder is decided for it
+            email=row["email"] or None,
         )
         try:
             return await rpc.call(

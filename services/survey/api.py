@@ -189,7 +189,7 @@ async def put_draft(
     d = deps(rt)
     try:
         who = await ballots.respondent(d, p.campaign_id, p.subject)
-        await ballots.save_draft(d, who, body.answers)
+        await ballots.save_draft(d, who, p.holder, body.answers)
     except DOMAIN_ERRORS as exc:
         raise refusal(exc) from exc
     return {"saved": len(body.answers)}
@@ -203,7 +203,7 @@ async def get_draft(rt: RuntimeDep, p: Respondent) -> dict[str, Any]:
         pseudo = ballots.pseudonym_of(d, who)
     except DOMAIN_ERRORS as exc:
         raise refusal(exc) from exc
-    return {"answers": await ballots.load_draft(d, who.campaign.id, pseudo)}
+    return {"answers": await ballots.load_draft(d, who.campaign.id, pseudo, p.holder)}
 
 
 @router.get("/receipts/verify")

@@ -35,7 +35,7 @@ from services.survey.errors import (
     NotOpen,
 )
 from services.survey.projection import load_campaign
-from services.survey.secrecy import pseudonym
+from services.survey.secrecy import draft_holder, pseudonym
 from services.survey.storage import queries
 
 
@@ -230,26 +230,31 @@ async def submit_ballot(
 
 
 async def store_draft(
-    d: Deps, campaign_id: str, pseudo: str, answers: list[dict[str, Any]]
+    d: Deps, campaign_id: str, pseudo: str, holder: str, answers: list[dict[str, Any]]
 ) -> None:
-    """Keep unfinished answers, keyed by the pseudonym (not the person); deleted on submit."""
+    """Keep unfinished answers, keyed by the pseudonym (not the person) and the session's
+    credential holder (docs/architecture.md, decision 48); deleted on submit."""
+    kept_under = draft_holder(d.ballot_key, pseudo, holder)
     async with d.sessions.begin() as s:
-        await queries.save_draft(s, campaign_id, pseudo, answers)
+        await queries.save_draft(s, campaign_id, pseudo, kept_under, answers)
 
 
-async def save_draft(d: Deps, who: Who, answers: list[Answer]) -> None:
+async def save_draft(d: Deps, who: Who, holder: str, answers: list[Answer]) -> None:
     """The draft use case: refused (AlreadySubmitted) once a ballot is on the log."""
     pseudo = pseudonym_of(d, who)
     if await submitted(d, who.campaign.id, pseudo) is not None:
         raise AlreadySubmitted()
-    await store_draft(d, who.campaign.id, pseudo, [a.model_dump() for a in answers])
+    await store_draft(d, who.campaign.id, pseudo, holder, [a.model_dump() for a in answers])
 
 
-async def load_draft(d: Deps, campaign_id: str, pseudo: str) -> list[dict[str, Any]]:
+async def load_draft(d: Deps, campaign_id: str, pseudo: str, holder: str) -> list[dict[str, Any]]:
+    """The draft saved under this credential holder: a credential mailed elsewhere (an admin
+    who changed the address) holds none of the person's answers (decision 48)."""
     if d.drafts is not None and d.drafts.pending(campaign_id, pseudo):
         return []  # submitted; its deletion is queued
+    kept_under = draft_holder(d.ballot_key, pseudo, holder)
     async with d.sessions() as s:
-        stored = await queries.draft(s, campaign_id, pseudo)
+        stored = await queries.draft(s, campaign_id, pseudo, kept_under)
     return [a.model_dump() for a in well_formed(stored)]
 
 

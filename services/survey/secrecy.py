@@ -22,3 +22,15 @@ def pseudonym(ballot_key: str, campaign_id: str, respondent_id: str) -> str:
         raise MissingBallotKey("PARINDEX_BALLOT_KEY is not set")
     mac = hmac.new(ballot_key.encode(), f"{campaign_id}|{respondent_id}".encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
+
+
+def draft_holder(ballot_key: str, pseudo: str, holder: str) -> str:
+    """The key a draft is kept under besides its pseudonym: the session's credential holder
+    (docs/architecture.md, decision 48), keyed like the pseudonym so the survey database cannot
+    be joined to identity's holders. "" for a session from before holders, as stored then."""
+    if not holder:
+        return ""
+    if not ballot_key:
+        raise MissingBallotKey("PARINDEX_BALLOT_KEY is not set")
+    mac = hmac.new(ballot_key.encode(), f"draft|{pseudo}|{holder}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]

@@ -83,6 +83,7 @@ class Situation:
     form_code: str
     unit_code: str | None
     pseudonym: str
+    holder: str  # the session's credential holder: whose draft (decision 48)
     open: bool
     deadline_passed: bool
     opens_on: date | None
@@ -108,6 +109,7 @@ async def _situation(rt: Runtime, p: Principal) -> Situation:
         form_code=who.form_code,
         unit_code=who.unit_code,
         pseudonym=pseudo,
+        holder=p.holder,
         open=status.open,
         deadline_passed=status.deadline_passed,
         opens_on=opens_on,
@@ -408,7 +410,7 @@ async def survey_page(
     sit = await _enter(request)
     if isinstance(sit, Response):
         return sit
-    draft = await ballots.load_draft(deps(rt), sit.campaign.id, sit.pseudonym)
+    draft = await ballots.load_draft(deps(rt), sit.campaign.id, sit.pseudonym, sit.holder)
     shown: int | str = GRID if view == "grid" and len(_pages(sit)) > 1 else _page_number(sit, page)
     return _form_page(request, sit, _draft_choices(draft), page=shown)
 
@@ -426,7 +428,7 @@ def _draft_choices(draft: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
 
 async def _save(rt: Runtime, sit: Situation, chosen: dict[tuple[str, str], str]) -> None:
     answers = [a.model_dump() for a in _answers(chosen)]
-    await ballots.store_draft(deps(rt), sit.campaign.id, sit.pseudonym, answers)
+    await ballots.store_draft(deps(rt), sit.campaign.id, sit.pseudonym, sit.holder, answers)
 
 
 def _go(request: Request, page: int | str, lang: str | None = None) -> Response:
@@ -448,7 +450,7 @@ async def _page_post(
     chosen = {
         k: v
         for k, v in _draft_choices(
-            await ballots.load_draft(deps(rt), sit.campaign.id, sit.pseudonym)
+            await ballots.load_draft(deps(rt), sit.campaign.id, sit.pseudonym, sit.holder)
         ).items()
         if k[0] in sit.rated and k[0] not in units
     }
@@ -514,7 +516,7 @@ async def survey_post(request: Request, rt: RuntimeDep) -> Response:
         except PublishUnavailable:
             # Keep the answers: saved as a draft and shown again (decision 23).
             answers = [a.model_dump() for a in _answers(chosen)]
-            await ballots.store_draft(d, sit.campaign.id, sit.pseudonym, answers)
+            await ballots.store_draft(d, sit.campaign.id, sit.pseudonym, sit.holder, answers)
             page = _form_page(request, sit, chosen, status=503, busy=True)
             page.headers["Retry-After"] = RETRY_AFTER_SECONDS
             return page

@@ -97,7 +97,7 @@ async def test_malformed_draft_is_refused_and_a_stored_one_does_not_break_the_pa
         await s.execute(
             text(
                 "INSERT INTO survey_drafts (campaign, pseudonym, answers) "
-                "VALUES (:c, :p, CAST(:a AS jsonb)) ON CONFLICT (campaign, pseudonym) "
+                "VALUES (:c, :p, CAST(:a AS jsonb)) ON CONFLICT (campaign, pseudonym, holder) "
                 "DO UPDATE SET answers = EXCLUDED.answers"
             ),
             {"c": campaign_id, "p": pseudonym(KEY, campaign_id, "an"), "a": json.dumps(stored)},

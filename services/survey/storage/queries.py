@@ -53,28 +53,32 @@ async def deadline_reached(s: AsyncSession, campaign_id: str) -> bool:
 
 
 async def save_draft(
-    s: AsyncSession, campaign_id: str, pseudo: str, answers: list[dict[str, Any]]
+    s: AsyncSession, campaign_id: str, pseudo: str, holder: str, answers: list[dict[str, Any]]
 ) -> None:
     await s.execute(
         text(
-            "INSERT INTO survey_drafts (campaign, pseudonym, answers) "
-            "VALUES (:c, :p, CAST(:a AS jsonb)) ON CONFLICT (campaign, pseudonym) "
+            "INSERT INTO survey_drafts (campaign, pseudonym, holder, answers) "
+            "VALUES (:c, :p, :h, CAST(:a AS jsonb)) ON CONFLICT (campaign, pseudonym, holder) "
             "DO UPDATE SET answers = EXCLUDED.answers"
         ),
-        {"c": campaign_id, "p": pseudo, "a": json.dumps(answers)},
+        {"c": campaign_id, "p": pseudo, "h": holder, "a": json.dumps(answers)},
     )
 
 
-async def draft(s: AsyncSession, campaign_id: str, pseudo: str) -> object:
+async def draft(s: AsyncSession, campaign_id: str, pseudo: str, holder: str) -> object:
     """The stored draft answers as JSON (a list, if well formed), or None."""
     answers = await s.scalar(
-        text("SELECT answers FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
-        {"c": campaign_id, "p": pseudo},
+        text(
+            "SELECT answers FROM survey_drafts "
+            "WHERE campaign = :c AND pseudonym = :p AND holder = :h"
+        ),
+        {"c": campaign_id, "p": pseudo, "h": holder},
     )
     return json.loads(answers) if isinstance(answers, str) else answers
 
 
 async def delete_draft(s: AsyncSession, campaign_id: str, pseudo: str) -> None:
+    """Every draft of the pseudonym, whoever held the credential (decision 48)."""
     await s.execute(
         text("DELETE FROM survey_drafts WHERE campaign = :c AND pseudonym = :p"),
         {"c": campaign_id, "p": pseudo},
