@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from contracts import subjects
-from contracts.events import CampaignClosed, EventError, decode
+from contracts.events import CampaignClosed, Envelope, EventError, Payload, decode
 from contracts.lifecycle import SUBJECT_FILTERS, Facts, Stage, status
 from parindex.bus.follow import LogFollower
 
@@ -45,12 +45,7 @@ class CampaignWatch(LogFollower):
         f = self.facts.get(campaign_id)
         return f.name if f else ""
 
-    def apply(self, raw: bytes, seq: int) -> None:
-        self.seen = max(self.seen, seq)
-        try:
-            env, payload = decode(raw)
-        except EventError:  # dead-lettered by the projections; not a stage fact
-            return
+    def fold(self, env: Envelope, payload: Payload) -> None:
         facts = self.facts.setdefault(env.campaign_id, Facts())
         if type(payload).__name__ == "CampaignDefined" and facts.defined:
             self.facts.pop(env.campaign_id)  # a redefinition moves it to the newest place

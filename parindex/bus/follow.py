@@ -17,13 +17,14 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from contracts import subjects
+from contracts.events import Envelope, EventError, Payload, decode
 from parindex.bus.pull import live_fetch
 
 log = logging.getLogger(__name__)
 
 
 class LogFollower:
-    """Subclasses name their subjects and fold each message in `apply`."""
+    """Subclasses name their subjects and fold each event in `fold`."""
 
     label = "follower"
     filters: list[str] = []
@@ -32,7 +33,24 @@ class LogFollower:
         self.seen = 0  # the last stream sequence applied
         self.caught_up = asyncio.Event()
 
-    def apply(self, raw: bytes, seq: int) -> None:
+    def apply(self, raw: bytes, seq: int = 0, subject: str | None = None) -> None:
+        """Decode one message and fold it, unless it cannot be read or is not on its own
+        subject (docs/architecture.md, decision 47): the projections dead-letter those, and
+        here they are no fact. Never raises for a bad message."""
+        self.seen = max(self.seen, seq)
+        try:
+            env, payload = decode(raw)
+        except EventError as exc:
+            log.warning("%s: unreadable event %s skipped: %s", self.label, seq, exc)
+            return
+        if subject is not None:
+            wrong = subjects.misplaced(subject, env.type, env.campaign_id)
+            if wrong is not None:
+                log.warning("%s: event %s skipped: %s", self.label, seq, wrong)
+                return
+        self.fold(env, payload)
+
+    def fold(self, env: Envelope, payload: Payload) -> None:
         raise NotImplementedError
 
     async def run(self, nc: Client, stop: asyncio.Event | None = None) -> None:
@@ -79,8 +97,7 @@ class LogFollower:
                     continue
                 busy = bool(msgs)
                 for m in msgs:
-                    self.apply(m.data, m.metadata.sequence.stream)
-                    self.seen = max(self.seen, m.metadata.sequence.stream)
+                    self.apply(m.data, m.metadata.sequence.stream, m.subject)
                 if msgs and msgs[-1].metadata.num_pending == 0:
                     self.caught_up.set()
         finally:

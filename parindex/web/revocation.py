@@ -13,7 +13,7 @@ import logging
 import math
 
 from contracts import subjects
-from contracts.events import EventError, StaffAccountDisabled, StaffPasswordReset, decode
+from contracts.events import Envelope, Payload, StaffAccountDisabled, StaffPasswordReset
 from parindex.bus.follow import LogFollower
 
 log = logging.getLogger("parindex.revocation")
@@ -35,12 +35,7 @@ class Revocations(LogFollower):
         # instead of failing closed at once: the start's grace, not a wait on every request.
         self.patience_until = 0.0
 
-    def apply(self, raw: bytes, seq: int = 0) -> None:
-        try:
-            env, payload = decode(raw)
-        except EventError as exc:  # a projection dead-letters it; here it just cannot revoke
-            log.warning("revocations: unreadable staff event skipped: %s", exc)
-            return
+    def fold(self, env: Envelope, payload: Payload) -> None:
         if isinstance(payload, StaffAccountDisabled):
             self.after[payload.username] = math.inf
         elif isinstance(payload, StaffPasswordReset):

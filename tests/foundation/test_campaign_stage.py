@@ -81,3 +81,20 @@ def test_the_watch_lists_the_newest_definition_first_and_skips_bad_events() -> N
     assert w.campaigns() == ["a", "b"] and w.seen == 5
     assert w.stage("a") == Stage.CLOSED  # and still closed
     assert w.stage("nobody") == Stage.DRAFT
+
+
+def test_the_watch_skips_an_event_off_its_own_subject() -> None:
+    """Scoring may publish on the results subject, not a deadline (decision 47): the stage
+    shown on every staff page does not move for one placed there."""
+    from contracts import events, subjects
+    from parindex.bus.campaign_watch import CampaignWatch
+
+    a = make_campaign().model_copy(update={"id": "a"})
+    w = CampaignWatch()
+    defined = events.make(CampaignDefined(campaign=a), campaign_id="a", producer="survey")
+    w.apply(events.encode(defined), 1, subjects.campaign("a"))
+    forged = events.make(DeadlineReached(deadline=NOW), campaign_id="a", producer="scoring")
+    w.apply(events.encode(forged), 2, subjects.results("a"))
+    assert w.stage("a") == Stage.PUBLISHED and w.seen == 2
+    w.apply(events.encode(forged), 3, subjects.deadline("a"))  # on its own subject it counts
+    assert w.stage("a") == Stage.CLOSED

@@ -9,6 +9,7 @@ import re
 import httpx
 import pytest
 
+from contracts import subjects
 from contracts.events import StaffAccountDisabled, StaffPasswordReset, encode, make
 from parindex.web.revocation import Revocations
 from services.identity.accounts import add_user
@@ -112,3 +113,15 @@ def test_revocations_decide_by_issue_time() -> None:
     assert r.after["a"] == math.inf and r.revoked("a", at + 10_000)
     r.apply(b"not an event")  # skipped with a warning, never raises
     assert r.revoked("a", at + 1)
+
+
+@pytest.mark.unit
+def test_revocations_skip_an_event_off_its_own_subject() -> None:
+    """A staff event on an account subject must name the staff campaign (decision 47)."""
+    r = Revocations()
+    disabled = StaffAccountDisabled(username="b", disabled_by="x")
+    r.apply(encode(make(disabled, campaign_id="c1", producer="t")), 1, subjects.staff_account("b"))
+    assert not r.revoked("b", 0.0)
+    on = make(disabled, campaign_id="staff", producer="t")
+    r.apply(encode(on), 2, subjects.staff_account("b"))
+    assert r.revoked("b", 0.0) and r.seen == 2
