@@ -66,3 +66,26 @@ async def load_campaign(
             _PARSED.pop(next(iter(_PARSED)))
         _PARSED[(campaign_id, str(digest))] = parsed
     return parsed
+
+
+class ByRowVersion:
+    """Parsed campaigns of one service instance, keyed by id and the row's version (xmin).
+
+    PostgreSQL gives a row a new xmin with every write (an amendment, the freeze, a rebuild),
+    so a changed campaign is never served from here; reading the version is part of the query
+    that needs the campaign (survey's ballot read, notify's claim of a letter), so a hit costs
+    no round trip and no parse (issue #18, docs/architecture.md, decision 41).
+    """
+
+    KEEP = 64
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[str, str], Campaign] = {}
+
+    def get(self, campaign_id: str, version: str) -> Campaign | None:
+        return self._parsed.get((campaign_id, version))
+
+    def put(self, campaign_id: str, version: str, campaign: Campaign) -> None:
+        while len(self._parsed) >= self.KEEP:
+            self._parsed.pop(next(iter(self._parsed)))
+        self._parsed[(campaign_id, version)] = campaign

@@ -23,11 +23,10 @@ finish the row in hand before the service stops. Nothing is sent twice otherwise
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as day_start
@@ -35,6 +34,7 @@ from typing import Any, Literal
 from urllib.parse import urljoin
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import subjects
 from contracts.campaign import Campaign
@@ -42,6 +42,7 @@ from contracts.events import DeliveryFailed, InvitationSent, Payload, ReminderSe
 from contracts.rpc import CREDENTIAL, CredentialReply, CredentialRequest
 from parindex.bus import rpc
 from parindex.bus.publish import publish_event
+from parindex.db.campaigns import ByRowVersion
 from parindex.runtime import endpoints
 from parindex.web.service import Runtime
 from services.notify.config import NotifyConfig, event_id_for
@@ -52,13 +53,14 @@ from services.notify.mail import (
     format_deadline,
     render,
 )
+from services.notify.projection import load_campaign
 
 log = logging.getLogger(__name__)
 
 CLAIM = text(
     "SELECT o.id, o.campaign_id, o.respondent_id, o.purpose, o.message_id, o.attempts, "
     "o.causation_id, r.full_name, r.email, r.unit_code, r.form_code, r.withdrawn, "
-    "c.campaign, c.closed, EXISTS (SELECT 1 FROM notify_outbox i "
+    "c.xmin::text AS campaign_version, c.closed, EXISTS (SELECT 1 FROM notify_outbox i "
     "WHERE i.campaign_id = o.campaign_id AND i.respondent_id = o.respondent_id "
     "AND i.purpose LIKE 'invitation:%' AND i.status = 'sent') AS invited "
     "FROM notify_outbox o "
@@ -178,20 +180,6 @@ def _day(finished_on: date | None) -> datetime:
     return datetime.combine(day, day_start(0), UTC)
 
 
-def _campaign(raw: Any) -> Campaign | None:
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        return _parsed(raw)
-    return Campaign.model_validate(raw)
-
-
-@functools.lru_cache(maxsize=32)
-def _parsed(raw: str) -> Campaign:
-    """Every row of a wave carries the same campaign JSON: validate it once, not per e-mail."""
-    return Campaign.model_validate(json.loads(raw))
-
-
 @dataclass
 class Outcome:
     row: dict[str, Any]
@@ -207,6 +195,7 @@ class Sender:
         # One persistent SMTP session per worker at most (docs/architecture.md, decision 29).
         self.smtp = SmtpPool(rt.settings, config.smtp_timeout_s, max(1, config.workers))
         self.wake = asyncio.Event()
+        self.campaigns = ByRowVersion()
         self._stop = asyncio.Event()
         self._workers: list[asyncio.Task] = []
 
@@ -225,6 +214,20 @@ class Sender:
 
     def poke(self) -> None:
         self.wake.set()
+
+    async def _campaign(self, session: AsyncSession, row: Mapping[str, Any]) -> Campaign | None:
+        """The letter's campaign, parsed once per version of its row: the claim reads the
+        version, not the 84 kB definition, which was parsed again for every letter and took
+        more than half of notify's loop in a wave (issue #18)."""
+        version = row["campaign_version"]
+        if version is None:
+            return None
+        campaign = self.campaigns.get(row["campaign_id"], version)
+        if campaign is None:
+            campaign = await load_campaign(session, row["campaign_id"])
+            if campaign is not None:
+                self.campaigns.put(row["campaign_id"], version, campaign)
+        return campaign
 
     async def _worker(self) -> None:
         await self.ready.wait()
@@ -251,7 +254,7 @@ class Sender:
             if found is None:
                 return False
             row = dict(found)
-            campaign = _campaign(row["campaign"])
+            campaign = await self._campaign(session, row)
             if campaign is None or row["closed"] or row["email"] is None or row["withdrawn"]:
                 await session.execute(
                     text(
@@ -397,7 +400,8 @@ class Sender:
                 (
                     await session.execute(
                         text(
-                            "SELECT o.*, r.unit_code, r.form_code, c.campaign FROM notify_outbox o "
+                            "SELECT o.*, r.unit_code, r.form_code, "
+                            "c.xmin::text AS campaign_version FROM notify_outbox o "
                             "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
                             "LEFT JOIN notify_campaigns c USING (campaign_id) "
                             "WHERE NOT o.event_published AND o.status IN ('sent', 'failed') "
@@ -410,8 +414,9 @@ class Sender:
                 .mappings()
                 .all()
             )
-        for r in rows:
-            await self._publish(Outcome(dict(r), _campaign(r["campaign"])))
+            outcomes = [Outcome(dict(r), await self._campaign(session, r)) for r in rows]
+        for outcome in outcomes:
+            await self._publish(outcome)
         return len(rows)
 
     async def _sweep_loop(self) -> None:

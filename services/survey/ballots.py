@@ -22,6 +22,7 @@ from contracts.campaign import Campaign
 from contracts.events import Answer, BallotSubmitted, decode
 from parindex.bus.publish import ConcurrencyConflict, publish_event
 from parindex.clock import Clock
+from parindex.db.campaigns import ByRowVersion
 from parindex.db.reads import ReadPool
 from services.survey import participation
 from services.survey import receipt as receipts
@@ -39,28 +40,6 @@ from services.survey.secrecy import draft_holder, pseudonym
 from services.survey.storage import queries
 
 
-class Campaigns:
-    """Parsed campaigns of one service instance, keyed by id and the row's version (xmin).
-
-    PostgreSQL gives a row a new xmin with every write (an amendment, the freeze, a rebuild),
-    so a changed campaign is never served from here; reading the version is part of the one
-    query a respondent's request makes (issue #18, docs/architecture.md, decision 41).
-    """
-
-    KEEP = 64
-
-    def __init__(self) -> None:
-        self._parsed: dict[tuple[str, str], Campaign] = {}
-
-    def get(self, campaign_id: str, version: str) -> Campaign | None:
-        return self._parsed.get((campaign_id, version))
-
-    def put(self, campaign_id: str, version: str, campaign: Campaign) -> None:
-        while len(self._parsed) >= self.KEEP:
-            self._parsed.pop(next(iter(self._parsed)))
-        self._parsed[(campaign_id, version)] = campaign
-
-
 @dataclass(frozen=True)
 class Deps:
     """What the respondent's use cases need; adapters build it from the service's runtime."""
@@ -71,7 +50,7 @@ class Deps:
     ballot_key: str
     clock: Clock
     deadlines: participation.DeadlineProbe  # one per instance, shared by the ballots in flight
-    campaigns: Campaigns = field(default_factory=Campaigns)
+    campaigns: ByRowVersion = field(default_factory=ByRowVersion)
     drafts: DraftCleaner | None = None  # None: a submitted ballot's draft is deleted at once
 
 

@@ -7,13 +7,14 @@ see a Runtime, a Request or an app (docs/architecture.md, decision 31).
 from __future__ import annotations
 
 from parindex.clock import clock_from_settings
+from parindex.db.campaigns import ByRowVersion
 from parindex.web.service import Runtime
-from services.survey.ballots import Campaigns, Deps
+from services.survey.ballots import Deps
 
 
 def deps(rt: Runtime) -> Deps:
     clock = rt.extras.setdefault("clock", clock_from_settings(rt.settings))
-    campaigns = rt.extras.setdefault("campaigns", Campaigns())  # parsed once per instance
+    campaigns = rt.extras.setdefault("campaigns", ByRowVersion())  # parsed once per instance
     return Deps(
         js=rt.js,
         sessions=rt.sessions,
