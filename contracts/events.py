@@ -147,6 +147,15 @@ class ReminderSent(Payload):
     message_id: Id
 
 
+class NoticeSent(Payload):
+    """A notice that is not an invitation went out: today only to the old address after an
+    admin changed a respondent's address (docs/architecture.md, decision 48). Never a password."""
+
+    respondent_id: RespondentId
+    notice: Short  # e.g. "email:<event id of the change>"
+    message_id: Id
+
+
 class DeliveryFailed(Payload):
     respondent_id: RespondentId
     purpose: Short
@@ -205,6 +214,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         DeadlineReached,
         InvitationSent,
         ReminderSent,
+        NoticeSent,
         DeliveryFailed,
         ResultsPublished,
         ResultsReleased,

@@ -100,7 +100,7 @@ CHANNELS: dict[str, tuple[str, list[str]]] = {
     ),
     "par.evt.{campaign}.delivery.{respondent}": (
         "E-mail deliveries (no credential)",
-        ["InvitationSent", "ReminderSent", "DeliveryFailed"],
+        ["InvitationSent", "ReminderSent", "NoticeSent", "DeliveryFailed"],
     ),
     "par.evt.{campaign}.results": (
         "Results frozen at the deadline with their digest (not yet public)",

@@ -57,7 +57,7 @@ def format_deadline(deadline: datetime, tz: str = "Asia/Ho_Chi_Minh") -> str:
 
 
 def render(kind: str, context: dict) -> Rendered:
-    """kind: "invitation" or "reminder"; context per the templates (see sender._context)."""
+    """kind: "invitation", "reminder" or "notice"; context per the templates (sender.py)."""
     subject = _env.get_template(f"{kind}.subject.j2").render(context).strip()
     return Rendered(
         subject=" ".join(subject.split()),

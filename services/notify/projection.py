@@ -20,6 +20,7 @@ from contracts.events import (
     DeadlineReached,
     DeliveryFailed,
     InvitationSent,
+    NoticeSent,
     ReminderRequested,
     ReminderSent,
     RespondentRegistered,
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 INSERT_OUTBOX = text(
     "INSERT INTO notify_outbox (campaign_id, respondent_id, purpose, message_id, causation_id) "
     "VALUES (:c, :r, :p, :m, :cause) ON CONFLICT DO NOTHING"
+)
+# A delivery to an address of its own: the notice to the old address (decision 48).
+INSERT_NOTICE = text(
+    "INSERT INTO notify_outbox (campaign_id, respondent_id, purpose, message_id, causation_id, "
+    "address) VALUES (:c, :r, :p, :m, :cause, :a) ON CONFLICT DO NOTHING"
 )
 
 
@@ -153,11 +159,39 @@ class NotifyProjection(Dispatching):
         )
         moved = p.email is not None and before is not None and before["email"] != p.email
         if moved and before is not None and not before["withdrawn"]:
+            await self._tell_old_address(s, e, p.respondent_id, before["email"])
             # A corrected address gets a new invitation once the wave is open (decision 34);
             # the event id makes it one delivery, also when the log is replayed.
             if await self._wave_open(s, c, before["form_code"], p.unit_code or before["unit_code"]):
                 purpose = f"invitation:email:{e.envelope.event_id}"
                 await enqueue(s, [(c, p.respondent_id, purpose)], e.envelope.event_id)
+
+    async def _tell_old_address(self, s: AsyncSession, e: Event, rid: str, old: str) -> None:
+        """The address mail went to so far learns it was changed (docs/architecture.md,
+        decision 48): someone who redirected the person's mail is then not unseen. Only if
+        mail already went there and the campaign still runs; one notice per change."""
+        c = e.envelope.campaign_id
+        mailed = await s.scalar(
+            text(
+                "SELECT 1 FROM notify_outbox WHERE campaign_id = :c AND respondent_id = :r "
+                "AND status = 'sent' AND purpose NOT LIKE 'notice:%' LIMIT 1"
+            ),
+            {"c": c, "r": rid},
+        )
+        if mailed is None or await campaign_closed(s, c):
+            return
+        purpose = f"notice:email:{e.envelope.event_id}"
+        await s.execute(
+            INSERT_NOTICE,
+            {
+                "c": c,
+                "r": rid,
+                "p": purpose,
+                "m": message_id(c, rid, purpose),
+                "cause": e.envelope.event_id,
+                "a": old,
+            },
+        )
 
     async def _wave_open(self, s: AsyncSession, c: str, form: str, unit: str | None) -> bool:
         campaign = await load_campaign(s, c)
@@ -291,6 +325,10 @@ class NotifyProjection(Dispatching):
     async def invitation_sent(self, s: AsyncSession, e: Event, p: InvitationSent) -> None:
         c = e.envelope.campaign_id
         await self._sent(s, c, p.message_id)
+
+    @on(NoticeSent)
+    async def notice_sent(self, s: AsyncSession, e: Event, p: NoticeSent) -> None:
+        await self._sent(s, e.envelope.campaign_id, p.message_id)
 
     @on(ReminderSent)
     async def reminder_sent(self, s: AsyncSession, e: Event, p: ReminderSent) -> None:

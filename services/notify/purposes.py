@@ -16,6 +16,8 @@ _WAVE_NUMBER = re.compile(r"w(?:ave)?-?(\d+)", re.I)
 def purpose_label(purpose: str) -> tuple[str, dict[str, str]]:
     """The catalog key (`nt.purpose.*`) and its values for one outbox purpose."""
     kind, _, rest = purpose.partition(":")
+    if kind == "notice":
+        return "nt.purpose.email_notice", {}
     if kind == "reminder":
         if rest.startswith("d-") and rest[2:].isdigit():
             return "nt.purpose.reminder_days", {"days": rest[2:]}

@@ -38,7 +38,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import subjects
 from contracts.campaign import Campaign
-from contracts.events import DeliveryFailed, InvitationSent, Payload, ReminderSent, make
+from contracts.events import (
+    DeliveryFailed,
+    InvitationSent,
+    NoticeSent,
+    Payload,
+    ReminderSent,
+    make,
+)
 from contracts.rpc import CREDENTIAL, CredentialReply, CredentialRequest
 from parindex.bus import rpc
 from parindex.bus.publish import publish_event
@@ -59,7 +66,8 @@ log = logging.getLogger(__name__)
 
 CLAIM = text(
     "SELECT o.id, o.campaign_id, o.respondent_id, o.purpose, o.message_id, o.attempts, "
-    "o.causation_id, r.full_name, r.email, r.unit_code, r.form_code, r.withdrawn, "
+    "o.causation_id, r.full_name, COALESCE(o.address, r.email) AS email, r.unit_code, "
+    "r.form_code, r.withdrawn, "
     "c.xmin::text AS campaign_version, c.closed, EXISTS (SELECT 1 FROM notify_outbox i "
     "WHERE i.campaign_id = o.campaign_id AND i.respondent_id = o.respondent_id "
     "AND i.purpose LIKE 'invitation:%' AND i.status = 'sent') AS invited "
@@ -102,6 +110,8 @@ def survey_link(rt: Runtime, config: NotifyConfig) -> str:
 
 
 def kind_of(purpose: str) -> str:
+    if purpose.startswith("notice:"):
+        return "notice"  # to the old address after a change (decision 48)
     return "reminder" if purpose.startswith("reminder:") else "invitation"
 
 
@@ -144,6 +154,12 @@ def delivery_event(row: dict[str, Any], campaign: Campaign | None) -> Payload:
             purpose=row["purpose"],
             attempts=row["attempts"],
             error=row["last_error"] or "",
+        )
+    if kind_of(row["purpose"]) == "notice":
+        return NoticeSent(
+            respondent_id=row["respondent_id"],
+            notice=row["purpose"].split(":", 1)[1],
+            message_id=row["message_id"],
         )
     if kind_of(row["purpose"]) == "reminder":
         return ReminderSent(
@@ -313,6 +329,9 @@ class Sender:
     async def _deliver(self, row: dict[str, Any], campaign: Campaign) -> None:
         kind = kind_of(row["purpose"])
         await self.bucket.take()
+        if kind == "notice":
+            await self._notice(row, campaign)
+            return
         cred = await self._credential(row, credential_purpose(row["purpose"], row["invited"]))
         days = reminder_days(row["purpose"], campaign.deadline) if kind == "reminder" else ""
         # read per send: `parindex up` writes endpoints.json after the services start
@@ -342,6 +361,25 @@ class Sender:
             {"X-Parindex-Campaign": row["campaign_id"], "X-Parindex-Purpose": row["purpose"]},
         )
         del context, cred  # the secret lives only in this message object until it is sent
+        await asyncio.to_thread(self.smtp.send, msg)
+
+    async def _notice(self, row: dict[str, Any], campaign: Campaign) -> None:
+        """A letter without a credential to the row's own address (decision 48)."""
+        name = row["full_name"] or ""
+        context: dict[str, Any] = {
+            "full_name": name,
+            "helpline": campaign.helpline,
+            "province": campaign.province,
+            "year": campaign.year,
+        }
+        msg = build_message(
+            self.rt.settings,
+            name,
+            row["email"],
+            render("notice", context),
+            row["message_id"],
+            {"X-Parindex-Campaign": row["campaign_id"], "X-Parindex-Purpose": row["purpose"]},
+        )
         await asyncio.to_thread(self.smtp.send, msg)
 
     async def _credential(self, row: dict[str, Any], purpose: CredentialPurpose) -> CredentialReply:

@@ -28,6 +28,7 @@ PUBLISHED_ON = {
     "DeadlineReached": subjects.deadline(C),
     "InvitationSent": subjects.delivery(C, "r1"),
     "ReminderSent": subjects.delivery(C, "r1"),
+    "NoticeSent": subjects.delivery(C, "r1"),
     "DeliveryFailed": subjects.delivery(C, "r1"),
     "ResultsPublished": subjects.results(C),
     "ResultsReleased": subjects.release(C),

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.unit
         ("invitation:wave-3", "nt.purpose.invitation", {"wave": "3"}),
         ("invitation:extra", "nt.purpose.invitation", {"wave": "extra"}),
         ("invitation:email:0b7c", "nt.purpose.new_email", {}),
+        ("notice:email:0b7c", "nt.purpose.email_notice", {}),
         ("invitation:resend:2", "nt.purpose.resend", {}),
         ("invitation:reset:1", "nt.purpose.reset", {}),
         ("reminder:d-3", "nt.purpose.reminder_days", {"days": "3"}),
@@ -32,7 +33,7 @@ def test_every_purpose_has_words(purpose: str, key: str, values: dict[str, str])
 def test_every_label_key_is_in_both_catalogs() -> None:
     from services.notify.web import PAGES
 
-    for purpose in ("invitation:w1", "invitation:email:x", "invitation:resend:1",
+    for purpose in ("invitation:w1", "invitation:email:x", "notice:email:x", "invitation:resend:1",
                     "invitation:reset:1", "reminder:d-1", "reminder:now-2023-01-02",
                     "reminder:x", "x"):  # fmt: skip
         key, values = purpose_label(purpose)

@@ -1,6 +1,7 @@
 """A draft stays with the address its credential was mailed to (docs/architecture.md,
 decision 48), on the real stack: an admin who redirects a respondent's mail to an address of
-their own gets a working credential, but not the person's unfinished answers."""
+their own gets a working credential, but not the person's unfinished answers, and the old
+address is told of the change."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from contracts.rpc import CREDENTIAL, CredentialRequest
 from parindex.bus import rpc
 from parindex.web.auth import ISSUER, Principal, issue_token, public_pem, verify_token
 from tests.security.conftest import (  # noqa: F401  # fixtures used by name
+    HELPLINE,
     Stack,
     _cookie_value,
     _mail_text,
@@ -24,6 +26,14 @@ from tests.security.test_csrf_and_scopes import _answers
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
+
+
+def _mails(s: Stack, email: str, purpose: str) -> list[str]:
+    return [
+        _mail_text(m)
+        for m in s.smtp.collector.for_campaign(s.campaign_id)
+        if email in str(m["To"]) and str(m["X-Parindex-Purpose"]).startswith(purpose)
+    ]
 
 
 def _password(s: Stack, email: str, purpose: str) -> str | None:
@@ -78,6 +88,11 @@ async def test_an_admin_who_redirects_the_mail_cannot_read_the_draft(
     # The credential works (the person's vote could be cast: that shows, the person can no
     # longer log in), but what the person typed so far is not there.
     assert await _draft(s, admin_as_person) == []
+    # And the address the person's mail went to so far is told, without any password.
+    notices = await eventually(lambda: _mails(s, person.email, "notice:email:"), timeout=60)
+    assert "vừa được cán bộ quản trị đổi sang một địa chỉ khác" in notices[0]
+    assert HELPLINE in notices[0] and "Mật khẩu:" not in notices[0]
+    assert stolen not in notices[0]  # the new address is not handed to the old one
     # The person's own session still holds the draft, and what it saves stays theirs.
     assert await _draft(s, person.token) == answers[:2]
     await _save(s, person.token, answers[:3])
@@ -95,6 +110,7 @@ async def test_an_admin_who_redirects_the_mail_cannot_read_the_draft(
     with pytest.raises(rpc.RpcError) as refused:
         await rpc.call(s.nc, CREDENTIAL, request, timeout=10)
     assert refused.value.code == "address_changed"
+    assert len(_mails(s, person.email, "notice:email:")) == 1  # one notice per change
 
 
 @pytest.mark.unit
