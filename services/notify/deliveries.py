@@ -27,6 +27,8 @@ class Wakeable(Protocol):
 
 
 def purpose_group(purpose: str) -> str:
+    if purpose.startswith("notice:email:"):
+        return "notice:email"  # one row for every notice to an old address (decision 48)
     return "invitation:resend" if purpose.startswith("invitation:resend:") else purpose
 
 

@@ -40,3 +40,11 @@ def test_every_label_key_is_in_both_catalogs() -> None:
         for lang in ("vi", "en"):
             text = PAGES.t(lang, key, **values)
             assert text and key not in text and ":" not in text.replace("(", "")
+
+
+def test_notices_to_old_addresses_count_as_one_kind() -> None:
+    from services.notify.deliveries import purpose_group
+
+    group = purpose_group("notice:email:0b7c")
+    assert group == purpose_group("notice:email:ffff") == "notice:email"
+    assert purpose_label(group) == ("nt.purpose.email_notice", {})

@@ -27,11 +27,12 @@ async def outbox_counts(s: AsyncSession, campaign_id: str) -> list[tuple[Any, ..
 
 async def failed(s: AsyncSession, campaign_id: str) -> list[tuple[Any, ...]]:
     """(respondent_id, unit_code, purpose, attempts, last_error, finished_on, full_name,
-    email) of failures: the staff page names the person, not the id."""
+    email) of failures: the staff page names the person, not the id; the address is the one
+    the delivery went to (a notice's, decision 48)."""
     rows = await s.execute(
         text(
             "SELECT o.respondent_id, r.unit_code, o.purpose, o.attempts, o.last_error, "
-            "o.finished_on, r.full_name, r.email FROM notify_outbox o "
+            "o.finished_on, r.full_name, COALESCE(o.address, r.email) FROM notify_outbox o "
             "LEFT JOIN notify_respondents r USING (campaign_id, respondent_id) "
             "WHERE o.campaign_id = :c AND o.status = 'failed' ORDER BY r.unit_code, o.id"
         ),
