@@ -5,41 +5,20 @@ sessions from before carry."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
 from sqlalchemy import text
+
+from tests.migrations import engine_at
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _upgrade_to(versions_dir: Path, revision: str) -> Any:
-    from alembic import command
-    from alembic.config import Config
-
-    import parindex.db.engine as db
-
-    def run(sync_conn: Any) -> None:
-        cfg = Config()
-        cfg.set_main_option("path_separator", "os")
-        cfg.set_main_option("script_location", str(Path(db.__file__).parent / "alembic"))
-        cfg.set_main_option("version_locations", str(versions_dir))
-        cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, revision)
-
-    return run
-
-
 async def test_identity_credentials_get_holders(db_url: str) -> None:
-    from parindex.db.engine import ensure_database, make_engine, migrate
+    from parindex.db.engine import migrate
     from services.identity.service import SERVICE
 
-    await ensure_database(db_url)
-    engine = make_engine(db_url, 2)
-    try:
+    async with engine_at(db_url, SERVICE.versions_dir, "identity_0006") as engine:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade_to(SERVICE.versions_dir, "identity_0006"))
             for rid, email in (("r1", "An@Example.VN"), ("r2", "binh@example.vn")):
                 await conn.execute(
                     text(
@@ -67,8 +46,6 @@ async def test_identity_credentials_get_holders(db_url: str) -> None:
                     )
                 )
             }
-    finally:
-        await engine.dispose()
     r1, r2 = rows["r1"], rows["r2"]
     assert len(r1.holder) == 32 and len(r2.holder) == 32 and r1.holder != r2.holder
     assert r1.sent_to == "an@example.vn" and r2.sent_to == "binh@example.vn"
@@ -79,14 +56,11 @@ async def test_identity_credentials_get_holders(db_url: str) -> None:
 
 
 async def test_survey_drafts_keep_their_rows_under_the_empty_holder(db_url: str) -> None:
-    from parindex.db.engine import ensure_database, make_engine, migrate
+    from parindex.db.engine import migrate
     from services.survey.service import SERVICE
 
-    await ensure_database(db_url)
-    engine = make_engine(db_url, 2)
-    try:
+    async with engine_at(db_url, SERVICE.versions_dir, "survey_0005") as engine:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade_to(SERVICE.versions_dir, "survey_0005"))
             await conn.execute(
                 text(
                     "INSERT INTO survey_drafts (campaign, pseudonym, answers) "
@@ -107,6 +81,4 @@ async def test_survey_drafts_keep_their_rows_under_the_empty_holder(db_url: str)
                     text("SELECT holder, answers::text FROM survey_drafts WHERE pseudonym = 'p1'")
                 )
             )
-    finally:
-        await engine.dispose()
     assert rows == [("", "[1]"), ("h", "[2]")]

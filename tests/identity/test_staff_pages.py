@@ -132,14 +132,7 @@ async def test_email_correction_sends_a_new_invitation(campaign_stack: Stack) ->
     c = s.campaign_id
     person = s.people[2]  # Bình
     new = f"binh.moi.{c}@example.vn"
-    r = await s.request(
-        "identity",
-        "POST",
-        "/admin/registry/email",
-        role="admin",
-        csrf="tok",
-        data={"campaign": c, "respondent_id": person.respondent_id, "email": new, "csrf": "tok"},
-    )
+    r = await s.correct_email(person.respondent_id, new)
     assert r.status_code == 303, r.text
     # The new invitation's CredentialsIssued may already follow it on the same subject.
     updates = [
@@ -158,14 +151,7 @@ async def test_email_correction_sends_a_new_invitation(campaign_stack: Stack) ->
     )
     assert "Trần Thị Bình" in page.text
     # An invalid address is refused in words, and nothing reaches the log.
-    bad = await s.request(
-        "identity",
-        "POST",
-        "/admin/registry/email",
-        role="admin",
-        csrf="tok",
-        data={"campaign": c, "respondent_id": person.respondent_id, "email": "x@", "csrf": "tok"},
-    )
+    bad = await s.correct_email(person.respondent_id, "x@")
     assert bad.status_code == 422 and "Địa chỉ email chưa đúng" in bad.text
     after = await events_on(s, subjects.respondent(c, person.respondent_id))
     assert after and all(e["data"].get("email") != "x@" for e in after)

@@ -148,6 +148,22 @@ class Stack:
             headers["Cookie"] = "; ".join(cookies)
         return await client.request(method, path, headers=headers, **kw)
 
+    async def correct_email(self, respondent_id: str, email: str) -> httpx.Response:
+        """The admin's address correction in the registry (notify invites the new address)."""
+        return await self.request(
+            "identity",
+            "POST",
+            "/admin/registry/email",
+            role="admin",
+            csrf="tok",
+            data={
+                "campaign": self.campaign_id,
+                "respondent_id": respondent_id,
+                "email": email,
+                "csrf": "tok",
+            },
+        )
+
     async def login(self, username: str, password: str) -> httpx.Response:
         page = await self.request("identity", "GET", "/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]  # no match: fails

@@ -73,14 +73,7 @@ async def test_an_admin_who_redirects_the_mail_cannot_read_the_draft(
 
     # The admin "corrects" the address to one the admin reads; notify invites it anew.
     stolen = f"admin-owned.{c}@example.vn"
-    r = await s.request(
-        "identity",
-        "POST",
-        "/admin/registry/email",
-        role="admin",
-        csrf="tok",
-        data={"campaign": c, "respondent_id": person.respondent_id, "email": stolen, "csrf": "tok"},
-    )
+    r = await s.correct_email(person.respondent_id, stolen)
     assert r.status_code == 303, r.text
     password = await eventually(lambda: _password(s, stolen, "invitation:email:"), timeout=60)
     admin_as_person = await _login(s, person.username, password)

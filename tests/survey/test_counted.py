@@ -30,6 +30,7 @@ from parindex.web.service import create_app
 from services.scoring.service import SERVICE as SCORING
 from services.survey import ballots
 from services.survey.secrecy import pseudonym
+from tests.migrations import engine_at
 from tests.survey.test_service import (
     ADMIN,
     KEY,
@@ -400,25 +401,10 @@ async def test_no_per_respondent_order_or_time_of_day_in_survey_tables(
 async def test_upgrade_drops_voted_and_rebuilds_counts_per_unit(
     survey: Survey, nc: Any, campaign_id: str, db_url: str
 ) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    import parindex.db.engine as db
     from parindex.bus.projection import ProjectionRunner
-    from parindex.db.engine import ensure_database, make_engine, migrate, sessionmaker
+    from parindex.db.engine import migrate, sessionmaker
     from services.survey.projection import SurveyProjection
     from services.survey.service import SERVICE
-
-    def upgrade_to(revision: str) -> Any:
-        def run(sync_conn: Any) -> None:
-            cfg = Config()
-            cfg.set_main_option("path_separator", "os")
-            cfg.set_main_option("script_location", str(Path(db.__file__).parent / "alembic"))
-            cfg.set_main_option("version_locations", str(SERVICE.versions_dir))
-            cfg.attributes["connection"] = sync_conn
-            command.upgrade(cfg, revision)
-
-        return run
 
     # A campaign whose many-units ballots the old projection kept under one blank unit.
     people = [("m1", None, "01"), ("m2", None, "01")]
@@ -431,11 +417,8 @@ async def test_upgrade_drops_voted_and_rebuilds_counts_per_unit(
         )
         assert r.status_code == 201
 
-    await ensure_database(db_url)
-    engine = make_engine(db_url, 2)
-    try:
+    async with engine_at(db_url, SERVICE.versions_dir, "survey_0002") as engine:
         async with engine.begin() as conn:
-            await conn.run_sync(upgrade_to("survey_0002"))
             await conn.execute(
                 text(
                     "INSERT INTO survey_respondents (campaign, respondent_id, form_code, "
@@ -475,5 +458,3 @@ async def test_upgrade_drops_voted_and_rebuilds_counts_per_unit(
                 )
             ).all()
         assert [tuple(r) for r in rows] == [("H-A", "01", 2), ("H-B", "01", 2)]
-    finally:
-        await engine.dispose()
