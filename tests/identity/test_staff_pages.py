@@ -134,6 +134,9 @@ async def test_email_correction_sends_a_new_invitation(campaign_stack: Stack) ->
     new = f"binh.moi.{c}@example.vn"
     r = await s.correct_email(person.respondent_id, new)
     assert r.status_code == 303, r.text
+    # The admin is told what follows, the notice to the old address included (decision 48).
+    done = await s.request("identity", "GET", r.headers["location"], role="admin")
+    assert "địa chỉ cũ đã nhận thư khảo sát" in done.text, done.text
     # The new invitation's CredentialsIssued may already follow it on the same subject.
     updates = [
         e
