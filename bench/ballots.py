@@ -202,7 +202,11 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
             door[0].wait(10)
         svc.stop()
         await nc.drain()
-    floor = None if args.no_floor else await _floor(s, args, requests[: args.ballots])
+    floors = (
+        []
+        if args.no_floor
+        else [await _floor(s, args, requests[: args.ballots], app) for app in FLOORS]
+    )
 
     rate = args.ballots / elapsed
     p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
@@ -229,14 +233,21 @@ async def _run(s: Servers, args: argparse.Namespace) -> list[Figure]:
         ),
         Figure("submit→progress lag, after the burst", f"{burst_lag * 1000:.0f} ms"),
         Figure("CPU cores busy during the burst", cpu),
-    ] + ([] if floor is None else [floor])
+    ] + floors
 
 
-async def _floor(s: Servers, args: argparse.Namespace, requests: list[bytes]) -> Figure:
-    """The same burst, through the same door, to bench/floor_app.py: what the stack itself
-    allows on this machine before a ballot does any work (after survey has stopped)."""
+FLOORS = {
+    "app": "to an endpoint that only parses the body",
+    "logged": "to an endpoint that parses the body and makes the one durable publish-and-wait "
+    "a ballot needs",
+}
+
+
+async def _floor(s: Servers, args: argparse.Namespace, requests: list[bytes], name: str) -> Figure:
+    """The same burst, through the same door, to an app of bench/floor_app.py: what the stack
+    itself allows on this machine (after survey has stopped); `logged` adds the log's write."""
     port = free_port()
-    app = _spawn_floor(s, port)
+    app = _spawn_floor(s, port, name)
     url = f"http://127.0.0.1:{port}"
     door = await _gateway(s, url) if args.via == "gateway" else None
     try:
@@ -251,7 +262,8 @@ async def _floor(s: Servers, args: argparse.Namespace, requests: list[bytes]) ->
                     raise RuntimeError("bench/floor_app.py did not start") from None
                 await asyncio.sleep(0.1)
         base = door[1] if door else url
-        pids = {"endpoint": app.pid} | ({"gateway": door[0].pid} if door else {})
+        pids = {"endpoint": app.pid, "nats": s.nats.proc.pid}
+        pids |= {"gateway": door[0].pid} if door else {}
         meter = CpuMeter(pids)
         meter.start()
         latencies, elapsed = await burst(base, requests, args.concurrency, 201)
@@ -264,8 +276,8 @@ async def _floor(s: Servers, args: argparse.Namespace, requests: list[bytes]) ->
         app.wait(10)
     rate = len(requests) / elapsed
     return Figure(
-        f"the stack's own ceiling: same burst, {args.via}, to an endpoint that only parses "
-        "the body (bench/floor_app.py)",
+        f"the stack's own ceiling: same burst, {args.via}, {FLOORS[name]} "
+        f"(bench/floor_app.py:{name})",
         f"{rate:,.0f}/s, p99 {percentile(latencies, 99) * 1000:.1f} ms; CPU {cpu}",
         rate=rate,
     )
@@ -285,9 +297,9 @@ def _lags(accepted_at: list[float], seen: list[tuple[float, int]]) -> list[float
     return lags
 
 
-def _spawn_floor(s: Servers, port: int) -> subprocess.Popen:
+def _spawn_floor(s: Servers, port: int, name: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port", str(port)]
+        [sys.executable, "-m", "uvicorn", f"bench.floor_app:{name}", "--port", str(port)]
         + ["--log-level", "warning", "--no-access-log"],
         cwd=ROOT,
         env=service_env(s),
