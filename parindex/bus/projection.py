@@ -37,7 +37,7 @@ from contracts import subjects
 from contracts.events import BallotFields, Envelope, EventError, Payload, decode, decode_ballot
 from parindex.bus.deadletter import dead_letter
 from parindex.bus.faults import is_event_fault
-from parindex.bus.pull import BatchPull, live_fetch, stream_seq
+from parindex.bus.pull import BatchPull, live_fetch, pending, stream_seq
 from parindex.db import offsets
 from parindex.telemetry import metrics
 from parindex.telemetry.tracing import extract_trace
@@ -256,6 +256,7 @@ class ProjectionRunner:
         catch_up_batch: int = 5_000,
         on_batch: Callable[[int], Awaitable[None]] | None = None,
         on_refused: Callable[[Msg, str], Awaitable[None]] | None = None,
+        on_seen: Callable[[list[tuple[int, str]]], None] | None = None,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -268,6 +269,11 @@ class ProjectionRunner:
         # Where a refused event goes: the dead-letter stream, unless the reader may not write
         # there (the audit, as the read-only auditor, lists them in its report instead).
         self.on_refused = on_refused
+        # Told (stream sequence, subject) of each batch before any of it is applied: survey's
+        # memory of its own rows forgets what the batch is about to change (decision 49).
+        self.on_seen = on_seen
+        # When a live read last found nothing more on the log (time.monotonic()).
+        self.caught_up_at = float("-inf")
         # A projection may decode its hot events faster (scoring's ballots, decision 43): the
         # same decoder on the live path, the rebuild and the audit; refusals are decode()'s.
         self._decode: Decoder = getattr(projection, "decode", decode)
@@ -425,10 +431,13 @@ class ProjectionRunner:
                     msgs = await live_fetch(sub, self.batch_size, busy)
                 except (NatsTimeout, TimeoutError):
                     busy = False
+                    self.caught_up_at = time.monotonic()
                     self._clear_alarm()  # nothing left to fetch: the rebuild has caught up
                     continue
                 busy = bool(msgs)
                 if msgs:
+                    if pending(msgs[-1]) == 0:
+                        self.caught_up_at = time.monotonic()
                     await self._apply_batch(msgs)
         finally:
             try:
@@ -529,6 +538,8 @@ class ProjectionRunner:
         await dead_letter(self.js, self.projection.name, msg, reason)  # counts events_failed
 
     async def _apply_batch(self, msgs: list[Msg]) -> None:
+        if self.on_seen is not None:  # all of them before the first await
+            self.on_seen([(stream_seq(m), m.subject) for m in msgs])
         events: list[Event] = []
         last = self.applied_seq
         raw: dict[int, Msg] = {}

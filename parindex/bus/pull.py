@@ -58,6 +58,14 @@ def stream_seq(msg: Msg) -> int:
     return msg.metadata.sequence.stream
 
 
+def pending(msg: Msg) -> int:
+    """How many messages the consumer still held after this one, as stream_seq reads it."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == _ACK_TOKENS and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[8])
+    return msg.metadata.num_pending
+
+
 class BatchPull:
     """Ordered batches from `start_seq` on; `fetch` returns [] when the stream has no more
     (after `wait` idle, or at once with `no_wait`)."""

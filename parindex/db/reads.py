@@ -33,13 +33,20 @@ class ReadPool:
             await self._pool.close()
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        return await self._twice("fetchrow", sql, args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._twice("fetch", sql, args)
+
+    async def _twice(self, how: str, sql: str, args: tuple[Any, ...]) -> Any:
         assert self._pool is not None, "ReadPool.open() first"
+        run = getattr(self._pool, how)
         try:
-            return await self._pool.fetchrow(sql, *args)
+            return await run(sql, *args)
         except Exception as exc:
             if not is_connection_error(exc) and not isinstance(exc, OSError):
                 raise
-        return await self._pool.fetchrow(sql, *args)
+        return await run(sql, *args)
 
 
 async def _nothing(conn: asyncpg.Connection) -> None:

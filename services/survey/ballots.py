@@ -35,6 +35,7 @@ from services.survey.errors import (
     NotARespondent,
     NotOpen,
 )
+from services.survey.intake import Intake, IntakeCache
 from services.survey.projection import load_campaign
 from services.survey.secrecy import draft_holder, pseudonym
 from services.survey.storage import queries
@@ -52,6 +53,7 @@ class Deps:
     deadlines: participation.DeadlineProbe  # one per instance, shared by the ballots in flight
     campaigns: ByRowVersion = field(default_factory=ByRowVersion)
     drafts: DraftCleaner | None = None  # None: a submitted ballot's draft is deleted at once
+    intake: IntakeCache | None = None  # None: every request reads the projection (decision 49)
 
 
 @dataclass(frozen=True)
@@ -96,23 +98,28 @@ async def respondent(d: Deps, campaign_id: str | None, respondent_id: str) -> Wh
     """The respondent's campaign and registration, from the projection (the log), not the token."""
     if not campaign_id:
         raise NotARespondent("no_campaign")
-    row = await queries.intake(d.reads, campaign_id, respondent_id)  # the one round trip
-    if row is None or row["form_code"] is None or row["withdrawn"]:
+    row = await _intake(d, campaign_id, respondent_id)  # at most one round trip
+    if row is None or row.form_code is None or row.withdrawn:
         raise NotARespondent("not_a_respondent")
-    campaign = d.campaigns.get(campaign_id, row["row_version"])
+    campaign = d.campaigns.get(campaign_id, row.row_version)
     if campaign is None:  # a new version of the campaign row: parse it once
         async with d.sessions() as s:
             campaign = await load_campaign(s, campaign_id)
         if campaign is None:
             raise NotARespondent("not_a_respondent")
-        d.campaigns.put(campaign_id, row["row_version"], campaign)
-    return Who(
-        campaign,
-        respondent_id,
-        row["form_code"],
-        row["unit_code"],
-        frozenset(row["waves"] or ()),
-        bool(row["closed"]),
+        d.campaigns.put(campaign_id, row.row_version, campaign)
+    return Who(campaign, respondent_id, row.form_code, row.unit_code, row.waves, row.closed)
+
+
+async def _intake(d: Deps, campaign_id: str, respondent_id: str) -> Intake | None:
+    if d.intake is not None:
+        return await d.intake.read(campaign_id, respondent_id)
+    r = await queries.intake(d.reads, campaign_id, respondent_id)
+    if r is None:
+        return None
+    waves = frozenset(r["waves"] or ())
+    return Intake(
+        r["row_version"], r["unit_code"], r["form_code"], r["withdrawn"], waves, r["closed"]
     )
 
 

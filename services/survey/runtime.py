@@ -24,4 +24,5 @@ def deps(rt: Runtime) -> Deps:
         campaigns=campaigns,
         drafts=rt.extras.get("drafts"),
         deadlines=rt.extras["deadlines"],  # made once at start (service.py)
+        intake=rt.extras.get("intake"),  # who is asking, from memory (decision 49)
     )

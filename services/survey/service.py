@@ -17,6 +17,7 @@ from parindex.web.service import Runtime, ServiceSpec
 from services.survey import rpc
 from services.survey.api import FAST_BALLOTS, router
 from services.survey.drafts import DraftCleaner, sweep
+from services.survey.intake import IntakeCache
 from services.survey.participation import DeadlineProbe
 from services.survey.projection import SurveyProjection
 from services.survey.scheduler import Scheduler
@@ -36,6 +37,10 @@ async def start(rt: Runtime) -> None:
     rt.extras["deadlines"] = DeadlineProbe(rt.js)
     runner = ProjectionRunner(rt.nc, rt.sessions, SurveyProjection())
     rt.extras["projection"] = runner
+    # Who is asking, from memory while the runner keeps it true (docs/architecture.md, 49).
+    intake = IntakeCache(reads, runner)
+    runner.on_seen = intake.saw
+    rt.extras["intake"] = intake
     rt.stopping.append(runner.stop)
     rt.spawn(runner.run(), "projection")
     cleaner = DraftCleaner(rt.sessions)  # submitted drafts, off the request path

@@ -1,11 +1,11 @@
-"""`parindex.bus.pull.stream_seq` reads the same sequence as nats-py's metadata. No servers."""
+"""`parindex.bus.pull.stream_seq` and `pending` read what nats-py's metadata reads. No servers."""
 
 from __future__ import annotations
 
 import pytest
 from nats.aio.msg import Msg
 
-from parindex.bus.pull import stream_seq
+from parindex.bus.pull import pending, stream_seq
 
 pytestmark = pytest.mark.unit
 
@@ -21,3 +21,4 @@ pytestmark = pytest.mark.unit
 def test_stream_seq_is_the_metadata_stream_sequence(reply: str) -> None:
     msg = Msg(None, subject="par.evt.c.ballot.x", reply=reply, data=b"{}")  # type: ignore[arg-type]  # no client needed
     assert stream_seq(msg) == msg.metadata.sequence.stream == 4711
+    assert pending(msg) == msg.metadata.num_pending

@@ -15,12 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parindex.db.reads import ReadPool
 
+# The projection's offset, read in the same statement (so the same snapshot) as its rows: what
+# services/survey/intake.py keeps is tagged with it (docs/architecture.md, decision 49).
+APPLIED = "(SELECT seq FROM projection_offsets WHERE name = 'survey')"
 INTAKE = (
     "SELECT c.xmin::text AS row_version, r.unit_code, r.form_code, r.withdrawn, "
     "ARRAY(SELECT w.wave_id FROM survey_waves_opened w WHERE w.campaign = c.id) AS waves, "
-    "EXISTS(SELECT 1 FROM survey_deadlines d WHERE d.campaign = c.id) AS closed "
+    "EXISTS(SELECT 1 FROM survey_deadlines d WHERE d.campaign = c.id) AS closed, "
+    f"{APPLIED} AS applied "
     "FROM survey_campaigns c LEFT JOIN survey_respondents r "
     "ON r.campaign = c.id AND r.respondent_id = $2 WHERE c.id = $1"
+)
+RESPONDENTS_INTAKE = (
+    f"SELECT respondent_id, unit_code, form_code, withdrawn, {APPLIED} AS applied "
+    "FROM survey_respondents WHERE campaign = $1 LIMIT $2"
 )
 
 
@@ -28,9 +36,15 @@ async def intake(reads: ReadPool, campaign_id: str, respondent_id: str) -> Recor
     """Everything a respondent's request needs, in one round trip (issue #18): the campaign
     row's version (PostgreSQL's xmin, new with every write of the row), the registration
     (unit_code, form_code, withdrawn; NULL if not registered), the waves opened and whether the
-    projection has seen the deadline. None if the campaign is unknown. Read straight on asyncpg,
-    outside any transaction (docs/architecture.md, decision 44)."""
+    projection has seen the deadline, and the projection's offset. None if the campaign is
+    unknown. Read straight on asyncpg, outside any transaction (docs/architecture.md, 44)."""
     return await reads.fetchrow(INTAKE, campaign_id, respondent_id)
+
+
+async def respondents_intake(reads: ReadPool, campaign_id: str, limit: int) -> list[Record]:
+    """INTAKE's registration columns for up to `limit` respondents of the campaign, with the
+    projection's offset: read ahead by services/survey/intake.py."""
+    return await reads.fetch(RESPONDENTS_INTAKE, campaign_id, limit)
 
 
 async def delete_drafts(s: AsyncSession, keys: list[tuple[str, str]]) -> None:
