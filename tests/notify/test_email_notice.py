@@ -3,6 +3,7 @@ sent once, without a password, and a rebuild of notify from the log does not owe
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from pathlib import Path
 
 from sqlalchemy import text
@@ -55,6 +56,11 @@ async def test_the_old_address_is_told_once_and_a_rebuild_does_not_resend(
             await define(js, campaign, 1)
             await open_wave(js, campaign)
             await eventually(lambda: to(old), timeout=30)
+            # The correction after the invitation on the log, too. The sender marks a letter sent
+            # in its database before it publishes InvitationSent, so a correction in between is
+            # told live but not on a replay, which then holds no notice row and owes nothing.
+            # That order is harmless and is not what this test holds.
+            await eventually(lambda: _has(delivery_events(js, c), "InvitationSent"), timeout=30)
             await emit(js, c, subjects.respondent(c, "r000"), RespondentUpdated(
                 respondent_id="r000", email=new
             ))  # fmt: skip
@@ -69,10 +75,7 @@ async def test_the_old_address_is_told_once_and_a_rebuild_does_not_resend(
             body = parts(notices[0])[0]
             assert "0299 333 333" in body and new not in body and "Mật khẩu:" not in body
 
-            async def notice_on_log() -> bool:
-                return any(e["type"] == "NoticeSent" for e in await delivery_events(js, c))
-
-            await eventually(notice_on_log, timeout=30)
+            await eventually(lambda: _has(delivery_events(js, c), "NoticeSent"), timeout=30)
             assert len(to(old) or []) == 2  # the invitation and one notice
         finally:
             await close(js, campaign)
@@ -100,3 +103,7 @@ async def test_the_old_address_is_told_once_and_a_rebuild_does_not_resend(
     assert owed == [], rows
     notice = [r for r in rows if r.purpose.startswith("notice:email:")]
     assert len(notice) == 1 and notice[0].status == "sent" and notice[0].address == old
+
+
+async def _has(events: Awaitable[list[dict]], kind: str) -> bool:
+    return any(e["type"] == kind for e in await events)
