@@ -133,6 +133,13 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def admin_argv(password: str) -> list[str]:
+    """`parindex users add` for the demo's admin. The password is one token with its option:
+    one that begins with '-' (1 in 64 of token_urlsafe's) was read by argparse as another
+    option, the account was never made, and the printed admin password did not work."""
+    return ["users", "add", "admin", "--role", "admin", f"--password={password}", "--replace"]
+
+
 def _bar(done: float, width: int = 30) -> str:
     n = int(width * max(0.0, min(1.0, done)))
     return "█" * n + "·" * (width - n)
@@ -534,7 +541,9 @@ def run_demo(
         # One admin password per state dir, kept with the other secrets (mode 600).
         admin_file = stack.state_dir / "secrets" / "demo_admin"
         admin_pw = ensure_secret(stack.state_dir, "demo_admin", lambda: secrets.token_urlsafe(12))
-        _cli(env, "users", "add", "admin", "--role", "admin", "--password", admin_pw, "--replace")
+        made = _cli(env, *admin_argv(admin_pw))
+        if made.returncode != 0:
+            raise RuntimeError(f"the demo's admin account was not made: {made.stderr[-500:]}")
         urls = front_door(endpoints, admin_pw, admin_file)
         # The door is open before the voting starts: print it now, not minutes later.
         print(f"\nparindex: sẵn sàng / ready — mở / open {endpoints['open']}")
