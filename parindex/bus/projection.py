@@ -38,6 +38,7 @@ from contracts.events import BallotFields, Envelope, EventError, Payload, decode
 from parindex.bus.deadletter import dead_letter
 from parindex.bus.faults import is_event_fault
 from parindex.bus.pull import BatchPull, live_fetch, pending, stream_seq
+from parindex.bus.reading import Decoder, read_event
 from parindex.db import offsets
 from parindex.telemetry import metrics
 from parindex.telemetry.tracing import extract_trace
@@ -169,9 +170,6 @@ class Projection(Protocol):
 
     async def reset(self, session: AsyncSession) -> None:
         """Delete every row this projection owns (rebuild from sequence 1)."""
-
-
-Decoder = Callable[[bytes, str | None], tuple[Envelope, Payload | BallotFields]]
 
 
 async def read_offset(session: AsyncSession, name: str) -> int:
@@ -550,15 +548,12 @@ class ProjectionRunner:
                 continue
             last = seq
             try:
-                env, payload = self._decode(m.data, (m.headers or {}).get("Parindex-Type"))
+                # Each type on its own subject only: the bus checks who publishes on a subject,
+                # not what (docs/architecture.md, decision 47).
+                hint = (m.headers or {}).get("Parindex-Type")
+                env, payload = read_event(m.data, m.subject, hint, self._decode)
             except EventError as exc:
                 await self._dead_letter(m, str(exc))
-                continue
-            # Each type on its own subject only: the bus checks who publishes on a subject,
-            # not what (docs/architecture.md, decision 47).
-            wrong = subjects.misplaced(m.subject, env.type, env.campaign_id)
-            if wrong is not None:
-                await self._dead_letter(m, wrong)
                 continue
             events.append(Event(seq, m.subject, env, payload, m.headers))
         if last == self.applied_seq:
