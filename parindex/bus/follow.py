@@ -19,7 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from contracts import subjects
 from contracts.events import Envelope, EventError, Payload
-from parindex.bus.pull import live_fetch
+from parindex.bus.pull import live_fetch, pending, stream_seq
 from parindex.bus.reading import read_event
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,8 @@ class LogFollower:
                     continue
                 busy = bool(msgs)
                 for m in msgs:
-                    self.apply(m.data, m.metadata.sequence.stream, m.subject)
-                if msgs and msgs[-1].metadata.num_pending == 0:
+                    self.apply(m.data, stream_seq(m), m.subject)
+                if msgs and pending(msgs[-1]) == 0:
                     self.caught_up.set()
         finally:
             try:
