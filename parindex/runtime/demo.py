@@ -16,7 +16,6 @@ import os
 import random
 import re
 import secrets
-import subprocess
 import sys
 import time
 import zlib
@@ -32,7 +31,7 @@ from contracts.campaign import Campaign
 from parindex.bus.credentials import ensure_secret
 from parindex.clock import write_pace
 from parindex.runtime.demo_data import people, weak_units, workbook
-from parindex.runtime.practice import mail_text
+from parindex.runtime.practice import mail_text, run_cli
 from parindex.runtime.up import Stack, existing_data
 
 CAMPAIGN = "soctrang-2023"
@@ -125,12 +124,6 @@ def invitation_times(camp: Campaign, seed: int) -> list[datetime]:
                 out.append(wave.opens_at)
                 break
     return sorted(out)
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "parindex.cli", *args], env=env, capture_output=True, text=True
-    )
 
 
 def admin_argv(password: str) -> list[str]:
@@ -541,7 +534,7 @@ def run_demo(
         # One admin password per state dir, kept with the other secrets (mode 600).
         admin_file = stack.state_dir / "secrets" / "demo_admin"
         admin_pw = ensure_secret(stack.state_dir, "demo_admin", lambda: secrets.token_urlsafe(12))
-        made = _cli(env, *admin_argv(admin_pw))
+        made = run_cli(env, *admin_argv(admin_pw))
         if made.returncode != 0:
             raise RuntimeError(f"the demo's admin account was not made: {made.stderr[-500:]}")
         urls = front_door(endpoints, admin_pw, admin_file)
@@ -567,13 +560,13 @@ def run_demo(
                     flush=True,
                 )
             print(f"parindex demo: {minutes:g} minutes for 20/09–07/10/2023 (×{speed:,.0f})")
-            res = _cli(env, "campaign", "load", str(shipped_campaign_path()))
+            res = run_cli(env, "campaign", "load", str(shipped_campaign_path()))
             print("  campaign:", (res.stdout or res.stderr).strip().splitlines()[-1:])
             lists = stack.state_dir / "demo" / "danh-sach-khao-sat-2023.xlsx"
             lists.parent.mkdir(exist_ok=True)
             shipped = load_shipped()
             lists.write_bytes(workbook(shipped, seed))
-            res = _cli(env, "respondents", "import", str(lists), "--campaign", CAMPAIGN)
+            res = run_cli(env, "respondents", "import", str(lists), "--campaign", CAMPAIGN)
             print("  respondents:", " ".join(res.stdout.split())[:300] or res.stderr[-300:])
             ready = wait_for_stock(endpoints, len(people(shipped, seed)))
             print(f"  mật khẩu đã tạo sẵn / credentials hashed ahead: {ready}", flush=True)
@@ -581,7 +574,7 @@ def run_demo(
             pacer = Pacer(epoch_file, speed)
             pacer.start()
             state = asyncio.run(simulate(stack, endpoints, pacer, seed, shipped))
-        audit = _cli(env, "audit", "--campaign", CAMPAIGN)
+        audit = run_cli(env, "audit", "--campaign", CAMPAIGN)
         print(audit.stdout)
         text, facts = summary(endpoints, state, audit.stdout, audit.returncode == 0, admin_pw)
         print(text)

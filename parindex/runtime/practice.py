@@ -110,7 +110,8 @@ def _credentials(mail_dir: Path, wanted: set[str]) -> dict[str, tuple[str, str]]
     return found
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`parindex <args>` against the stack `env` names; the caller reads its answer."""
     return subprocess.run(
         [sys.executable, "-m", "parindex.cli", *args], env=env, capture_output=True, text=True
     )
@@ -132,8 +133,10 @@ def ensure_practice(
             json.dumps(practice_definition(load_shipped()), ensure_ascii=False)
         )
         (folder / "thuc-hanh.xlsx").write_bytes(guest_workbook(camp))
-        _cli(env, "campaign", "load", str(folder / "thuc-hanh.json"))
-        _cli(env, "respondents", "import", str(folder / "thuc-hanh.xlsx"), "--campaign", PRACTICE)
+        run_cli(env, "campaign", "load", str(folder / "thuc-hanh.json"))
+        run_cli(
+            env, "respondents", "import", str(folder / "thuc-hanh.xlsx"), "--campaign", PRACTICE
+        )
         wanted = {mail: form for _, mail, _, form in guests(camp)}
         deadline = time.monotonic() + wait_s
         found: dict[str, tuple[str, str]] = {}
