@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LIVE_S = 2.0  # the runner read the log to its end this recently, or the cache is not asked
 WARM_LIMIT = 300_000  # respondents of one campaign read ahead; more are read one by one
+CHANGED_LIMIT = 200_000  # respondent subjects remembered one by one, then as one sequence
 # Subject kinds (the token after the campaign) that change nothing the intake reads.
 _NOT_INTAKE = frozenset({"ballot", "delivery", "results", "release", "account"})
 _CAMPAIGN_WIDE = frozenset({"campaign", "wave", "deadline"})
@@ -80,10 +81,17 @@ class Runner(Protocol):
 
 
 class IntakeCache:
-    def __init__(self, reads: ReadPool, runner: Runner, warm_limit: int = WARM_LIMIT) -> None:
+    def __init__(
+        self,
+        reads: ReadPool,
+        runner: Runner,
+        warm_limit: int = WARM_LIMIT,
+        changed_limit: int = CHANGED_LIMIT,
+    ) -> None:
         self.reads = reads
         self.runner = runner
         self.warm_limit = warm_limit
+        self.changed_limit = changed_limit
         self._campaigns: dict[str, _Campaign] = {}
         self._people: dict[str, _Person] = {}  # by the respondent's subject
         self._changed: dict[str, int] = {}  # respondent subject → last sequence seen on it
@@ -107,6 +115,8 @@ class IntakeCache:
             if kind == "respondent" and len(tokens) == 5:
                 self._changed[subject] = max(seq, self._changed.get(subject, 0))
                 self._people.pop(subject, None)
+                if len(self._changed) > self.changed_limit:
+                    self._compact()
             elif kind == "respondent" and len(tokens) == 6 and tokens[5] == "reminder":
                 continue
             elif kind in _CAMPAIGN_WIDE:
@@ -114,6 +124,13 @@ class IntakeCache:
                 self._campaigns.clear()
             else:  # not a subject this module knows: nothing kept can be trusted
                 self._forget_all(seq)
+
+    def _compact(self) -> None:
+        """Bound the memory of what changed: every respondent is then taken to have changed
+        at the last sequence seen. What is kept stays (it was checked when kept); a read older
+        than that sequence is answered and not kept, until the projection passes it."""
+        self._everything_changed = max(self._everything_changed, *self._changed.values())
+        self._changed.clear()
 
     def _forget_all(self, seq: int) -> None:
         self._generation += 1

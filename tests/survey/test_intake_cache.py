@@ -156,6 +156,25 @@ async def test_a_subject_it_does_not_know_forgets_everything() -> None:
 
 
 @pytest.mark.unit
+async def test_the_memory_of_changes_is_bounded_and_stays_safe() -> None:
+    cache, _, reads = _cache()
+    cache.changed_limit = 3
+    await cache.read(C, "an")
+    cache.saw([(10 + i, subjects.respondent(C, f"p{i}")) for i in range(1, 5)])
+    assert len(cache._changed) <= 3
+    await cache.read(C, "an")  # kept before the changes, not among them: still from memory
+    assert reads.calls.count("an") == 1
+    reads.people["p1"] = {"unit_code": "H-B", "form_code": "02", "withdrawn": False}
+    await cache.read(C, "p1")  # the projection still at 10, older than p1's change at 11
+    await cache.read(C, "p1")
+    assert reads.calls.count("p1") == 2
+    reads.applied = 14
+    await cache.read(C, "p1")
+    await cache.read(C, "p1")
+    assert reads.calls.count("p1") == 3
+
+
+@pytest.mark.unit
 async def test_not_used_while_the_runner_is_behind_or_rebuilding() -> None:
     cache, runner, reads = _cache()
     await cache.read(C, "an")
