@@ -46,10 +46,15 @@ NOTES = """\
   less. Compare runs by the ratios.
 - **Ballots.** Each POST /api/ballots goes through the front door (`--via gateway`, the
   default; `--via direct` skips it; the door's own HTTP/1.1 client, decision 44) to survey,
-  which verifies the session token (once per token), reads the respondent, the campaign's row
-  version, the waves opened and the deadline in one asyncpg statement, publishes the ballot and
-  waits for the JetStream ack, reads the deadline subject's last sequence (the log decides,
-  decision 15) and queues the draft's deletion. The load generator (bench/http_load.py) sends
+  which verifies the session token (once per token), takes the respondent, the campaign's row
+  version, the waves opened and the deadline from memory (decision 49; one asyncpg statement
+  when not kept), publishes the ballot and waits for the JetStream ack, reads the deadline
+  subject's last sequence (the log decides, decision 15) and queues the draft's deletion. The
+  two "stack's own ceiling" rows send the same burst through the same door to
+  bench/floor_app.py: `app` only parses the body; `logged` also makes the one durable
+  publish-and-wait on the ballot's own subject that every ballot needs, so it is the ceiling of
+  any survey on this machine that keeps one ballot per person. The load generator
+  (bench/http_load.py) sends
   requests encoded before the clock starts on keep-alive connections. "Lag during the burst":
   for each accepted ballot, the time until GET /api/progress (polled every 50 ms) first showed
   that many ballots. Survey runs as two processes (`--survey-workers 2`, one per core, as an
