@@ -35,7 +35,7 @@ from services.survey.errors import (
     NotARespondent,
     NotOpen,
 )
-from services.survey.intake import Intake, IntakeCache
+from services.survey.intake import Intake, IntakeCache, intake_of
 from services.survey.projection import load_campaign
 from services.survey.secrecy import draft_holder, pseudonym
 from services.survey.storage import queries
@@ -114,13 +114,8 @@ async def respondent(d: Deps, campaign_id: str | None, respondent_id: str) -> Wh
 async def _intake(d: Deps, campaign_id: str, respondent_id: str) -> Intake | None:
     if d.intake is not None:
         return await d.intake.read(campaign_id, respondent_id)
-    r = await queries.intake(d.reads, campaign_id, respondent_id)
-    if r is None:
-        return None
-    waves = frozenset(r["waves"] or ())
-    return Intake(
-        r["row_version"], r["unit_code"], r["form_code"], r["withdrawn"], waves, r["closed"]
-    )
+    row = await queries.intake(d.reads, campaign_id, respondent_id)
+    return None if row is None else intake_of(row)
 
 
 def pseudonym_of(d: Deps, who: Who) -> str:

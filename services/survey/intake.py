@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from contracts import subjects
 from parindex.db.reads import ReadPool
@@ -54,6 +54,18 @@ class Intake:
     withdrawn: bool
     waves: frozenset[str]
     closed: bool
+
+
+def intake_of(row: Mapping[str, Any]) -> Intake:
+    """INTAKE's row (storage/queries.py) as an Intake."""
+    return Intake(
+        row["row_version"],
+        row["unit_code"],
+        row["form_code"],
+        bool(row["withdrawn"]),
+        frozenset(row["waves"] or ()),
+        bool(row["closed"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,15 +181,14 @@ class IntakeCache:
         self.reads_made += 1
         if row is None:
             return None
-        at = int(row["applied"] or 0)
-        campaign = _Campaign(
-            row["row_version"], frozenset(row["waves"] or ()), bool(row["closed"]), at
-        )
-        person = _Person(row["unit_code"], row["form_code"], bool(row["withdrawn"]), at)
+        found = intake_of(row)
         if generation == self._generation:
-            self._keep_campaign(campaign_id, campaign)
-            self._keep_person(key, person)
-        return _joined(campaign, person)
+            at = int(row["applied"] or 0)
+            self._keep_campaign(
+                campaign_id, _Campaign(found.row_version, found.waves, found.closed, at)
+            )
+            self._keep_person(key, _Person(found.unit_code, found.form_code, found.withdrawn, at))
+        return found
 
     def _kept(self, campaign_id: str, key: str) -> Intake | None:
         campaign = self._campaigns.get(campaign_id)
