@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 def _demo(args: argparse.Namespace) -> int:
     from parindex.runtime.demo import run_demo
     from parindex.runtime.ports import PortTaken
+    from parindex.runtime.practice import StepFailed
     from parindex.runtime.supervise import install_stop_signals
     from parindex.runtime.up import AlreadyRunning, FreshRefused
 
@@ -29,6 +30,13 @@ def _demo(args: argparse.Namespace) -> int:
     except (AlreadyRunning, PortTaken, FreshRefused) as exc:
         print(f"parindex: {exc}", file=sys.stderr)
         return 2
+    except StepFailed as exc:  # the stack is stopped; the failed command says why
+        print(
+            f"parindex demo: dừng / stopped: {exc}\n"
+            "  `parindex up --demo --fresh` xoá dữ liệu và chạy lại / deletes it and starts over",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 0
 

@@ -31,7 +31,7 @@ from contracts.campaign import Campaign
 from parindex.bus.credentials import ensure_secret
 from parindex.clock import write_pace
 from parindex.runtime.demo_data import people, weak_units, workbook
-from parindex.runtime.practice import mail_text, run_cli
+from parindex.runtime.practice import mail_text, run_cli, run_step
 from parindex.runtime.up import Stack, existing_data
 
 CAMPAIGN = "soctrang-2023"
@@ -534,9 +534,7 @@ def run_demo(
         # One admin password per state dir, kept with the other secrets (mode 600).
         admin_file = stack.state_dir / "secrets" / "demo_admin"
         admin_pw = ensure_secret(stack.state_dir, "demo_admin", lambda: secrets.token_urlsafe(12))
-        made = run_cli(env, *admin_argv(admin_pw))
-        if made.returncode != 0:
-            raise RuntimeError(f"the demo's admin account was not made: {made.stderr[-500:]}")
+        run_step(env, "the demo's admin account", *admin_argv(admin_pw))
         urls = front_door(endpoints, admin_pw, admin_file)
         # The door is open before the voting starts: print it now, not minutes later.
         print(f"\nparindex: sẵn sàng / ready — mở / open {endpoints['open']}")
@@ -560,13 +558,16 @@ def run_demo(
                     flush=True,
                 )
             print(f"parindex demo: {minutes:g} minutes for 20/09–07/10/2023 (×{speed:,.0f})")
-            res = run_cli(env, "campaign", "load", str(shipped_campaign_path()))
+            res = run_step(env, "campaign load", "campaign", "load", str(shipped_campaign_path()))
             print("  campaign:", (res.stdout or res.stderr).strip().splitlines()[-1:])
             lists = stack.state_dir / "demo" / "danh-sach-khao-sat-2023.xlsx"
             lists.parent.mkdir(exist_ok=True)
             shipped = load_shipped()
             lists.write_bytes(workbook(shipped, seed))
-            res = run_cli(env, "respondents", "import", str(lists), "--campaign", CAMPAIGN)
+            res = run_step(
+                env, "respondents import", "respondents", "import", str(lists),
+                "--campaign", CAMPAIGN,
+            )  # fmt: skip
             print("  respondents:", " ".join(res.stdout.split())[:300] or res.stderr[-300:])
             ready = wait_for_stock(endpoints, len(people(shipped, seed)))
             print(f"  mật khẩu đã tạo sẵn / credentials hashed ahead: {ready}", flush=True)

@@ -110,11 +110,25 @@ def _credentials(mail_dir: Path, wanted: set[str]) -> dict[str, tuple[str, str]]
     return found
 
 
+class StepFailed(RuntimeError):
+    """A `parindex` command the demo cannot go on without answered with an error."""
+
+
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """`parindex <args>` against the stack `env` names; the caller reads its answer."""
     return subprocess.run(
         [sys.executable, "-m", "parindex.cli", *args], env=env, capture_output=True, text=True
     )
+
+
+def run_step(env: dict[str, str], what: str, *args: str) -> subprocess.CompletedProcess:
+    """run_cli for a step the rest depends on: StepFailed, with the command's own words, when it
+    fails, rather than a demo that goes on and prints figures of nothing."""
+    res = run_cli(env, *args)
+    if res.returncode != 0:
+        said = (res.stderr or res.stdout).strip()[-500:] or f"exit code {res.returncode}"
+        raise StepFailed(f"{what}: {said}")
+    return res
 
 
 def ensure_practice(
@@ -133,10 +147,14 @@ def ensure_practice(
             json.dumps(practice_definition(load_shipped()), ensure_ascii=False)
         )
         (folder / "thuc-hanh.xlsx").write_bytes(guest_workbook(camp))
-        run_cli(env, "campaign", "load", str(folder / "thuc-hanh.json"))
-        run_cli(
-            env, "respondents", "import", str(folder / "thuc-hanh.xlsx"), "--campaign", PRACTICE
-        )
+        try:
+            run_step(env, "campaign load", "campaign", "load", str(folder / "thuc-hanh.json"))
+            run_step(
+                env, "respondents import", "respondents", "import",
+                str(folder / "thuc-hanh.xlsx"), "--campaign", PRACTICE,
+            )  # fmt: skip
+        except StepFailed as exc:  # the demo's own results stand; say why there is no practice
+            return f"  thực hành / practice: không chuẩn bị được / could not be prepared: {exc}", 0
         wanted = {mail: form for _, mail, _, form in guests(camp)}
         deadline = time.monotonic() + wait_s
         found: dict[str, tuple[str, str]] = {}

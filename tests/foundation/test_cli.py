@@ -211,3 +211,35 @@ def test_the_demo_admin_s_password_reaches_the_command_whole(password: str) -> N
         password,
         True,
     )
+
+
+def test_a_failed_demo_step_stops_with_the_command_s_own_words(tmp_path: Path) -> None:
+    """The demo went on after a failed `campaign load` or `respondents import` and printed the
+    figures of a campaign that was never loaded; now the command's error ends it."""
+    from parindex.runtime.practice import StepFailed, run_step
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
+    with pytest.raises(StepFailed) as failed:  # no stack in this state dir
+        run_step(env, "campaign load", "campaign", "load", "c.yaml", "--state-dir", str(tmp_path))
+    said = str(failed.value)
+    assert said.startswith("campaign load: parindex: nothing runs in "), said
+    assert str(tmp_path) in said and "Traceback" not in said
+
+
+@pytest.mark.unit
+def test_the_demo_says_which_step_failed_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from parindex.runtime import demo
+    from parindex.runtime.practice import StepFailed
+
+    def failing(*args: object, **kwargs: object) -> int:
+        raise StepFailed("respondents import: parindex: unknown campaign demo-2023")
+
+    monkeypatch.setattr(demo, "run_demo", failing)
+    monkeypatch.setattr("parindex.runtime.supervise.install_stop_signals", lambda: None)
+    code = main(["up", "--demo", "--exit", "--state-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "respondents import: parindex: unknown campaign demo-2023" in err
+    assert "--fresh" in err and "Traceback" not in err
