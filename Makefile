@@ -17,8 +17,9 @@ up: $(VENV)/.installed
 
 demo: up
 
+# Two worker processes, whole files each, the longest first (tests/conftest.py: HEAVY_FIRST).
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The inner loop: only the tests that need no server (marker `unit`), in seconds.
 test-fast: $(VENV)/.installed

@@ -124,9 +124,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 SERVER_FIXTURES = {"nats_url", "pg_url"}
 
+# The longest files, longest first. `make test` runs the suite in two worker processes, each
+# taking whole files in collection order (pytest-xdist, --dist loadfile --no-loadscope-reorder):
+# these start at once rather than last, when one of them would end the run alone.
+HEAVY_FIRST = (
+    "tests/ops/test_demo.py",
+    "tests/faults/test_cluster_faults.py",
+    "tests/faults/test_faults.py",
+    "tests/security/test_bad_input.py",
+    "tests/faults/test_power_loss.py",
+    "tests/foundation/test_bus_lockdown.py",
+    "tests/security/test_access_matrix.py",
+    "tests/browser/test_ballot_phone.py",
+    "tests/deploy/test_compose.py",
+    "tests/identity/test_staff_pages.py",
+)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test marked `unit` must not reach for a server: the inner loop stays server-free."""
+    """Heaviest files first (a stable sort: the rest keep their order); a test marked `unit`
+    must not reach for a server, so the inner loop stays server-free."""
+    rank = {path: i for i, path in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
     for item in items:
         if item.get_closest_marker("unit") is None:
             continue
