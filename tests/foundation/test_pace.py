@@ -27,8 +27,9 @@ def test_stands_still_until_the_file_then_runs_at_its_speed(tmp_path: Path) -> N
     wall = write_pace(pace, START, 3600.0, wall=time.time() - 2)  # started 2 s ago, 1 h/s
     _fresh(clock)
     now = clock.now()
-    # the file keeps wall time to the millisecond: 3.6 s of campaign time at 3,600×
-    assert START + timedelta(hours=2) - timedelta(seconds=3.6) <= now < START + timedelta(hours=2.2)
+    # the file keeps wall time to the millisecond: 3.6 s of campaign time at 3,600×; above,
+    # a second of wall time for a busy machine (the suite runs in two processes)
+    assert START + timedelta(hours=2) - timedelta(seconds=3.6) <= now < START + timedelta(hours=3)
     # slowed down from here: continuous, and a later anchor never moves time backwards
     at = now + timedelta(minutes=1)
     write_pace(pace, at, 60.0, wall=wall + 2.5)
