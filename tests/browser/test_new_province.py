@@ -414,13 +414,16 @@ async def _journey(site: Site, clock: Clock, admin: Any, phone: Any, tmp: Path) 
     await eventually(frozen, timeout=60, interval=1.0)
     assert "Kết quả chưa công bố" in await admin.inner_text("main")
     digest = (await admin.inner_text("code.digest")).strip()
-    # The digest is 64 characters without a space: on a phone it wraps, the page stays narrow.
+    # The digest is 64 characters without a space: on a phone it wraps, the pages stay narrow.
     await admin.set_viewport_size(PHONE)
-    widths = await admin.evaluate(
-        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1], f"the frozen results page scrolls sideways on a phone: {widths}"
+    for path in ("dashboard", "report"):
+        await admin.goto(f"{site.scoring}/{path}?campaign={NEW}")
+        widths = await admin.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert widths[0] <= widths[1], f"/{path} scrolls sideways on a phone: {widths}"
     await admin.set_viewport_size({"width": 1366, "height": 768})
+    await admin.goto(f"{site.scoring}/dashboard?campaign={NEW}")
     async with admin.expect_navigation():
         await admin.click("form[action='/publish'] button")
 
