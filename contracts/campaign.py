@@ -124,6 +124,17 @@ class Form(Strict):
     def max_points(self) -> Decimal:
         return sum((c.max_points for c in self.criteria), Decimal(0))
 
+    def short_name(self, lang: str = "vi") -> str:
+        """The form as officials cite it in a table ("Phiếu số 01/CCHC23-ĐBHĐND(CT)"): its name
+        up to the first colon, or the whole name when it has no short head before one."""
+        name = self.name_en if lang == "en" and self.name_en else self.name
+        head, colon, _ = name.partition(":")
+        head = head.strip()
+        return head if colon and 0 < len(head) <= SHORT_NAME_MAX else name
+
+
+SHORT_NAME_MAX = 40  # a form's number with its series; longer heads are sentences
+
 
 class Quota(Strict):
     form_code: Ref

@@ -26,6 +26,8 @@ class FormFigures:
     form_code: str
     name: str
     name_en: str
+    short: str  # as a table cites it (Form.short_name)
+    short_en: str
     received: int
     quota: int | None
     shortfall: int  # ballots missing from this form's quota, never offset by another form
@@ -72,6 +74,8 @@ def unit_figures(camp: Campaign, unit: UnitResult) -> UnitFigures:
                 form_code=f.form_code,
                 name=form.name,
                 name_en=form.name_en or form.name,
+                short=form.short_name("vi"),
+                short_en=form.short_name("en"),
                 received=f.received,
                 quota=f.quota,
                 shortfall=max(0, (f.quota or 0) - f.received),

@@ -568,7 +568,8 @@ async def progress_page(
         unit = c.unit(row["unit_code"])
         form = c.form(row["form_code"])
         row["unit_label"] = _text(lang, unit.name, unit.name_en)
-        row["form_label"] = _text(lang, form.name, form.name_en)
+        row["form_label"] = form.short_name(lang)
+        row["form_title"] = _text(lang, form.name, form.name_en)
         row["width"] = f"{min(100.0, received * 100 / quota):.1f}" if quota else "0"
         row["short"] = bool(data["deadline_passed"] and quota and received < quota)
     return PAGES.render(

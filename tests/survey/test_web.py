@@ -303,6 +303,7 @@ async def test_progress_pages(survey: Survey, nc, campaign_id: str) -> None:
     assert "Huyện A" in r.text and "Huyện B" in r.text
     assert "1 / 3" in r.text and "33,3%" in r.text and 'style="width: 33.3%"' in r.text
     assert "0 / 2" in r.text and "0,0%" in r.text
+    assert '<td title="Phiếu 02">Phiếu 02</td>' in r.text  # the number; the title whole
     assert "Người chưa trả lời" not in r.text  # names are for focal points only
     r = await survey.client.get(f"/progress?campaign={campaign_id}&lang=en", headers=admin)
     assert "33.3%" in r.text and "Collection progress" in r.text
