@@ -122,6 +122,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.sections.append(("asyncio tasks at timeout", describe_tasks(call.excinfo.tb)))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test worker process (make test runs two) picks ports for its servers and stacks in a
+    share of its own, so two workers never choose the same port at the same moment; children
+    keep it (tests/child_env.py, docs/architecture.md, decision 50)."""
+    import os
+
+    from parindex.runtime.embedded import PORT_RANGE, port_range
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", … in a worker
+    if not worker.startswith("gw") or PORT_RANGE in os.environ:
+        return
+    first, last = port_range()
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    share = (last - first) // count
+    start = first + int(worker[2:]) * share
+    os.environ[PORT_RANGE] = f"{start}-{start + share}"
+
+
 SERVER_FIXTURES = {"nats_url", "pg_url"}
 
 # The longest files, longest first. `make test` runs the suite in two worker processes, each

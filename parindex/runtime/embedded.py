@@ -39,20 +39,39 @@ _handed: set[int] = set()
 _rng = random.SystemRandom()  # a test seeding `random` must not make two choices collide
 
 
+# "LOW-HIGH": the share of ports free_port picks from, when several programs pick ports on one
+# machine at once: tests/conftest.py gives each test worker process its own (decision 50).
+PORT_RANGE = "PARINDEX_PORT_RANGE"
+
+
+def port_range() -> tuple[int, int]:
+    """Where free_port picks: PARINDEX_PORT_RANGE when it names at least 100 ports above
+    1023, else from 10000 to the ephemeral range."""
+    low = _ephemeral_low()
+    try:
+        first, last = (int(p) for p in os.environ.get(PORT_RANGE, "").split("-", 1))
+    except ValueError:
+        return 10000, low
+    if 1024 <= first and first + 100 <= last <= 65536:
+        return first, last
+    return 10000, low
+
+
 def free_port() -> int:
     """A free port below the ephemeral range, never one this process handed out before.
 
     A port the kernel itself picked (bind to 0) may meanwhile be handed to any outgoing
     connection on the machine (a client connecting to NATS, say), and the child then fails
     with "address already in use". Below the ephemeral range only a program that asks for that
-    very port can take it.
+    very port can take it. Two programs choosing at once may still choose the same port before
+    either child binds it; PARINDEX_PORT_RANGE gives each its own share.
     """
-    low = _ephemeral_low()
-    if len(_handed) > (low - 10000) // 2:
+    first, last = port_range()
+    if len(_handed) > (last - first) // 2:
         _handed.clear()  # a very long-lived process: the oldest children have long gone
-    if low > 11000:
+    if last - first >= 100:
         for _ in range(200):
-            port = _rng.randrange(10000, low)
+            port = _rng.randrange(first, last)
             if port in _handed:
                 continue
             with socket.socket() as s:

@@ -26,6 +26,7 @@ import pytest_asyncio
 from openpyxl import Workbook
 
 from parindex.runtime.embedded import free_port
+from tests.child_env import child_env
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -201,7 +202,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     try:
         endpoints = stack.start(timeout=90)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
+        env = child_env()
         env.update(stack.envs["identity"])
         campaign_file = tmp / "campaign.yaml"
         campaign_file.write_text(campaign_yaml(now), encoding="utf-8")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -45,6 +44,7 @@ from tests.browser.conftest import (
 )
 from tests.browser.test_ballot_phone import check_form_page
 from tests.browser.test_workbook_pages import put
+from tests.child_env import child_env
 from tests.scoring.test_report import pdf_text
 from tests.waiting import eventually
 
@@ -142,7 +142,7 @@ def stack_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site,
     try:
         endpoints = stack.start(timeout=90)
         asyncio.run(_add_admin(endpoints["database_url"]))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
+        env = child_env()
         svc = endpoints["services"]
         yield (
             Site(

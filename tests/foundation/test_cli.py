@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from parindex.bus.connection import ensure_streams
 from parindex.bus.credentials import new_nats_password
 from parindex.cli import build_parser, leaf_parsers, main
 from parindex.runtime.embedded import NatsServer
+from tests.child_env import child_env
 
 # Every command that talks to a stack, with the arguments it needs besides --state-dir.
 STACK_COMMANDS = [
@@ -121,7 +121,7 @@ def test_a_stopped_stack_is_said_in_two_lines_and_exit_2(
 
 @pytest.mark.unit
 def test_the_installed_command_prints_no_traceback_and_debug_does(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
+    env = child_env()
     cmd = [sys.executable, "-m", "parindex.cli", "audit", "--campaign", "c1"]
     plain = subprocess.run(
         [*cmd, "--state-dir", str(tmp_path)], env=env, capture_output=True, text=True, timeout=60
@@ -218,7 +218,7 @@ def test_a_failed_demo_step_stops_with_the_command_s_own_words(tmp_path: Path) -
     figures of a campaign that was never loaded; now the command's error ends it."""
     from parindex.runtime.practice import StepFailed, run_step
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
+    env = child_env()
     with pytest.raises(StepFailed) as failed:  # no stack in this state dir
         run_step(env, "campaign load", "campaign", "load", "c.yaml", "--state-dir", str(tmp_path))
     said = str(failed.value)
@@ -243,3 +243,17 @@ def test_the_demo_says_which_step_failed_without_a_traceback(
     assert code == 1
     assert "respondents import: parindex: unknown campaign demo-2023" in err
     assert "--fresh" in err and "Traceback" not in err
+
+
+@pytest.mark.unit
+def test_free_port_keeps_to_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two test workers picked ports from the same range at once and could hand one port to
+    two children; each now has its own share, and a malformed one is ignored."""
+    from parindex.runtime.embedded import PORT_RANGE, free_port, port_range
+
+    monkeypatch.setenv(PORT_RANGE, "20000-20400")
+    assert port_range() == (20000, 20400)
+    assert all(20000 <= free_port() < 20400 for _ in range(50))
+    for bad in ("", "20000", "x-y", "20000-20050", "80-1000", "30000-20000", "60000-70000"):
+        monkeypatch.setenv(PORT_RANGE, bad)
+        assert port_range()[0] == 10000, bad

@@ -8,7 +8,6 @@ where every Caddyfile route must reach its service and nothing internal or spoof
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -32,6 +31,7 @@ from parindex.runtime.embedded import free_port
 from parindex.runtime.ports import PortTaken, choose_ports, read_ports
 from parindex.settings import Settings
 from parindex.web.edge import Edge
+from tests.child_env import child_env
 
 # ---------------------------------------------------------------- the table, no server
 
@@ -339,7 +339,7 @@ def test_a_spoofed_address_does_not_reach_the_service(stack) -> None:
     """Five failures from one client lock the account for it, whatever X-Forwarded-For says;
     another client (127.0.0.3) is still let in: the service sees the real address."""
     door = f"http://127.0.0.1:{stack.gateway_port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
+    env = child_env()
     env.update(stack.envs["identity"])
     add = subprocess.run(
         [sys.executable, "-m", "parindex.cli", "users", "add", "spoof-test", "--role", "admin",

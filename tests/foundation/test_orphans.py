@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.child_env import child_env
+
 SCRIPT = """
 import json, sys, time
 from pathlib import Path
@@ -103,7 +105,7 @@ def test_a_service_of_several_processes_leaves_none_behind_and_frees_its_port(
     from parindex.runtime.embedded import free_port
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")} | {
+    env = child_env() | {
         "PARINDEX_NATS_URL": nats_url,
         "PARINDEX_DATABASE_URL": pg_url,
         "PARINDEX_BALLOT_KEY": "orphan-test-key",

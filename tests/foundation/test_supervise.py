@@ -21,6 +21,7 @@ from sqlalchemy import exc as sa_exc
 
 from parindex.runtime.embedded import PostgresServer, free_port
 from parindex.web import database_down
+from tests.child_env import child_env
 
 
 def eventually(check, timeout: float) -> None:
@@ -38,7 +39,7 @@ def _up(state: Path) -> subprocess.Popen:
         + ["--port", str(free_port())],
         stdout=open(state.parent / "up.out", "ab"),  # noqa: SIM115
         stderr=open(state.parent / "up.err", "ab"),  # noqa: SIM115 - a pipe nobody reads fills up
-        env={k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")},
+        env=child_env(),
     )
 
 
@@ -218,7 +219,7 @@ def test_sigterm_during_the_demo_leaves_no_child(tmp_path: Path) -> None:
         + ["--minutes", "0.5", "--exit"],
         stdout=open(out, "ab"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")},
+        env=child_env(),
     )
     seen: set[int] = set()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 
 from contracts import subjects
 from parindex.runtime.embedded import free_port
+from tests.child_env import child_env
 
 
 def _wait_for_file(path: Path, proc: subprocess.Popen, timeout: float) -> None:
@@ -108,7 +108,7 @@ def _check_only_survey_has_the_ballot_key(state: Path) -> None:
 
 def test_up_starts_everything_and_every_service_is_ready(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")}
+    env = child_env()
     cmd = [sys.executable, "-m", "parindex.cli", "up", "--state-dir", str(state)]
     # The first run on a free port (never a fixed one another run may hold); later runs reuse it.
     first = [*cmd, "--port", str(free_port())]

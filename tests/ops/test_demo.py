@@ -9,7 +9,6 @@ on the same state says it resumes (and that `--fresh` starts over); `--fresh` do
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from parindex.runtime.embedded import free_port
+from tests.child_env import child_env
 
 FORMS = {"01", "02", "03", "04", "05", "06"}
 
@@ -29,7 +29,7 @@ def _start(state: Path, out: Path, *extra: str) -> subprocess.Popen:
         + ["--minutes", "1", "--exit", "--port", str(free_port()), *extra],
         stdout=open(out, "ab"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PARINDEX_")},
+        env=child_env(),
     )
 
 
